@@ -1,0 +1,46 @@
+"""The ``dalle`` command. Each sub-command lives in its own module with ``register(subparsers)``.
+
+The CLI only parses arguments and calls library functions; it is the only layer that prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from dalle import __version__
+from dalle.cli import data_cmd, eval_cmd, tokenizer_cmd
+
+COMMAND_GROUPS = (data_cmd, eval_cmd, tokenizer_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dalle",
+        description="Train, sample and evaluate DALL·E-family text-to-image models.",
+    )
+    parser.add_argument("--version", action="version", version=f"dalle {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for group in COMMAND_GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"dalle: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dalle: interrupted", file=sys.stderr)
+        return 130

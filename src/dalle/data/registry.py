@@ -1,0 +1,101 @@
+"""Open any supported dataset from one spec string, detecting its format from the path."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from dalle.data.celeba import CelebADataset
+from dalle.data.folders import CaptionFolderDataset, MetadataFolderDataset
+from dalle.data.shards import WebDatasetShards
+from dalle.data.transforms import TransformConfig
+
+logger = logging.getLogger(__name__)
+
+ACCEPTED_FORMS = """accepted dataset specs:
+  shapes | shapes:train | shapes:test     the procedural shapes world
+  DIR with metadata.jsonl                 Hugging Face imagefolder (file_name, text)
+  DIR with img_align_celeba/ and list_attr_celeba.txt    CelebA
+  FILE.tar | 'shard-{000000..000009}.tar' | DIR of *.tar  WebDataset shards
+  DIR of images with same-named .txt captions            caption folder"""
+
+
+def _is_shard_pattern(spec: str) -> bool:
+    return (
+        ("{" in spec and ".." in spec and "}" in spec) or "://" in spec or spec.startswith("pipe:")
+    )
+
+
+def _detect(path: Path) -> str:
+    if (path / "metadata.jsonl").is_file():
+        return "metadata"
+    if (path / "img_align_celeba").is_dir() and (path / "list_attr_celeba.txt").is_file():
+        return "celeba"
+    if any(path.glob("*.tar")):
+        return "webdataset"
+    return "caption_folder"
+
+
+def _open_shapes(spec: str, image_size: int, split: str, seed: int) -> Any:
+    _, _, spec_split = spec.partition(":")
+    if spec_split and spec_split not in ("train", "test"):
+        raise ValueError(f"unknown shapes split {spec_split!r}\n{ACCEPTED_FORMS}")
+    from dalle.shapes.dataset import ShapesStream  # heavy and optional: only when asked for
+
+    return ShapesStream(split=spec_split or split, seed=seed, image_size=image_size)
+
+
+def open_dataset(
+    spec: str,
+    *,
+    image_size: int,
+    split: str = "train",
+    seed: int = 0,
+    transform: TransformConfig | None = None,
+) -> Any:
+    """The dataset named by ``spec`` (see ``ACCEPTED_FORMS``), yielding ``(image, caption)``.
+
+    ``transform`` defaults to a centre crop at ``image_size``; if given, its ``image_size`` must
+    match. ``split`` selects CelebA's official partition and the shapes split (``shapes:test``
+    overrides it); the folder and shard formats have no splits: point at another path instead.
+    """
+    if transform is None:
+        transform = TransformConfig(image_size=image_size)
+    elif transform.image_size != image_size:
+        raise ValueError(
+            f"transform.image_size ({transform.image_size}) != image_size ({image_size})"
+        )
+    if spec == "shapes" or spec.startswith("shapes:"):
+        return _open_shapes(spec, image_size, split, seed)
+    if _is_shard_pattern(spec) or spec.endswith(".tar"):
+        if not _is_shard_pattern(spec) and not os.path.isfile(spec):
+            raise FileNotFoundError(f"shard not found: {spec}\n{ACCEPTED_FORMS}")
+        return _no_split(WebDatasetShards(spec, transform, seed=seed), split)
+    path = Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(f"dataset not found: {spec!r}\n{ACCEPTED_FORMS}")
+    if not path.is_dir():
+        raise ValueError(
+            f"not a dataset: {spec!r} is a file but not a .tar shard\n{ACCEPTED_FORMS}"
+        )
+    kind = _detect(path)
+    logger.info("opening %s as %s", spec, kind)
+    if kind == "metadata":
+        return _no_split(MetadataFolderDataset(path, transform, seed=seed), split)
+    if kind == "celeba":
+        return CelebADataset(path, transform, split=split, seed=seed)
+    if kind == "webdataset":
+        return _no_split(WebDatasetShards(path, transform, seed=seed), split)
+    return _no_split(CaptionFolderDataset(path, transform, seed=seed), split)
+
+
+def _no_split(dataset: Any, split: str) -> Any:
+    if split != "train":
+        logger.warning(
+            "%s has no %r split: using all of it (point at a separate path for held-out data)",
+            type(dataset).__name__,
+            split,
+        )
+    return dataset

@@ -1,0 +1,127 @@
+"""Scoring a folder of generated images, ``{prompt:04d}_{image:02d}.png``, against its prompts."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from dalle.eval.shapes_scorer import ATTRIBUTES, score_image
+from dalle.shapes.captions import parse_caption
+from dalle.utils.io import atomic_path
+
+IMAGE_NAME = re.compile(r"^(\d{4,})_(\d{2,})\.png$")
+
+
+@dataclass(frozen=True)
+class ScoredImage:
+    path: Path
+    prompt_index: int
+    prompt: str
+    held_out: bool
+    correct: bool
+    errors: frozenset[str]
+
+
+@dataclass
+class ShapesReport:
+    images: list[ScoredImage] = field(default_factory=list)
+
+    def _accuracy(self, held_out: bool) -> float | None:
+        group = [s.correct for s in self.images if s.held_out == held_out]
+        return sum(group) / len(group) if group else None
+
+    @property
+    def seen_accuracy(self) -> float | None:
+        return self._accuracy(held_out=False)
+
+    @property
+    def held_out_accuracy(self) -> float | None:
+        return self._accuracy(held_out=True)
+
+    @property
+    def error_counts(self) -> dict[str, int]:
+        counts = Counter(e for s in self.images for e in s.errors)
+        return {a: counts.get(a, 0) for a in ATTRIBUTES}
+
+    @property
+    def failures(self) -> list[ScoredImage]:
+        return [s for s in self.images if not s.correct]
+
+    def to_dict(self) -> dict:
+        seen = [s for s in self.images if not s.held_out]
+        return {
+            "images": len(self.images),
+            "seen": {"images": len(seen), "accuracy": self.seen_accuracy},
+            "held_out": {
+                "images": len(self.images) - len(seen),
+                "accuracy": self.held_out_accuracy,
+            },
+            "errors": self.error_counts,
+        }
+
+
+def read_prompts(path: str | os.PathLike) -> list[str]:
+    """One prompt per line; blank lines are kept out, so line N is prompt N - 1."""
+    with open(path, encoding="utf-8") as f:
+        lines = [line.strip() for line in f]
+    while lines and not lines[-1]:
+        lines.pop()
+    if any(not line for line in lines):
+        raise ValueError(f"{path}: blank prompt lines would shift the prompt numbering")
+    return lines
+
+
+def score_folder(folder: str | os.PathLike, prompts: list[str]) -> ShapesReport:
+    """Score every ``{prompt:04d}_{image:02d}.png`` in ``folder`` against ``prompts[prompt]``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such folder: {folder}")
+    parsed = [parse_caption(p) for p in prompts]  # an unreadable prompt is an error up front
+    report = ShapesReport()
+    for path in sorted(folder.iterdir()):
+        m = IMAGE_NAME.match(path.name)
+        if m is None:
+            continue
+        index = int(m[1])
+        if index >= len(prompts):
+            raise ValueError(f"{path.name}: prompt {index} but the prompts file has {len(prompts)}")
+        with Image.open(path) as im:
+            image = np.asarray(im.convert("RGB"))
+        result = score_image(image, parsed[index])
+        report.images.append(
+            ScoredImage(
+                path, index, prompts[index], parsed[index].held_out, result.correct, result.errors
+            )
+        )
+    if not report.images:
+        raise ValueError(f"{folder} holds no images named like 0000_00.png")
+    return report
+
+
+def failure_grid(
+    failures: list[ScoredImage], out: str | os.PathLike, columns: int = 4, scale: int = 3
+) -> Path:
+    """A PNG grid of failed images, each with its prompt and what was wrong written beneath."""
+    out = Path(out)
+    cell_w, text_h = 64 * scale, 36
+    rows = max(1, -(-len(failures) // columns))
+    grid = Image.new("RGB", (columns * cell_w, rows * (cell_w + text_h)), (255, 255, 255))
+    draw = ImageDraw.Draw(grid)
+    for i, item in enumerate(failures):
+        x, y = (i % columns) * cell_w, (i // columns) * (cell_w + text_h)
+        with Image.open(item.path) as im:
+            tile = im.convert("RGB").resize((cell_w, cell_w), Image.Resampling.NEAREST)
+        grid.paste(tile, (x, y))
+        words = item.prompt.split()
+        half = (len(words) + 1) // 2
+        label = f"{' '.join(words[:half])}\n{' '.join(words[half:])}\nwrong: {', '.join(sorted(item.errors))}"
+        draw.multiline_text((x + 2, y + cell_w + 1), label, fill=(0, 0, 0), spacing=1)
+    with atomic_path(out) as tmp:
+        grid.save(tmp, format="PNG")
+    return out

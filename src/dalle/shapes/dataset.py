@@ -1,0 +1,122 @@
+"""The shapes world as data: single examples, a streaming training set, and a folder export."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import IterableDataset, get_worker_info
+from tqdm.auto import tqdm
+
+from dalle.shapes.captions import sample_caption
+from dalle.shapes.render import render_scene
+from dalle.shapes.sampling import HashRandom, sample_scene
+from dalle.shapes.spec import CANVAS, Scene
+from dalle.utils.io import atomic_path, atomic_write_text
+
+
+@dataclass(frozen=True)
+class ShapesExample:
+    scene: Scene
+    image: np.ndarray  # (64, 64, 3) uint8
+    text: str  # the training caption, possibly a paraphrase
+    canonical: str  # its canonical form
+
+
+def shapes_example(split: str, index: int, seed: int = 0) -> ShapesExample:
+    """Example ``index`` of ``split``: a pure function of its arguments."""
+    scene = sample_scene(split, index, seed)
+    text, canonical = sample_caption(scene, HashRandom("shapes-v1-caption", split, seed, index))
+    return ShapesExample(scene, render_scene(scene), text, canonical)
+
+
+def _shard_indices(start: int, stop: int | None, shard: int, num_shards: int) -> Iterator[int]:
+    index = start + shard
+    while stop is None or index < stop:
+        yield index
+        index += num_shards
+
+
+def _process_rank() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+class ShapesStream(IterableDataset):
+    """Renders the shapes world on the fly, yielding ``(image (3, H, W) float in [0, 1], caption)``.
+
+    Indices ``start, start + 1, ...`` (up to ``length`` of them, or forever) are split across
+    processes and then across data-loader workers, so each index is drawn exactly once.
+    """
+
+    def __init__(
+        self,
+        split: str = "train",
+        seed: int = 0,
+        image_size: int = CANVAS,
+        start: int = 0,
+        length: int | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        sample_scene(split, 0, seed)  # validates the split name early
+        self.split, self.seed, self.image_size = split, seed, image_size
+        self.start, self.length = start, length
+        self.rank, self.world_size = rank, world_size
+
+    def _indices(self) -> Iterator[int]:
+        rank, world = _process_rank() if self.rank is None else (self.rank, self.world_size or 1)
+        worker = get_worker_info()
+        wid, nworkers = (worker.id, worker.num_workers) if worker else (0, 1)
+        stop = None if self.length is None else self.start + self.length
+        return _shard_indices(self.start, stop, rank * nworkers + wid, world * nworkers)
+
+    def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
+        if self.image_size != CANVAS:
+            size = (self.image_size, self.image_size)
+            image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
+        return torch.from_numpy(image.copy()).permute(2, 0, 1).float().div_(255)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, str]]:
+        for index in self._indices():
+            example = shapes_example(self.split, index, self.seed)
+            yield self._to_tensor(example.image), example.text
+
+    def captions(self) -> Iterator[str]:
+        """Training captions without rendering (infinite unless ``length`` is set)."""
+        for index in self._indices():
+            scene = sample_scene(self.split, index, self.seed)
+            rng = HashRandom("shapes-v1-caption", self.split, self.seed, index)
+            yield sample_caption(scene, rng)[0]
+
+
+def export_shapes(
+    out_dir: str | os.PathLike, split: str, n: int, seed: int = 0, progress: bool = False
+) -> Path:
+    """Write ``n`` examples as PNGs plus ``metadata.jsonl`` (the Hugging Face imagefolder layout).
+
+    Each metadata line has ``file_name``, ``text`` (the training caption) and ``canonical``.
+    Returns the path of ``metadata.jsonl``, which is written last so a finished export is complete.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    digits = max(5, len(str(max(n - 1, 0))))
+    lines = []
+    for index in tqdm(range(n), desc=f"shapes {split}", unit="img", disable=not progress):
+        example = shapes_example(split, index, seed)
+        name = f"{index:0{digits}d}.png"
+        with atomic_path(out / name) as tmp:
+            Image.fromarray(example.image).save(tmp, format="PNG")
+        record = {"file_name": name, "text": example.text, "canonical": example.canonical}
+        lines.append(json.dumps(record) + "\n")
+    meta = out / "metadata.jsonl"
+    atomic_write_text(meta, "".join(lines))
+    return meta

@@ -1,0 +1,65 @@
+import json
+
+import numpy as np
+from PIL import Image
+
+from dalle.cli import main
+from dalle.eval.shapes_report import score_folder
+from dalle.shapes.dataset import shapes_example
+from dalle.shapes.spec import HELD_OUT_PAIRS
+
+
+def test_data_shapes_writes_imagefolder_layout(tmp_path, capsys):
+    out = tmp_path / "test"
+    assert main(["data", "shapes", "--split", "test", "--n", "12", "--seed", "3", "--out", str(out)]) == 0
+    assert "wrote 12 images" in capsys.readouterr().out
+    lines = (out / "metadata.jsonl").read_text().splitlines()
+    assert len(lines) == 12
+    for index, line in enumerate(lines):
+        record = json.loads(line)
+        assert set(record) == {"file_name", "text", "canonical"}
+        example = shapes_example("test", index, seed=3)
+        assert record["text"] == example.text and record["canonical"] == example.canonical
+        pixels = np.asarray(Image.open(out / record["file_name"]))
+        assert (pixels == example.image).all()
+    assert not list(out.glob(".*.tmp"))  # no temporary files left behind
+
+
+def write_generated(folder, prompts_and_images):
+    folder.mkdir()
+    for p, images in enumerate(prompts_and_images):
+        for i, image in enumerate(images):
+            Image.fromarray(image).save(folder / f"{p:04d}_{i:02d}.png")
+
+
+def test_eval_shapes_reports_accuracy_errors_and_failure_grid(tmp_path, capsys):
+    good = [shapes_example("test", i, 0) for i in range(40)]
+    held = next(e for e in good if any((o.colour, o.shape) in HELD_OUT_PAIRS for o in e.scene.objects))
+    seen = [e for e in good if e is not held][:2]
+    prompts = [seen[0].canonical, seen[1].canonical, held.canonical]
+    blank = np.zeros((64, 64, 3), np.uint8)
+    # prompt 0: 2 right; prompt 1: 1 right + 1 blank; prompt 2 (held-out): 1 right + prompt 0's image
+    write_generated(
+        tmp_path / "gen",
+        [[seen[0].image, seen[0].image], [seen[1].image, blank], [held.image, seen[0].image]],
+    )
+    (tmp_path / "prompts.txt").write_text("\n".join(prompts) + "\n")
+
+    report = score_folder(tmp_path / "gen", prompts)
+    assert report.seen_accuracy == 3 / 4 and report.held_out_accuracy == 1 / 2
+    assert report.error_counts["count"] >= 1 and len(report.failures) == 2
+
+    code = main(["eval", "shapes", str(tmp_path / "gen"), "--prompts", str(tmp_path / "prompts.txt"), "--json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["seen"] == {"images": 4, "accuracy": 0.75}
+    assert summary["held_out"] == {"images": 2, "accuracy": 0.5}
+    grid = Image.open(summary["failure_grid"])
+    assert grid.size[0] > 0 and summary["failure_grid"].endswith("failures.png")
+
+
+def test_eval_shapes_bad_prompt_file_is_a_clear_error(tmp_path, capsys):
+    write_generated(tmp_path / "gen", [[np.zeros((64, 64, 3), np.uint8)]])
+    (tmp_path / "prompts.txt").write_text("a purple banana\n")
+    assert main(["eval", "shapes", str(tmp_path / "gen"), "--prompts", str(tmp_path / "prompts.txt")]) == 2
+    assert "cannot read the object" in capsys.readouterr().err

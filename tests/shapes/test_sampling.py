@@ -1,0 +1,114 @@
+import hashlib
+
+import pytest
+
+from dalle.eval.shapes_scorer import score_image
+from dalle.shapes.captions import parse_caption, sample_caption
+from dalle.shapes.dataset import shapes_example
+from dalle.shapes.render import render_scene
+from dalle.shapes.sampling import HashRandom, sample_scene, satisfies_relation
+from dalle.shapes.spec import BORDER, CANVAS, HELD_OUT_PAIRS
+
+
+def pairs(scene):
+    return {(o.colour, o.shape) for o in scene.objects}
+
+
+def test_hash_random_is_a_pure_function_of_its_key():
+    a, b, c = HashRandom("k", 1), HashRandom("k", 1), HashRandom("k", 2)
+    xs = [a.randint(0, 1000) for _ in range(20)]
+    assert xs == [b.randint(0, 1000) for _ in range(20)]
+    assert xs != [c.randint(0, 1000) for _ in range(20)]
+    assert all(0 <= x <= 1000 for x in xs)
+    assert all(0.0 <= a.random() < 1.0 for _ in range(100))
+
+
+def test_same_split_index_seed_same_bytes_pinned():
+    # Pinned digests: the spec requires the same bytes on any machine, today and later.
+    digest = hashlib.sha256()
+    for split in ("train", "test"):
+        for index in range(20):
+            ex = shapes_example(split, index, seed=0)
+            digest.update(ex.image.tobytes() + ex.text.encode() + ex.canonical.encode())
+    assert digest.hexdigest() == PINNED_DIGEST
+
+
+PINNED_DIGEST = "4c25faa432ba5241984248087c0dad406e6836e3841fd6cc5aab04524126db66"
+
+
+def test_seed_and_split_change_the_data():
+    a = shapes_example("train", 3, seed=0)
+    assert shapes_example("train", 3, seed=1).image.tobytes() != a.image.tobytes()
+    assert shapes_example("test", 3, seed=0).image.tobytes() != a.image.tobytes()
+
+
+def test_held_out_pairs_never_in_train_and_all_in_test():
+    for index in range(3000):
+        assert not pairs(sample_scene("train", index, 0)) & HELD_OUT_PAIRS, index
+    seen_in_test = set()
+    for index in range(600):
+        seen_in_test |= pairs(sample_scene("test", index, 0)) & HELD_OUT_PAIRS
+    assert seen_in_test == HELD_OUT_PAIRS
+
+
+def test_every_colour_and_shape_still_in_train():
+    found = set()
+    for index in range(500):
+        found |= pairs(sample_scene("train", index, 0))
+    assert {c for c, _ in found} == {"red", "orange", "yellow", "green", "cyan", "blue", "purple", "white"}
+    assert {s for _, s in found} == {"circle", "square", "triangle", "cross"}
+    assert len(found) == 28
+
+
+def test_scenes_obey_the_geometry_rules():
+    counts = {1: 0, 2: 0}
+    for index in range(1000):
+        scene = sample_scene("test", index, 5)
+        counts[len(scene.objects)] += 1
+        for o in scene.objects:
+            assert o.x0 >= BORDER and o.y0 >= BORDER
+            assert o.x0 + o.size_px <= CANVAS - BORDER and o.y0 + o.size_px <= CANVAS - BORDER
+            lo, hi = (10, 14) if o.size == "small" else (20, 26)
+            assert lo <= o.size_px <= hi
+        if scene.relation:
+            assert satisfies_relation(*scene.objects, scene.relation)
+            # objects never touch: the rendered image has exactly the two shapes' pixels
+            img = render_scene(scene)
+            assert (img.max(axis=2) > 0).sum() == sum(
+                (render_scene(type(scene)((o,))).max(axis=2) > 0).sum() for o in scene.objects
+            )
+    assert 400 < counts[1] < 600
+
+
+def test_relation_rule_hand_cases():
+    from dalle.shapes.spec import ShapeObject
+
+    a = ShapeObject("red", "square", "small", x0=2, y0=20, size_px=10)  # centre (6.5, 24.5)
+    b = ShapeObject("blue", "square", "small", x0=16, y0=24, size_px=10)  # centre (20.5, 28.5)
+    assert satisfies_relation(a, b, "to the left of")  # dx 14, dy 4 <= 7, gap 4
+    assert satisfies_relation(b, a, "to the right of")
+    assert not satisfies_relation(a, b, "to the right of")
+    assert not satisfies_relation(a, b, "above")
+    c = ShapeObject("blue", "square", "small", x0=16, y0=28, size_px=10)  # dy 8 > 7
+    assert not satisfies_relation(a, c, "to the left of")
+    d = ShapeObject("blue", "square", "small", x0=14, y0=20, size_px=10)  # gap 2 < 3 and dx 12
+    assert not satisfies_relation(a, d, "to the left of")
+
+
+def test_captions_canonical_in_the_mix_and_paraphrases_mean_the_same():
+    canonical_count = 0
+    for index in range(400):
+        scene = sample_scene("train", index, 0)
+        text, canonical = sample_caption(scene, HashRandom("t", index))
+        canonical_count += text == canonical
+        wanted = parse_caption(canonical)
+        assert parse_caption(text) == wanted
+        if index < 150:  # the scene, scored against either caption, is correct
+            image = render_scene(scene)
+            assert score_image(image, text).correct and score_image(image, canonical).correct
+    assert 150 < canonical_count < 250
+
+
+def test_unknown_split_is_an_error():
+    with pytest.raises(ValueError, match="unknown shapes split 'val'"):
+        sample_scene("val", 0)

@@ -1,0 +1,77 @@
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from dalle.config import Config, ConfigError
+
+
+@dataclass(frozen=True)
+class Inner(Config):
+    rate: float = 0.1
+    name: str = "x"
+
+
+@dataclass(frozen=True)
+class Outer(Config):
+    dim: int = 8
+    mults: tuple[int, ...] = (1, 2)
+    mode: Literal["row", "column"] = "row"
+    dropout: float | None = None
+    flag: bool = False
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_json_round_trip_and_save_load(tmp_path):
+    cfg = Outer(dim=16, mults=(1, 2, 4), mode="column", dropout=0.5, flag=True, inner=Inner(2, "y"))
+    assert Outer.from_json(cfg.to_json()) == cfg
+    cfg.save(tmp_path / "config.json")
+    assert Outer.load(tmp_path / "config.json") == cfg
+    assert Outer.from_dict({"dim": 3}).inner == Inner()
+
+
+def test_ints_are_accepted_for_floats_but_not_the_reverse():
+    assert Outer.from_dict({"inner": {"rate": 1}}).inner.rate == 1.0
+    with pytest.raises(ConfigError, match="dim: expected an integer"):
+        Outer.from_dict({"dim": 1.5})
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"dimm": 3}, "unknown key.*dimm"),
+        ({"inner": {"rat": 1.0}}, "unknown key.*inner.rat"),
+        ({"dim": "8"}, "dim: expected an integer"),
+        ({"flag": 1}, "flag: expected true/false"),
+        ({"mode": "diagonal"}, "mode: 'diagonal' is not one of"),
+        ({"mults": [1, "2"]}, r"mults\[1\]: expected an integer"),
+        ({"inner": {"name": 3}}, "inner.name: expected a string"),
+        ({"dropout": "high"}, "dropout"),
+    ],
+)
+def test_errors_name_the_key(data, message):
+    with pytest.raises(ConfigError, match=message):
+        Outer.from_dict(data)
+
+
+def test_bad_file_names_the_path(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text('{"dim": true}')
+    with pytest.raises(ConfigError, match="c.json: dim: expected an integer"):
+        Outer.load(path)
+
+
+def test_presets_and_replace():
+    tiny = Outer.register_preset("tiny", Outer(dim=2))
+    assert Outer.from_preset("tiny") is tiny
+    assert tiny.replace(dim=4).dim == 4
+    with pytest.raises(ConfigError, match="no Outer preset named 'huge' .*tiny"):
+        Outer.from_preset("huge")
+    with pytest.raises(ConfigError, match="unknown key"):
+        tiny.replace(width=3)
+    assert Inner.presets == {}  # each config class has its own presets
+
+
+def test_frozen():
+    with pytest.raises(AttributeError):
+        Outer().dim = 3
