@@ -59,6 +59,7 @@ JUDGEMENT CALLS (where the spec is loose)
  J12 Default caption key: if --caption-key is not given, the first present of "canonical",
      "caption", "text", "prompt" is used per row; if given, that key is required.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -99,8 +100,13 @@ SUPERSAMPLE = 8
 
 # ----------------------------------------------------------------------------- captions
 
-_OBJ = (r"(?:a|an)\s+(?:(?P<size{i}>small|large)\s+)?(?P<colour{i}>" + "|".join(PAL_NAMES)
-        + r")\s+(?P<shape{i}>" + "|".join(SHAPES) + r")")
+_OBJ = (
+    r"(?:a|an)\s+(?:(?P<size{i}>small|large)\s+)?(?P<colour{i}>"
+    + "|".join(PAL_NAMES)
+    + r")\s+(?P<shape{i}>"
+    + "|".join(SHAPES)
+    + r")"
+)
 _REL = r"(?P<rel>" + "|".join(re.escape(r) for r in RELATIONS) + r")"
 _ONE_RE = re.compile(r"^" + _OBJ.format(i=1) + r"$")
 _TWO_RE = re.compile(r"^" + _OBJ.format(i=1) + r"\s+" + _REL + r"\s+" + _OBJ.format(i=2) + r"$")
@@ -125,10 +131,11 @@ def is_held_out(text: str, parsed=None) -> bool:
     if parsed is not None:
         return any((c, s) in HELD_OUT for c, s, _ in parsed["objects"])
     t = str(text).lower()
-    return any(re.search(r"\b%s\s+(?:(?:small|large)\s+)?%s\b" % (c, s), t) for c, s in HELD_OUT)
+    return any(re.search(rf"\b{c}\s+(?:(?:small|large)\s+)?{s}\b", t) for c, s in HELD_OUT)
 
 
 # ----------------------------------------------------------------------------- components
+
 
 def connected_components(mask: np.ndarray):
     """8-connected components of a boolean mask via BFS. Returns list of (ys, xs) arrays."""
@@ -200,6 +207,7 @@ def soft_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 # ----------------------------------------------------------------------------- analysis
 
+
 def analyse_image(img: np.ndarray):
     """img: (64, 64, 3) uint8. Returns list of object dicts (reading order of first pixel)."""
     rgb = img.astype(np.float64)
@@ -219,18 +227,20 @@ def analyse_image(img: np.ndarray):
         region[ys - y0, xs - x0] = np.minimum(1.0, b / peak)
         ious = {s: soft_iou(region, template(s, w, h)) for s in SHAPES}
         shape = max(SHAPES, key=lambda s: ious[s])  # max() keeps first on ties
-        objects.append({
-            "colour": PAL_NAMES[ci],
-            "colour_dist": float(dists[ci]),
-            "colour_ok": bool(dists[ci] < MAX_COLOUR_DIST),
-            "median": [float(v) for v in median],
-            "shape": shape,
-            "ious": ious,
-            "size": "small" if max(w, h) < SMALL_MAX_SIDE else "large",
-            "bbox": (x0, y0, x1, y1),
-            "centre": ((x0 + x1) / 2.0, (y0 + y1) / 2.0),
-            "n_pixels": int(len(ys)),
-        })
+        objects.append(
+            {
+                "colour": PAL_NAMES[ci],
+                "colour_dist": float(dists[ci]),
+                "colour_ok": bool(dists[ci] < MAX_COLOUR_DIST),
+                "median": [float(v) for v in median],
+                "shape": shape,
+                "ious": ious,
+                "size": "small" if max(w, h) < SMALL_MAX_SIDE else "large",
+                "bbox": (x0, y0, x1, y1),
+                "centre": ((x0 + x1) / 2.0, (y0 + y1) / 2.0),
+                "n_pixels": int(len(ys)),
+            }
+        )
     return objects
 
 
@@ -269,12 +279,15 @@ def score(img: np.ndarray, caption: str):
     objs = analyse_image(img)
     want = parsed["objects"]
     if len(objs) != len(want):
-        return False, f"object count {len(objs)} != {len(want)} (found: " + \
-            ", ".join(_obj_str(o) for o in objs) + ")"
+        return False, f"object count {len(objs)} != {len(want)} (found: " + ", ".join(
+            _obj_str(o) for o in objs
+        ) + ")"
     for o in objs:
         if not o["colour_ok"]:
-            return False, (f"colour too far from palette (median {[round(v) for v in o['median']]}, "
-                           f"nearest {o['colour']} at {o['colour_dist']:.1f})")
+            return False, (
+                f"colour too far from palette (median {[round(v) for v in o['median']]}, "
+                f"nearest {o['colour']} at {o['colour_dist']:.1f})"
+            )
     if len(want) == 1:
         bad = _mismatch(want[0], objs[0])
         return (not bad), ("ok" if not bad else "; ".join(bad))
@@ -298,6 +311,7 @@ def load_image(path: str):
 
 
 # ----------------------------------------------------------------------------- evaluation
+
 
 def _caption_from_row(row: dict, key):
     if key is not None:
@@ -330,7 +344,9 @@ def evaluate_dir(d: str, caption_key=None):
             results.append((fn, cap, held, False, f"cannot load image: {e}"))
             continue
         if img.shape[:2] != (CANVAS, CANVAS):
-            results.append((fn, cap, held, False, f"image size {img.shape[1]}x{img.shape[0]} != 64x64"))
+            results.append(
+                (fn, cap, held, False, f"image size {img.shape[1]}x{img.shape[0]} != 64x64")
+            )
             continue
         ok, reason = score(img, cap)
         results.append((fn, cap, held, ok, reason))
@@ -347,8 +363,11 @@ def evaluate_dir(d: str, caption_key=None):
         "held_out": acc(held),
         "n_seen": len(seen),
         "n_held_out": len(held),
-        "failures": [{"file": r[0], "caption": r[1], "held_out": r[2], "reason": r[4]}
-                     for r in results if not r[3]],
+        "failures": [
+            {"file": r[0], "caption": r[1], "held_out": r[2], "reason": r[4]}
+            for r in results
+            if not r[3]
+        ],
     }
 
 
@@ -369,6 +388,7 @@ def print_report(rep: dict):
 
 
 # ----------------------------------------------------------------------------- self-test
+
 
 def _render(objs, aa: bool):
     """Test renderer written from the spec's pixel-index definitions (independent of template()).
@@ -420,11 +440,20 @@ def selftest() -> int:
             print("SELFTEST FAIL:", msg)
 
     # parser
-    check(parse_caption("a red circle") == {"objects": [("red", "circle", None)], "relation": None}, "parse 1")
+    check(
+        parse_caption("a red circle") == {"objects": [("red", "circle", None)], "relation": None},
+        "parse 1",
+    )
     check(parse_caption("an orange cross")["objects"] == [("orange", "cross", None)], "parse 2")
     p = parse_caption("a small green cross to the left of a large white triangle")
-    check(p == {"objects": [("green", "cross", "small"), ("white", "triangle", "large")],
-                "relation": "to the left of"}, "parse 3")
+    check(
+        p
+        == {
+            "objects": [("green", "cross", "small"), ("white", "triangle", "large")],
+            "relation": "to the left of",
+        },
+        "parse 3",
+    )
     check(parse_caption("a red blob") is None, "parse 4")
     check(is_held_out("a yellow circle", parse_caption("a yellow circle")), "held-out 1")
     check(not is_held_out("a yellow square", parse_caption("a yellow square")), "held-out 2")
@@ -477,22 +506,30 @@ def selftest() -> int:
             ok, why = score(img, cap)
             check(ok, f"aa={aa} {cap}: {why}")
             # objects listed in the other order with the inverse relation
-            inv = {"to the left of": "to the right of", "to the right of": "to the left of",
-                   "above": "below", "below": "above"}[rel]
+            inv = {
+                "to the left of": "to the right of",
+                "to the right of": "to the left of",
+                "above": "below",
+                "below": "above",
+            }[rel]
             ok, why = score(img, f"a {cb} {sb} {inv} a {ca} {sa}")
             check(ok, f"aa={aa} swapped {cap}: {why}")
             for wrong in RELATIONS:
                 # identical objects: the inverse relation also matches via the swapped
                 # assignment (J8), so only the two other-axis relations must fail
                 if wrong != rel and not ((ca, sa, za) == (cb, sb, zb) and wrong == inv):
-                    check(not score(img, f"a {szA} {ca} {sa} {wrong} a {szB} {cb} {sb}")[0],
-                          f"relation alt {wrong} for {cap}")
+                    check(
+                        not score(img, f"a {szA} {ca} {sa} {wrong} a {szB} {cb} {sb}")[0],
+                        f"relation alt {wrong} for {cap}",
+                    )
             if (ca, sa) != (cb, sb):
                 check(not score(img, f"a {cb} {sb} {rel} a {ca} {sa}")[0], f"swap objects {cap}")
                 check(not score(img, f"a {szA} {ca} {sa}")[0], f"count alt {cap}")
                 oc = PAL_NAMES[(PAL_NAMES.index(cb) + 3) % 8]
-                check(not score(img, f"a {szA} {ca} {sa} {rel} a {szB} {oc} {sb}")[0],
-                      f"colour B alt {cap}")
+                check(
+                    not score(img, f"a {szA} {ca} {sa} {rel} a {szB} {oc} {sb}")[0],
+                    f"colour B alt {cap}",
+                )
 
     # noise / off-palette handling
     img = _render([("red", "square", 12, 10, 10)], False)
@@ -508,10 +545,16 @@ def selftest() -> int:
         items = [
             ([("red", "circle", 12, 20, 20)], "a small red circle", True),
             ([("yellow", "circle", 24, 20, 20)], "a large yellow circle", True),
-            ([("green", "cross", 12, 4, 20), ("white", "triangle", 24, 34, 18)],
-             "a small green cross to the left of a large white triangle", True),
-            ([("green", "cross", 12, 4, 20), ("white", "triangle", 24, 34, 18)],
-             "a small green cross above a large white triangle", False),
+            (
+                [("green", "cross", 12, 4, 20), ("white", "triangle", 24, 34, 18)],
+                "a small green cross to the left of a large white triangle",
+                True,
+            ),
+            (
+                [("green", "cross", 12, 4, 20), ("white", "triangle", 24, 34, 18)],
+                "a small green cross above a large white triangle",
+                False,
+            ),
             ([("blue", "square", 22, 20, 20)], "a large blue cross", False),
         ]
         with open(os.path.join(td, "metadata.jsonl"), "w") as f:
@@ -524,7 +567,9 @@ def selftest() -> int:
         check(abs(rep["accuracy"] - 3 / 5) < 1e-9, f"dir accuracy {rep['accuracy']}")
         check(rep["n_held_out"] == 2 and rep["held_out"] == 0.5, f"dir held-out {rep}")
         check(rep["n_seen"] == 3 and abs(rep["seen"] - 2 / 3) < 1e-9, f"dir seen {rep}")
-        check(sorted(fl["file"] for fl in rep["failures"]) == ["003.png", "004.png"], "dir failures")
+        check(
+            sorted(fl["file"] for fl in rep["failures"]) == ["003.png", "004.png"], "dir failures"
+        )
 
     print(f"selftest: {checks - failures}/{checks} checks passed")
     return 0 if failures == 0 else 1
@@ -532,11 +577,15 @@ def selftest() -> int:
 
 # ----------------------------------------------------------------------------- CLI
 
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dir", nargs="?", help="directory with metadata.jsonl and images")
-    ap.add_argument("--caption-key", default=None,
-                    help="metadata key holding the prompt (default: canonical|caption|text|prompt)")
+    ap.add_argument(
+        "--caption-key",
+        default=None,
+        help="metadata key holding the prompt (default: canonical|caption|text|prompt)",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON line instead of a report")
     ap.add_argument("--selftest", action="store_true", help="run the built-in self-test")
     args = ap.parse_args(argv)

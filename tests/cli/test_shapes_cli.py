@@ -11,7 +11,10 @@ from dalle.shapes.spec import HELD_OUT_PAIRS
 
 def test_data_shapes_writes_imagefolder_layout(tmp_path, capsys):
     out = tmp_path / "test"
-    assert main(["data", "shapes", "--split", "test", "--n", "12", "--seed", "3", "--out", str(out)]) == 0
+    assert (
+        main(["data", "shapes", "--split", "test", "--n", "12", "--seed", "3", "--out", str(out)])
+        == 0
+    )
     assert "wrote 12 images" in capsys.readouterr().out
     lines = (out / "metadata.jsonl").read_text().splitlines()
     assert len(lines) == 12
@@ -34,7 +37,9 @@ def write_generated(folder, prompts_and_images):
 
 def test_eval_shapes_reports_accuracy_errors_and_failure_grid(tmp_path, capsys):
     good = [shapes_example("test", i, 0) for i in range(40)]
-    held = next(e for e in good if any((o.colour, o.shape) in HELD_OUT_PAIRS for o in e.scene.objects))
+    held = next(
+        e for e in good if any((o.colour, o.shape) in HELD_OUT_PAIRS for o in e.scene.objects)
+    )
     seen = [e for e in good if e is not held][:2]
     prompts = [seen[0].canonical, seen[1].canonical, held.canonical]
     blank = np.zeros((64, 64, 3), np.uint8)
@@ -49,7 +54,16 @@ def test_eval_shapes_reports_accuracy_errors_and_failure_grid(tmp_path, capsys):
     assert report.seen_accuracy == 3 / 4 and report.held_out_accuracy == 1 / 2
     assert report.error_counts["count"] >= 1 and len(report.failures) == 2
 
-    code = main(["eval", "shapes", str(tmp_path / "gen"), "--prompts", str(tmp_path / "prompts.txt"), "--json"])
+    code = main(
+        [
+            "eval",
+            "shapes",
+            str(tmp_path / "gen"),
+            "--prompts",
+            str(tmp_path / "prompts.txt"),
+            "--json",
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["seen"] == {"images": 4, "accuracy": 0.75}
@@ -61,5 +75,8 @@ def test_eval_shapes_reports_accuracy_errors_and_failure_grid(tmp_path, capsys):
 def test_eval_shapes_bad_prompt_file_is_a_clear_error(tmp_path, capsys):
     write_generated(tmp_path / "gen", [[np.zeros((64, 64, 3), np.uint8)]])
     (tmp_path / "prompts.txt").write_text("a purple banana\n")
-    assert main(["eval", "shapes", str(tmp_path / "gen"), "--prompts", str(tmp_path / "prompts.txt")]) == 2
+    assert (
+        main(["eval", "shapes", str(tmp_path / "gen"), "--prompts", str(tmp_path / "prompts.txt")])
+        == 2
+    )
     assert "cannot read the object" in capsys.readouterr().err

@@ -64,6 +64,7 @@ def test_all_relations_in_both_wordings(relation):
 def altered_prompts(prompt: Prompt):
     """Every prompt that differs from ``prompt`` in exactly one attribute."""
     for i, obj in enumerate(prompt.objects):
+
         def swap(new, i=i):
             objs = list(prompt.objects)
             objs[i] = new
@@ -75,7 +76,10 @@ def altered_prompts(prompt: Prompt):
         for shape in SHAPES:
             if shape != obj.shape:
                 yield "shape", swap(ObjectSpec(obj.colour, shape, obj.size))
-        yield "size", swap(ObjectSpec(obj.colour, obj.shape, "large" if obj.size == "small" else "small"))
+        yield (
+            "size",
+            swap(ObjectSpec(obj.colour, obj.shape, "large" if obj.size == "small" else "small")),
+        )
     if prompt.relation:
         for relation in RELATIONS:
             if relation != prompt.relation:

@@ -55,7 +55,16 @@ def test_every_colour_and_shape_still_in_train():
     found = set()
     for index in range(500):
         found |= pairs(sample_scene("train", index, 0))
-    assert {c for c, _ in found} == {"red", "orange", "yellow", "green", "cyan", "blue", "purple", "white"}
+    assert {c for c, _ in found} == {
+        "red",
+        "orange",
+        "yellow",
+        "green",
+        "cyan",
+        "blue",
+        "purple",
+        "white",
+    }
     assert {s for _, s in found} == {"circle", "square", "triangle", "cross"}
     assert len(found) == 28
 

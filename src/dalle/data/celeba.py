@@ -57,18 +57,17 @@ def _join(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def _present(has: Mapping[str, bool], pairs: list[tuple[str, str]]) -> list[str]:
+    """The phrases of the attributes that are set."""
+    return [phrase for key, phrase in pairs if has.get(key, False)]
+
+
 def _hair(has: Mapping[str, bool]) -> list[str]:
     if has.get("Bald", False):
         return []
-    texture = (
-        "wavy"
-        if has.get("Wavy_Hair", False)
-        else "straight"
-        if has.get("Straight_Hair", False)
-        else ""
-    )
-    colours = " and ".join(word for key, word in _HAIR_COLOURS if has.get(key, False))
-    words = " ".join(w for w in (texture, colours) if w)
+    texture = _present(has, [("Wavy_Hair", "wavy"), ("Straight_Hair", "straight")])[:1]
+    colours = " and ".join(_present(has, _HAIR_COLOURS))
+    words = " ".join(texture + ([colours] if colours else []))
     return [f"{words} hair"] if words else []
 
 
@@ -77,35 +76,32 @@ def _face(has: Mapping[str, bool]) -> list[str]:
     # No_Beard is the only negative attribute; a goatee is already a kind of beard.
     if not has.get("No_Beard", True) and not has.get("Goatee", False):
         parts.append("a beard")
-    brows = [
-        w
-        for key, w in (("Bushy_Eyebrows", "bushy"), ("Arched_Eyebrows", "arched"))
-        if has.get(key, False)
-    ]
+    brows = _present(has, [("Bushy_Eyebrows", "bushy"), ("Arched_Eyebrows", "arched")])
     if brows:
         parts.append(" ".join(brows) + " eyebrows")
-    nose = [w for key, w in (("Big_Nose", "big"), ("Pointy_Nose", "pointy")) if has.get(key, False)]
+    nose = _present(has, [("Big_Nose", "big"), ("Pointy_Nose", "pointy")])
     if nose:
         parts.append("a " + " ".join(nose) + " nose")
     return parts
 
 
 def celeba_caption(attrs: Mapping[str, bool]) -> str:
-    """Readable English from CelebA attributes (missing keys count as absent).
+    """Readable English from CelebA attributes.
+
+    Missing keys count as absent (a missing ``No_Beard`` as no beard); Attractive and Blurry
+    are not described.
 
     >>> celeba_caption({"Male": True, "Young": True, "Smiling": True, "Black_Hair": True,
     ...                 "Mustache": True, "Eyeglasses": True, "Wearing_Hat": True})
     'a young smiling man with black hair, a mustache and eyeglasses, wearing a hat'
     """
-    words = [w for key, w in _ADJECTIVES if attrs.get(key, False)]
-    words.append("man" if attrs.get("Male", False) else "woman")
+    words = _present(attrs, _ADJECTIVES) + ["man" if attrs.get("Male", False) else "woman"]
     article = "an" if words[0][0] in "aeiou" else "a"
     caption = f"{article} {' '.join(words)}"
-    features = _hair(attrs) + _face(attrs)
-    features += [w for key, w in _FEATURES if attrs.get(key, False)]
+    features = _hair(attrs) + _face(attrs) + _present(attrs, _FEATURES)
     if features:
         caption += " with " + _join(features)
-    wearing = [w for key, w in _WEARING if attrs.get(key, False)]
+    wearing = _present(attrs, _WEARING)
     if wearing:
         caption += (", wearing " if features else " wearing ") + _join(wearing)
     return caption

@@ -46,7 +46,7 @@ def load_image(
             return _decode(f, max_pixels)
     except FileNotFoundError:
         raise BadImageError("missing file", str(source)) from None
-    except (IsADirectoryError, PermissionError) as e:
+    except OSError as e:  # a directory, no permission, an I/O error
         raise BadImageError("unreadable file", str(e)) from None
 
 
@@ -61,7 +61,7 @@ def _decode(f: io.IOBase, max_pixels: int) -> Image.Image:
         except UnidentifiedImageError:
             raise BadImageError("not an image") from None
         except Exception as e:  # PIL plugins raise many types on malformed headers
-            raise BadImageError("corrupt image", f"{type(e).__name__}: {e}") from None
+            raise _decode_error(e) from None
         with image:
             width, height = image.size
             if width * height > max_pixels:
@@ -76,8 +76,12 @@ def _decode(f: io.IOBase, max_pixels: int) -> Image.Image:
             except BadImageError:
                 raise
             except Exception as e:
-                reason = "truncated image" if "truncated" in str(e).lower() else "corrupt image"
-                raise BadImageError(reason, f"{type(e).__name__}: {e}") from None
+                raise _decode_error(e) from None
+
+
+def _decode_error(e: Exception) -> BadImageError:
+    reason = "truncated image" if "truncated" in str(e).lower() else "corrupt image"
+    return BadImageError(reason, f"{type(e).__name__}: {e}")
 
 
 def _apply_exif_orientation(image: Image.Image) -> Image.Image:

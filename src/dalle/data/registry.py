@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from torch.utils.data import Dataset
+
 from dalle.data.celeba import CelebADataset
 from dalle.data.folders import CaptionFolderDataset, MetadataFolderDataset
 from dalle.data.shards import WebDatasetShards
@@ -54,7 +56,7 @@ def open_dataset(
     split: str = "train",
     seed: int = 0,
     transform: TransformConfig | None = None,
-) -> Any:
+) -> Dataset:
     """The dataset named by ``spec`` (see ``ACCEPTED_FORMS``), yielding ``(image, caption)``.
 
     ``transform`` defaults to a centre crop at ``image_size``; if given, its ``image_size`` must

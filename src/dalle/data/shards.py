@@ -14,7 +14,7 @@ import os
 import random
 import tarfile
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -60,7 +60,7 @@ def expand_shard_urls(urls: str | os.PathLike | Sequence[str | os.PathLike]) -> 
     return expanded
 
 
-def _every_nth(start: int, step: int):
+def _every_nth(start: int, step: int) -> Callable[[Iterable[Any]], Iterator[Any]]:
     def split(src: Iterable[Any]) -> Iterator[Any]:
         yield from itertools.islice(src, start, None, step)
 
@@ -137,7 +137,7 @@ class WebDatasetShards(torch.utils.data.IterableDataset):
             url = next((a for a in reversed(exn.args) if a in self.urls), "<unknown shard>")
             logger.warning("unreadable shard %s: %s", url, exn)
             errors.append(BadFile(str(url), "unreadable shard"))
-            return True  # carry on with the next shard
+            return True  # carry on with the next member or shard
 
         explicit = self.world_size is not None
         stages: list[Any] = [

@@ -1,0 +1,1 @@
+"""Models: ``nn.Module``s with weights, each with its config dataclass beside it."""

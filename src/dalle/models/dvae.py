@@ -1,0 +1,187 @@
+"""The discrete VAE of DALL·E (Ramesh et al. 2021, section 2.1 and appendix A).
+
+The encoder maps an image to logits over ``num_tokens`` codebook entries per grid cell; training
+relaxes the categorical with Gumbel-softmax, inference takes the argmax. The decoder reads a
+(soft) one-hot grid and predicts logit-Laplace parameters for every pixel (6 channels for RGB).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dalle.config import Config
+from dalle.models import logit_laplace
+from dalle.models.pretrained import PretrainedMixin
+
+
+@dataclass(frozen=True)
+class DVAEConfig(Config):
+    image_size: int = 64
+    channels: int = 3
+    num_tokens: int = 512  # K, the codebook size
+    hidden_dim: int = 64  # n_hid: width of the first group; group g is hidden_dim * 2**g wide
+    num_groups: int = 4  # the grid is image_size / 2**(num_groups - 1)
+    blocks_per_group: int = 1
+    codebook_dim: int = 256  # width of the decoder's 1x1 input conv (the "codebook" embedding)
+    eps: float = logit_laplace.EPS  # pixels live in (eps, 1 - eps) for the likelihood
+
+    def __post_init__(self) -> None:
+        factor = 2 ** (self.num_groups - 1)
+        if self.image_size % factor:
+            raise ValueError(
+                f"image_size {self.image_size} is not divisible by 2**(num_groups - 1) = {factor}"
+            )
+
+    @property
+    def grid_size(self) -> int:
+        return self.image_size // 2 ** (self.num_groups - 1)
+
+    def group_widths(self) -> list[int]:
+        return [self.hidden_dim * 2**g for g in range(self.num_groups)]
+
+
+class EncoderBlock(nn.Module):
+    """Bottleneck residual block: 3x3, 3x3, 3x3, 1x1 convs at a quarter of the width."""
+
+    def __init__(self, dim_in: int, dim_out: int, post_gain: float) -> None:
+        super().__init__()
+        hidden = dim_out // 4
+        self.skip = nn.Conv2d(dim_in, dim_out, 1) if dim_in != dim_out else nn.Identity()
+        self.res = nn.Sequential(
+            nn.ReLU(), nn.Conv2d(dim_in, hidden, 3, padding=1),
+            nn.ReLU(), nn.Conv2d(hidden, hidden, 3, padding=1),
+            nn.ReLU(), nn.Conv2d(hidden, hidden, 3, padding=1),
+            nn.ReLU(), nn.Conv2d(hidden, dim_out, 1),
+        )  # fmt: skip
+        self.post_gain = post_gain  # small residual scale keeps early training stable (A.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.skip(x) + self.post_gain * self.res(x)
+
+
+class DecoderBlock(EncoderBlock):
+    """Mirror of :class:`EncoderBlock`: 1x1, 3x3, 3x3, 3x3."""
+
+    def __init__(self, dim_in: int, dim_out: int, post_gain: float) -> None:
+        super().__init__(dim_in, dim_out, post_gain)
+        hidden = dim_out // 4
+        self.res = nn.Sequential(
+            nn.ReLU(), nn.Conv2d(dim_in, hidden, 1),
+            nn.ReLU(), nn.Conv2d(hidden, hidden, 3, padding=1),
+            nn.ReLU(), nn.Conv2d(hidden, hidden, 3, padding=1),
+            nn.ReLU(), nn.Conv2d(hidden, dim_out, 3, padding=1),
+        )  # fmt: skip
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: DVAEConfig) -> None:
+        super().__init__()
+        widths = config.group_widths()
+        gain = 1 / (config.num_groups * config.blocks_per_group) ** 2
+        layers: list[nn.Module] = [nn.Conv2d(config.channels, widths[0], 7, padding=3)]
+        dim = widths[0]
+        for g, width in enumerate(widths):
+            for _ in range(config.blocks_per_group):
+                layers.append(EncoderBlock(dim, width, gain))
+                dim = width
+            if g < config.num_groups - 1:
+                layers.append(nn.MaxPool2d(2))
+        # a 1x1 conv right before the relaxation (A.2: small receptive field there generalises)
+        layers += [nn.ReLU(), nn.Conv2d(dim, config.num_tokens, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # (B, K, h, w) logits
+
+
+class Decoder(nn.Module):
+    def __init__(self, config: DVAEConfig) -> None:
+        super().__init__()
+        widths = config.group_widths()[::-1]
+        gain = 1 / (config.num_groups * config.blocks_per_group) ** 2
+        layers: list[nn.Module] = [nn.Conv2d(config.num_tokens, config.codebook_dim, 1)]
+        dim = config.codebook_dim
+        for g, width in enumerate(widths):
+            for _ in range(config.blocks_per_group):
+                layers.append(DecoderBlock(dim, width, gain))
+                dim = width
+            if g < config.num_groups - 1:
+                layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+        layers += [nn.ReLU(), nn.Conv2d(dim, 2 * config.channels, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)  # (B, 2C, H, W): logit-Laplace mu and log b
+
+
+class DiscreteVAE(PretrainedMixin, nn.Module):
+    config_class = DVAEConfig
+    pipeline_part = "vae"
+
+    def __init__(self, config: DVAEConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) images in [0, 1] -> (B, K, h, w) codebook logits."""
+        return self.encoder(logit_laplace.map_pixels(images, self.config.eps))
+
+    def decode_soft(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A (B, K, h, w) relaxed one-hot grid -> logit-Laplace ``(mu, log_b)``, each (B, C, H, W)."""
+        mu, log_b = self.decoder(z).float().chunk(2, dim=1)
+        return mu, log_b
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) images in [0, 1] -> (B, h, w) token ids (argmax, no Gumbel noise)."""
+        return self.logits(images).argmax(dim=1)
+
+    @torch.no_grad()
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) token ids -> (B, C, H, W) images in [0, 1]."""
+        z = F.one_hot(tokens, self.config.num_tokens).permute(0, 3, 1, 2)
+        mu, _ = self.decode_soft(z.to(next(self.parameters()).dtype))
+        return logit_laplace.mean_image(mu, self.config.eps)
+
+
+def gumbel_softmax(
+    logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Relaxed one-hot sample over dim 1 (Jang et al. 2017; Maddison et al. 2017)."""
+    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=torch.float32)
+    gumbel = -torch.log(-torch.log(u.clamp_min(1e-20)).clamp_min(1e-20))
+    return F.softmax((logits.float() + gumbel) / temperature, dim=1)
+
+
+def kl_to_uniform(logits: torch.Tensor) -> torch.Tensor:
+    """KL(q || uniform over K) per grid cell, (B, h, w): sum_k q log q + log K."""
+    log_q = F.log_softmax(logits.float(), dim=1)
+    return (log_q.exp() * log_q).sum(dim=1) + math.log(logits.shape[1])
+
+
+def elbo_loss(
+    vae: DiscreteVAE,
+    images: torch.Tensor,
+    temperature: float,
+    kl_weight: float,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """The negative ELBO with weighted KL, both terms normalised per pixel (per image dimension)."""
+    logits = vae.logits(images)
+    z = gumbel_softmax(logits, temperature, generator)
+    mu, log_b = vae.decode_soft(z.to(logits.dtype))
+    target = logit_laplace.map_pixels(images.float(), vae.config.eps)
+    dims = images[0].numel()
+    nll = -logit_laplace.log_prob(target, mu, log_b).flatten(1).sum(1).mean() / dims
+    kl = kl_to_uniform(logits).flatten(1).sum(1).mean() / dims
+    with torch.no_grad():
+        recon = logit_laplace.mean_image(mu, vae.config.eps)
+        mse = F.mse_loss(recon, images.float())
+    return {"loss": nll + kl_weight * kl, "nll": nll, "kl": kl, "mse": mse, "logits": logits}
