@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -38,6 +39,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     shapes.add_argument("--json", action="store_true", help="print the report as one JSON line")
     shapes.set_defaults(func=_eval_shapes)
+
+    rec = ev_sub.add_parser(
+        "reconstruction",
+        help="how well a dVAE reconstructs the shapes world",
+        description=(
+            "Encode and decode N images of a shapes split with a dVAE; report mean PSNR, the "
+            "shapes-scorer accuracy of the reconstructions on their canonical captions (seen and "
+            "held-out), and how many codebook entries are in use."
+        ),
+    )
+    rec.add_argument(
+        "--model", default="shapes", help="dVAE folder or bundled name (default shapes)"
+    )
+    rec.add_argument("--n", type=int, default=1000, help="number of images (default 1000)")
+    rec.add_argument("--split", default="test", choices=("train", "test"))
+    rec.add_argument("--seed", type=int, default=0)
+    rec.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    rec.set_defaults(func=_eval_reconstruction)
+
+
+def _eval_reconstruction(args: argparse.Namespace) -> int:
+    from dalle.eval.reconstruction import shapes_reconstruction_report
+    from dalle.models.dvae import DiscreteVAE
+
+    report = shapes_reconstruction_report(
+        DiscreteVAE.from_pretrained(args.model), args.n, args.split, args.seed
+    )
+    if args.json:
+        print(json.dumps(dataclasses.asdict(report)))
+        return 0
+    print(f"images          {report.images} ({args.split} split, seed {args.seed})")
+    print(f"mean PSNR       {report.mean_psnr:.2f} dB")
+    print(f"scorer, seen    {_percent(report.seen_accuracy)}")
+    print(f"scorer, held-out {_percent(report.held_out_accuracy)}")
+    print(f"codes in use    {report.codes_used} of {report.num_tokens}")
+    return 0
 
 
 def _percent(value: float | None) -> str:

@@ -29,6 +29,7 @@ class DVAEConfig(Config):
     blocks_per_group: int = 1
     codebook_dim: int = 256  # width of the decoder's 1x1 input conv (the "codebook" embedding)
     eps: float = logit_laplace.EPS  # pixels live in (eps, 1 - eps) for the likelihood
+    min_log_scale: float = -3.0  # floor of log b for the logit-Laplace scale
 
     def __post_init__(self) -> None:
         factor = 2 ** (self.num_groups - 1)
@@ -136,7 +137,9 @@ class DiscreteVAE(PretrainedMixin, nn.Module):
     def decode_soft(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A (B, K, h, w) relaxed one-hot grid -> logit-Laplace ``(mu, log_b)``, each (B, C, H, W)."""
         mu, log_b = self.decoder(z).float().chunk(2, dim=1)
-        return mu, log_b
+        # b has a floor: on exactly-valued pixels (flat synthetic colours) the density is
+        # otherwise unbounded as b -> 0 and training diverges.
+        return mu, log_b.clamp(min=self.config.min_log_scale)
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -156,7 +159,7 @@ def gumbel_softmax(
 ) -> torch.Tensor:
     """Relaxed one-hot sample over dim 1 (Jang et al. 2017; Maddison et al. 2017)."""
     u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=torch.float32)
-    gumbel = -torch.log(-torch.log(u.clamp_min(1e-20)).clamp_min(1e-20))
+    gumbel = -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
     return F.softmax((logits.float() + gumbel) / temperature, dim=1)
 
 
@@ -173,15 +176,34 @@ def elbo_loss(
     kl_weight: float,
     generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The negative ELBO with weighted KL, both terms normalised per pixel (per image dimension)."""
+    """The negative ELBO with weighted KL; both terms are sums divided by the number of pixels."""
     logits = vae.logits(images)
     z = gumbel_softmax(logits, temperature, generator)
     mu, log_b = vae.decode_soft(z.to(logits.dtype))
     target = logit_laplace.map_pixels(images.float(), vae.config.eps)
-    dims = images[0].numel()
-    nll = -logit_laplace.log_prob(target, mu, log_b).flatten(1).sum(1).mean() / dims
-    kl = kl_to_uniform(logits).flatten(1).sum(1).mean() / dims
+    pixels = images.shape[-2] * images.shape[-1]  # normalised per pixel (channels summed)
+    nll = -logit_laplace.log_prob(target, mu, log_b).flatten(1).sum(1).mean() / pixels
+    kl = kl_to_uniform(logits).flatten(1).sum(1).mean() / pixels
     with torch.no_grad():
         recon = logit_laplace.mean_image(mu, vae.config.eps)
         mse = F.mse_loss(recon, images.float())
     return {"loss": nll + kl_weight * kl, "nll": nll, "kl": kl, "mse": mse, "logits": logits}
+
+
+DVAEConfig.register_preset(
+    "shapes",
+    DVAEConfig(image_size=64, num_tokens=512, hidden_dim=32, num_groups=3, codebook_dim=256),
+)
+# Ramesh et al. 2021: 256 x 256 -> 32 x 32 tokens, K = 8192, n_hid 256, 2 blocks per group.
+DVAEConfig.register_preset(
+    "dvae-paper",
+    DVAEConfig(
+        image_size=256, num_tokens=8192, hidden_dim=256, num_groups=4, blocks_per_group=2,
+        codebook_dim=128,
+    ),
+)  # fmt: skip
+# A few-second model for tests and smoke runs.
+DVAEConfig.register_preset(
+    "dvae-tiny",
+    DVAEConfig(image_size=16, num_tokens=32, hidden_dim=8, num_groups=2, codebook_dim=16),
+)

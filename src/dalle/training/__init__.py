@@ -1,0 +1,1 @@
+"""Training loops and their helpers (schedules, EMA, checkpoints), kept apart from the models."""

@@ -1,0 +1,102 @@
+import math
+
+import pytest
+import torch
+
+from dalle.models import logit_laplace
+from dalle.models.dvae import DiscreteVAE, DVAEConfig, elbo_loss, gumbel_softmax, kl_to_uniform
+
+TINY = DVAEConfig.from_preset("dvae-tiny")
+
+
+def test_shapes_and_gradients():
+    vae = DiscreteVAE(TINY)
+    x = torch.rand(2, 3, 16, 16)
+    assert vae.logits(x).shape == (2, 32, 8, 8)
+    tokens = vae.encode(x)
+    assert tokens.shape == (2, 8, 8) and tokens.dtype == torch.long
+    images = vae.decode(tokens)
+    assert images.shape == (2, 3, 16, 16) and images.min() >= 0 and images.max() <= 1
+    out = elbo_loss(vae, x, temperature=1.0, kl_weight=6.6)
+    out["loss"].backward()
+    for name, p in vae.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    assert vae.encoder.net[-1].weight.grad.abs().sum() > 0  # gradients reach through the relaxation
+
+
+def test_grid_size_and_bad_config():
+    assert DVAEConfig(image_size=64, num_groups=4).grid_size == 8
+    assert DVAEConfig(image_size=64, num_groups=3).grid_size == 16
+    with pytest.raises(ValueError, match="not divisible"):
+        DVAEConfig(image_size=60, num_groups=4)
+
+
+def test_kl_is_zero_for_uniform_logits_and_log_k_for_one_hot():
+    assert kl_to_uniform(torch.zeros(2, 16, 3, 3)).abs().max() < 1e-6
+    peaked = torch.full((1, 16, 1, 1), -1e4)
+    peaked[0, 5] = 0
+    assert abs(kl_to_uniform(peaked).item() - math.log(16)) < 1e-4
+
+
+def test_logit_laplace_matches_hand_computation():
+    x, mu, log_b = 0.3, 0.2, math.log(0.5)
+    b = 0.5
+    logit = math.log(x / (1 - x))
+    by_hand = -math.log(2 * b) - math.log(x) - math.log(1 - x) - abs(logit - mu) / b
+    got = logit_laplace.log_prob(torch.tensor([x]), torch.tensor([mu]), torch.tensor([log_b]))
+    assert abs(got.item() - by_hand) < 1e-6
+    # it is a density on (0, 1): it integrates to 1
+    grid = torch.linspace(1e-6, 1 - 1e-6, 200001, dtype=torch.float64)
+    dens = logit_laplace.log_prob(
+        grid, torch.tensor(0.4, dtype=torch.float64), torch.tensor(-1.0, dtype=torch.float64)
+    ).exp()
+    assert abs(torch.trapezoid(dens, grid).item() - 1) < 1e-3
+
+
+def test_pixel_mapping_round_trip():
+    x = torch.rand(100)
+    mapped = logit_laplace.map_pixels(x)
+    assert mapped.min() >= 0.1 and mapped.max() <= 0.9
+    assert torch.allclose(logit_laplace.unmap_pixels(mapped), x, atol=1e-6)
+
+
+def test_gumbel_softmax_is_a_distribution_and_hardens_with_temperature():
+    logits = torch.randn(4, 10, 2, 2)
+    g = torch.Generator().manual_seed(0)
+    soft = gumbel_softmax(logits, 1.0, g)
+    assert torch.allclose(soft.sum(1), torch.ones(4, 2, 2), atol=1e-5)
+    hard = gumbel_softmax(logits, 1 / 16, torch.Generator().manual_seed(0))
+    assert hard.max(1).values.mean() > soft.max(1).values.mean()
+    # the same noise at any temperature picks the same argmax
+    assert torch.equal(hard.argmax(1), soft.argmax(1))
+
+
+def test_save_then_load_gives_identical_outputs(tmp_path):
+    vae = DiscreteVAE(TINY).eval()
+    x = torch.rand(3, 3, 16, 16)
+    vae.save_pretrained(tmp_path / "vae")
+    loaded = DiscreteVAE.from_pretrained(tmp_path / "vae")
+    assert loaded.config == vae.config
+    assert torch.equal(loaded.encode(x), vae.encode(x))
+    assert torch.equal(loaded.decode(vae.encode(x)), vae.decode(vae.encode(x)))
+    # stored small: fp16 weights reload as float32 and stay close
+    vae.save_pretrained(tmp_path / "half", dtype=torch.float16)
+    half = DiscreteVAE.from_pretrained(tmp_path / "half")
+    assert next(half.parameters()).dtype == torch.float32
+    assert (half.decode(vae.encode(x)) - vae.decode(vae.encode(x))).abs().max() < 1e-2
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model at"):
+        DiscreteVAE.from_pretrained(tmp_path / "nothing")
+
+
+@pytest.mark.slow
+def test_paper_preset_forward_and_backward():
+    config = DVAEConfig.from_preset("dvae-paper")
+    assert (config.image_size, config.grid_size, config.num_tokens) == (256, 32, 8192)
+    vae = DiscreteVAE(config)
+    out = elbo_loss(vae, torch.rand(1, 3, 256, 256), temperature=1.0, kl_weight=6.6)
+    assert out["logits"].shape == (1, 8192, 32, 32)
+    out["loss"].backward()
+    assert torch.isfinite(vae.encoder.net[0].weight.grad).all()

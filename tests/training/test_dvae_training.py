@@ -1,0 +1,110 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dalle.models.dvae import DVAEConfig
+from dalle.shapes.dataset import ShapesStream
+from dalle.training.checkpoint import latest_checkpoint
+from dalle.training.dvae_trainer import DVAETrainConfig, DVAETrainer
+from dalle.training.schedules import cosine_anneal, cosine_ramp
+
+TINY = DVAEConfig.from_preset("dvae-tiny")
+
+
+def test_schedules_hit_their_end_points():
+    config = DVAETrainConfig(steps=1000, kl_ramp_fraction=0.05, temperature_fraction=0.6)
+    trainer = DVAETrainer(TINY, config, "/nonexistent-run", dataset=None)
+    assert trainer.temperature_at(0) == 1.0
+    assert abs(trainer.temperature_at(600) - 1 / 16) < 1e-12
+    assert abs(trainer.temperature_at(999) - 1 / 16) < 1e-12
+    assert trainer.kl_weight_at(0) == 0.0
+    assert (
+        abs(trainer.kl_weight_at(50) - 6.6) < 1e-12 and abs(trainer.kl_weight_at(900) - 6.6) < 1e-12
+    )
+    assert 0 < trainer.kl_weight_at(25) < 6.6
+    assert abs(trainer.lr_at(config.steps) - config.lr_end) < 1e-12
+    assert cosine_anneal(5, 10, 1.0, 0.0) == pytest.approx(0.5)
+    assert cosine_ramp(10, 10, 3.0) == pytest.approx(3.0)
+
+
+class EightImages(torch.utils.data.Dataset):
+    def __init__(self):
+        stream = iter(ShapesStream("train", seed=1, image_size=16))
+        self.items = [next(stream) for _ in range(8)]
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+def test_tiny_model_overfits_eight_images(tmp_path):
+    torch.set_num_threads(1)
+    data = EightImages()
+    config = DVAETrainConfig(
+        steps=300, batch_size=8, lr=3e-3, warmup_steps=10, ema_decay=0.9,
+        checkpoint_every=10**6, sample_every=10**6, channels_last=False,
+    )  # fmt: skip
+    trainer = DVAETrainer(TINY, config, tmp_path, data)
+    images = torch.stack([x for x, _ in data.items])
+
+    def error():
+        vae = trainer.ema_model()
+        return (vae.decode(vae.encode(images)) - images).pow(2).mean().item()
+
+    before = error()
+    trainer.train()
+    after = error()
+    assert after < before / 4, (before, after)
+
+
+def run_cli(out, *extra, wait=True):
+    cmd = [sys.executable, "-m", "dalle", "train", "dvae", "--preset", "dvae-tiny",
+           "--out", str(out), "--threads", "1", *extra]  # fmt: skip
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    if wait:
+        return subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_is_bit_exact(tmp_path):
+    run_cli(tmp_path / "straight")
+    proc = run_cli(tmp_path / "killed", "--checkpoint-every", "5", wait=False)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        ckpt = latest_checkpoint(tmp_path / "killed")
+        if ckpt is not None and ckpt.name >= "step_0000015":
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = latest_checkpoint(tmp_path / "killed")
+    assert killed_at is not None and killed_at.name < "step_0000040", "run ended before the kill"
+    result = run_cli(tmp_path / "killed", "--checkpoint-every", "5", "--resume")
+    assert "trained 40 steps" in result.stdout
+    a = load_file(str(tmp_path / "straight" / "checkpoints" / "step_0000040" / "model.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "checkpoints" / "step_0000040" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    ema_a = load_file(
+        str(tmp_path / "straight" / "checkpoints" / "step_0000040" / "ema.safetensors")
+    )
+    ema_b = load_file(str(tmp_path / "killed" / "checkpoints" / "step_0000040" / "ema.safetensors"))
+    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+    assert (tmp_path / "killed" / "vae" / "model.safetensors").is_file()
+
+
+def test_existing_run_needs_resume(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    from dalle.cli import main
+
+    assert main(["train", "dvae", "--preset", "dvae-tiny", "--out", str(tmp_path)]) == 2
