@@ -46,7 +46,7 @@ class DVAETrainConfig(Config):
     ema_decay: float = 0.995
     grad_clip: float = 1.0
     bf16: bool = False  # measured slower here for these convolutions: see docs/benchmarks.md
-    channels_last: bool = True
+    channels_last: bool = True  # faster at 64 x 64 (2.58 s vs 3.01 s), slower at 32 x 32
     seed: int = 0
     checkpoint_every: int = 500
     sample_every: int = 500
@@ -224,7 +224,8 @@ class DVAETrainer:
         logger.info("trained to step %d in %.1f s", self.step, time.perf_counter() - start)
 
 
-DVAETrainConfig.register_preset("shapes", DVAETrainConfig(data="shapes", steps=8000, batch_size=16))
+# Not yet a working recipe on this machine's budget: see docs/dvae.md ("Training status").
+DVAETrainConfig.register_preset("shapes", DVAETrainConfig(data="shapes", steps=6000, batch_size=16))
 DVAETrainConfig.register_preset(
     "dvae-tiny",
     DVAETrainConfig(data="shapes", steps=40, batch_size=4, warmup_steps=5, checkpoint_every=10,
