@@ -80,3 +80,15 @@ def test_eval_shapes_bad_prompt_file_is_a_clear_error(tmp_path, capsys):
         == 2
     )
     assert "cannot read the object" in capsys.readouterr().err
+
+
+def test_eval_shapes_unreadable_or_wrong_size_image_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "gen").mkdir()
+    (tmp_path / "gen" / "0000_00.png").write_text("not an image")
+    (tmp_path / "prompts.txt").write_text("a red circle\n")
+    args = ["eval", "shapes", str(tmp_path / "gen"), "--prompts", str(tmp_path / "prompts.txt")]
+    assert main(args) == 2
+    assert "0000_00.png" in capsys.readouterr().err
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "gen" / "0000_00.png")
+    assert main(args) == 2
+    assert "reads 64 x 64 images, got 32 x 32" in capsys.readouterr().err

@@ -1,5 +1,3 @@
-import importlib.util
-
 import pytest
 import torch
 
@@ -49,10 +47,6 @@ def test_unknown_specs_list_the_accepted_forms(tmp_path):
         open_dataset("shapes:val", image_size=8)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("dalle.shapes.dataset") is None,
-    reason="dalle.shapes.dataset not written yet",
-)
 @pytest.mark.parametrize(("spec", "split"), [("shapes", "train"), ("shapes:test", "test")])
 def test_shapes_spec(spec, split):
     ds = open_dataset(spec, image_size=16, seed=3)

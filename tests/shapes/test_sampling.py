@@ -33,7 +33,7 @@ def test_same_split_index_seed_same_bytes_pinned():
     assert digest.hexdigest() == PINNED_DIGEST
 
 
-PINNED_DIGEST = "4c25faa432ba5241984248087c0dad406e6836e3841fd6cc5aab04524126db66"
+PINNED_DIGEST = "a8cd66b640c3303125d0bb0e5e09159609db137450f83953569b349b006d7255"
 
 
 def test_seed_and_split_change_the_data():
@@ -121,3 +121,23 @@ def test_captions_canonical_in_the_mix_and_paraphrases_mean_the_same():
 def test_unknown_split_is_an_error():
     with pytest.raises(ValueError, match="unknown shapes split 'val'"):
         sample_scene("val", 0)
+
+
+def test_stream_splits_indices_across_workers_and_processes():
+    import torch
+
+    from dalle.shapes.dataset import ShapesStream
+
+    def captions(ds, workers=0):
+        loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers)
+        return [c for _, c in loader]
+
+    whole = [shapes_example("train", i, 0).text for i in range(12)]
+    assert captions(ShapesStream("train", length=12)) == whole
+    assert sorted(captions(ShapesStream("train", length=12), workers=2)) == sorted(whole)
+    halves = [captions(ShapesStream("train", length=12, rank=r, world_size=2)) for r in (0, 1)]
+    assert halves[0] == whole[0::2] and halves[1] == whole[1::2]
+    with pytest.raises(ValueError, match="both rank and world_size"):
+        ShapesStream("train", rank=1)
+    with pytest.raises(ValueError, match="outside"):
+        ShapesStream("train", rank=2, world_size=2)

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:
         print(f"dalle: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

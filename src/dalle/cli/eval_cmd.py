@@ -82,6 +82,8 @@ def _percent(value: float | None) -> str:
 
 
 def _eval_shapes(args: argparse.Namespace) -> int:
+    if args.max_failures < 0:
+        raise ValueError("--max-failures must be at least 0")
     report = score_folder(args.dir, read_prompts(args.prompts))
     summary = report.to_dict()
     failures = report.failures

@@ -63,14 +63,16 @@ def open_dataset(
     match. ``split`` selects CelebA's official partition and the shapes split (``shapes:test``
     overrides it); the folder and shard formats have no splits: point at another path instead.
     """
+    if spec == "shapes" or spec.startswith("shapes:"):
+        if transform is not None:  # a flip would have to swap left/right in the stream's captions
+            raise ValueError("the shapes world renders exact images: it takes no transform")
+        return _open_shapes(spec, image_size, split, seed)
     if transform is None:
         transform = TransformConfig(image_size=image_size)
     elif transform.image_size != image_size:
         raise ValueError(
             f"transform.image_size ({transform.image_size}) != image_size ({image_size})"
         )
-    if spec == "shapes" or spec.startswith("shapes:"):
-        return _open_shapes(spec, image_size, split, seed)
     if _is_shard_pattern(spec) or spec.endswith(".tar"):
         if not _is_shard_pattern(spec) and not os.path.isfile(spec):
             raise FileNotFoundError(f"shard not found: {spec}\n{ACCEPTED_FORMS}")

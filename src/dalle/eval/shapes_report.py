@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from dalle.data.images import BadImageError, load_image
 from dalle.eval.shapes_scorer import ATTRIBUTES, score_image
 from dalle.shapes.captions import parse_caption
+from dalle.shapes.spec import CANVAS
 from dalle.utils.io import atomic_path
 
 IMAGE_NAME = re.compile(r"^(\d{4,})_(\d{2,})\.png$")
@@ -91,8 +93,14 @@ def score_folder(folder: str | os.PathLike, prompts: list[str]) -> ShapesReport:
         index = int(m[1])
         if index >= len(prompts):
             raise ValueError(f"{path.name}: prompt {index} but the prompts file has {len(prompts)}")
-        with Image.open(path) as im:
-            image = np.asarray(im.convert("RGB"))
+        try:
+            image = np.asarray(load_image(path))
+        except BadImageError as e:
+            raise ValueError(f"{path}: {e}") from None
+        if image.shape[:2] != (CANVAS, CANVAS):
+            raise ValueError(
+                f"{path}: the scorer reads {CANVAS} x {CANVAS} images, got {image.shape[1]} x {image.shape[0]}"
+            )
         result = score_image(image, parsed[index])
         report.images.append(
             ScoredImage(

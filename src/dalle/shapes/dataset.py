@@ -68,12 +68,16 @@ class ShapesStream(IterableDataset):
     ) -> None:
         super().__init__()
         sample_scene(split, 0, seed)  # validates the split name early
+        if (rank is None) != (world_size is None):
+            raise ValueError("pass both rank and world_size, or neither")
+        if rank is not None and not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
         self.split, self.seed, self.image_size = split, seed, image_size
         self.start, self.length = start, length
         self.rank, self.world_size = rank, world_size
 
     def _indices(self) -> Iterator[int]:
-        rank, world = _process_rank() if self.rank is None else (self.rank, self.world_size or 1)
+        rank, world = _process_rank() if self.rank is None else (self.rank, self.world_size)
         worker = get_worker_info()
         wid, nworkers = (worker.id, worker.num_workers) if worker else (0, 1)
         stop = None if self.length is None else self.start + self.length

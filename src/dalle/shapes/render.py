@@ -34,12 +34,9 @@ def _triangle(w: int, h: int) -> np.ndarray:
 
 
 def _bar(n: int) -> np.ndarray:
-    """Which of ``n`` rows (or columns) a centred bar one third of ``n`` thick covers."""
-    thick = max(1, (n + 1) // 3)  # round(n / 3)
-    start = (n - thick) // 2
-    covered = np.zeros(n, dtype=bool)
-    covered[start : start + thick] = True
-    return covered
+    """Which of ``n`` rows (or columns) the middle third covers: n/3 <= centre <= 2n/3."""
+    centres_x2 = 2 * np.arange(n) + 1  # pixel centres, doubled; times 3 to compare with n/3
+    return (3 * centres_x2 >= 2 * n) & (3 * centres_x2 <= 4 * n)
 
 
 def _cross(w: int, h: int) -> np.ndarray:
