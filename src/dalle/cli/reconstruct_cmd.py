@@ -11,13 +11,11 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from dalle.data.images import BadImageError, load_image
+from dalle.data.images import IMAGE_EXTENSIONS, BadImageError, load_image
 from dalle.data.transforms import ImageTransform, TransformConfig
 from dalle.eval.reconstruction import psnr
 from dalle.models.dvae import DiscreteVAE
 from dalle.utils.io import atomic_path
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +44,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     vae = DiscreteVAE.from_pretrained(args.model)
     transform = ImageTransform(TransformConfig(image_size=vae.config.image_size))
     rng = np.random.default_rng(0)  # centre crop, no augmentation: unused but required
-    paths = sorted(p for p in in_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = sorted(p for p in in_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     scores, skipped = [], []
     out_dir.mkdir(parents=True, exist_ok=True)
     for i in tqdm(range(0, len(paths), args.batch_size), desc="reconstruct", unit="batch"):
