@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from dalle.shapes.sampling import HashRandom
-from dalle.shapes.spec import COLOURS, RELATIONS, SHAPES, SIZES, Scene, ShapeObject, is_held_out
+from dalle.shapes.spec import COLOURS, RELATIONS, SHAPES, SIZES, Scene, is_held_out
 
 INVERSE_RELATION = {
     "to the left of": "to the right of",
@@ -160,7 +160,3 @@ def parse_caption(caption: str) -> Prompt:
         if sep:
             return Prompt((_parse_object(left, caption), _parse_object(right, caption)), relation)
     return Prompt((_parse_object(text, caption),))
-
-
-def describe(obj: ShapeObject) -> ObjectSpec:
-    return ObjectSpec(obj.colour, obj.shape, obj.size)
