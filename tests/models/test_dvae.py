@@ -100,3 +100,32 @@ def test_paper_preset_forward_and_backward():
     assert out["logits"].shape == (1, 8192, 32, 32)
     out["loss"].backward()
     assert torch.isfinite(vae.encoder.net[0].weight.grad).all()
+
+
+def test_decoder_upsampling_reorder_is_exact():
+    """Skip and first residual conv run before the 2x upsampling: same as upsampling first."""
+    torch.manual_seed(0)
+    vae = DiscreteVAE(TINY).double()
+    block = next(b for b in vae.decoder.blocks if isinstance(b.up, torch.nn.Upsample))
+    x = torch.randn(2, block.pre[1].in_channels, 4, 4, dtype=torch.float64)
+    up = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+    by_hand = block.skip(up) + block.post_gain * block.res(block.pre(up))
+    assert torch.allclose(block(x), by_hand, atol=1e-12)
+
+
+def test_decode_by_lookup_equals_decoding_one_hots():
+    torch.manual_seed(0)
+    vae = DiscreteVAE(TINY).eval()
+    tokens = torch.randint(0, TINY.num_tokens, (2, 8, 8))
+    one_hot = torch.nn.functional.one_hot(tokens, TINY.num_tokens).permute(0, 3, 1, 2).float()
+    mu, _ = vae.decode_soft(one_hot)
+    assert torch.allclose(vae.decode(tokens), logit_laplace.mean_image(mu), atol=1e-6)
+    with pytest.raises(ValueError, match="token ids"):
+        vae.decode(torch.full((1, 8, 8), TINY.num_tokens))
+
+
+def test_likelihood_head_stays_float32_under_autocast():
+    vae = DiscreteVAE(TINY)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = vae.decoder(torch.rand(1, TINY.num_tokens, 8, 8))
+    assert out.dtype == torch.float32

@@ -62,21 +62,34 @@ class EncoderBlock(nn.Module):
         self.post_gain = post_gain  # small residual scale keeps early training stable (A.2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.skip(x) + self.post_gain * self.res(x)
+        return torch.add(self.skip(x), self.res(x), alpha=self.post_gain)
 
 
-class DecoderBlock(EncoderBlock):
-    """Mirror of :class:`EncoderBlock`: 1x1, 3x3, 3x3, 3x3."""
+class DecoderBlock(nn.Module):
+    """Mirror of :class:`EncoderBlock`: 1x1, 3x3, 3x3, 3x3, optionally after a 2x upsampling.
 
-    def __init__(self, dim_in: int, dim_out: int, post_gain: float) -> None:
-        super().__init__(dim_in, dim_out, post_gain)
+    With ``upsample`` the block reads the coarser grid: the skip's 1x1 conv and the residual
+    branch's ReLU + 1x1 conv commute with nearest-neighbour upsampling, so they run before it at a
+    quarter of the cost and give the same result as upsampling first.
+    """
+
+    def __init__(self, dim_in: int, dim_out: int, post_gain: float, upsample: bool) -> None:
+        super().__init__()
         hidden = dim_out // 4
+        self.skip = nn.Conv2d(dim_in, dim_out, 1) if dim_in != dim_out else nn.Identity()
+        self.pre = nn.Sequential(nn.ReLU(), nn.Conv2d(dim_in, hidden, 1))
+        self.up = nn.Upsample(scale_factor=2, mode="nearest") if upsample else nn.Identity()
         self.res = nn.Sequential(
-            nn.ReLU(), nn.Conv2d(dim_in, hidden, 1),
             nn.ReLU(), nn.Conv2d(hidden, hidden, 3, padding=1),
             nn.ReLU(), nn.Conv2d(hidden, hidden, 3, padding=1),
             nn.ReLU(), nn.Conv2d(hidden, dim_out, 3, padding=1),
         )  # fmt: skip
+        self.post_gain = post_gain
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.add(
+            self.up(self.skip(x)), self.res(self.up(self.pre(x))), alpha=self.post_gain
+        )
 
 
 class Encoder(nn.Module):
@@ -105,19 +118,32 @@ class Decoder(nn.Module):
         super().__init__()
         widths = config.group_widths()[::-1]
         gain = 1 / (config.num_groups * config.blocks_per_group) ** 2
-        layers: list[nn.Module] = [nn.Conv2d(config.num_tokens, config.codebook_dim, 1)]
+        # a 1x1 conv right after the relaxation; on one-hot tokens it is an embedding lookup
+        self.codebook = nn.Conv2d(config.num_tokens, config.codebook_dim, 1)
+        blocks: list[nn.Module] = []
         dim = config.codebook_dim
         for g, width in enumerate(widths):
-            for _ in range(config.blocks_per_group):
-                layers.append(DecoderBlock(dim, width, gain))
+            for b in range(config.blocks_per_group):
+                blocks.append(DecoderBlock(dim, width, gain, upsample=g > 0 and b == 0))
                 dim = width
-            if g < config.num_groups - 1:
-                layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
-        layers += [nn.ReLU(), nn.Conv2d(dim, 2 * config.channels, 1)]
-        self.net = nn.Sequential(*layers)
+        self.blocks = nn.Sequential(*blocks)
+        # the logit-Laplace head stays in float32 under autocast: bf16 cannot place mu finely
+        # enough (its spacing near logit(0.1) = -2.2 is 1/64, wider than an 8-bit pixel's bin)
+        self.head = nn.Conv2d(dim, 2 * config.channels, 1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)  # (B, 2C, H, W): logit-Laplace mu and log b
+        return self.project(self.codebook(z))
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) token ids -> (B, codebook_dim, h, w): the 1x1 conv of their one-hots."""
+        table = self.codebook.weight[:, :, 0, 0].t()  # (K, codebook_dim)
+        return (F.embedding(tokens, table) + self.codebook.bias).permute(0, 3, 1, 2)
+
+    def project(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, codebook_dim, h, w) -> (B, 2C, H, W): logit-Laplace mu and log b."""
+        h = F.relu(self.blocks(h))
+        with torch.autocast(h.device.type, enabled=False):
+            return self.head(h.float())
 
 
 class DiscreteVAE(PretrainedMixin, nn.Module):
@@ -136,7 +162,10 @@ class DiscreteVAE(PretrainedMixin, nn.Module):
 
     def decode_soft(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A (B, K, h, w) relaxed one-hot grid -> logit-Laplace ``(mu, log_b)``, each (B, C, H, W)."""
-        mu, log_b = self.decoder(z).float().chunk(2, dim=1)
+        return self._split(self.decoder(z))
+
+    def _split(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, log_b = params.float().chunk(2, dim=1)
         # b has a floor: on exactly-valued pixels (flat synthetic colours) the density is
         # otherwise unbounded as b -> 0 and training diverges.
         return mu, log_b.clamp(min=self.config.min_log_scale)
@@ -149,8 +178,9 @@ class DiscreteVAE(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, h, w) token ids -> (B, C, H, W) images in [0, 1]."""
-        z = F.one_hot(tokens, self.config.num_tokens).permute(0, 3, 1, 2)
-        mu, _ = self.decode_soft(z.to(next(self.parameters()).dtype))
+        if tokens.min() < 0 or tokens.max() >= self.config.num_tokens:
+            raise ValueError(f"token ids must lie in [0, {self.config.num_tokens})")
+        mu, _ = self._split(self.decoder.project(self.decoder.embed(tokens)))
         return logit_laplace.mean_image(mu, self.config.eps)
 
 
@@ -158,6 +188,7 @@ def gumbel_softmax(
     logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Relaxed one-hot sample over dim 1 (Jang et al. 2017; Maddison et al. 2017)."""
+    # uniform + two logs: torch's exponential_ sampler is several times slower on the CPU
     u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=torch.float32)
     gumbel = -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
     return F.softmax((logits.float() + gumbel) / temperature, dim=1)
