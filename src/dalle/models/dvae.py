@@ -46,13 +46,18 @@ class DVAEConfig(Config):
         return [self.hidden_dim * 2**g for g in range(self.num_groups)]
 
 
+def _skip(dim_in: int, dim_out: int) -> nn.Module:
+    """The identity path of a residual block: a 1x1 conv only where the width changes."""
+    return nn.Conv2d(dim_in, dim_out, 1) if dim_in != dim_out else nn.Identity()
+
+
 class EncoderBlock(nn.Module):
     """Bottleneck residual block: 3x3, 3x3, 3x3, 1x1 convs at a quarter of the width."""
 
     def __init__(self, dim_in: int, dim_out: int, post_gain: float) -> None:
         super().__init__()
         hidden = dim_out // 4
-        self.skip = nn.Conv2d(dim_in, dim_out, 1) if dim_in != dim_out else nn.Identity()
+        self.skip = _skip(dim_in, dim_out)
         self.res = nn.Sequential(
             nn.ReLU(), nn.Conv2d(dim_in, hidden, 3, padding=1),
             nn.ReLU(), nn.Conv2d(hidden, hidden, 3, padding=1),
@@ -76,7 +81,7 @@ class DecoderBlock(nn.Module):
     def __init__(self, dim_in: int, dim_out: int, post_gain: float, upsample: bool) -> None:
         super().__init__()
         hidden = dim_out // 4
-        self.skip = nn.Conv2d(dim_in, dim_out, 1) if dim_in != dim_out else nn.Identity()
+        self.skip = _skip(dim_in, dim_out)
         self.pre = nn.Sequential(nn.ReLU(), nn.Conv2d(dim_in, hidden, 1))
         self.up = nn.Upsample(scale_factor=2, mode="nearest") if upsample else nn.Identity()
         self.res = nn.Sequential(
@@ -178,7 +183,8 @@ class DiscreteVAE(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, h, w) token ids -> (B, C, H, W) images in [0, 1]."""
-        if tokens.min() < 0 or tokens.max() >= self.config.num_tokens:
+        low, high = torch.aminmax(tokens)
+        if low < 0 or high >= self.config.num_tokens:
             raise ValueError(f"token ids must lie in [0, {self.config.num_tokens})")
         mu, _ = self._split(self.decoder.project(self.decoder.embed(tokens)))
         return logit_laplace.mean_image(mu, self.config.eps)
