@@ -12,6 +12,7 @@ from dalle.models.dvae import DVAEConfig
 from dalle.shapes.dataset import ShapesStream
 from dalle.training.checkpoint import latest_checkpoint
 from dalle.training.dvae_trainer import DVAETrainConfig, DVAETrainer
+from dalle.training.metrics_log import MetricsLog
 from dalle.training.schedules import cosine_anneal, cosine_ramp
 
 TINY = DVAEConfig.from_preset("dvae-tiny")
@@ -29,6 +30,9 @@ def test_schedules_hit_their_end_points():
     )
     assert 0 < trainer.kl_weight_at(25) < 6.6
     assert abs(trainer.lr_at(config.steps) - config.lr_end) < 1e-12
+    assert trainer.nll_weight_at(0) == 1.0  # the paper's objective by default
+    late = DVAETrainer(TINY, config.replace(nll_start_fraction=0.1), "/nonexistent", dataset=None)
+    assert late.nll_weight_at(99) == 0.0 and late.nll_weight_at(100) == 1.0
     assert cosine_anneal(5, 10, 1.0, 0.0) == pytest.approx(0.5)
     assert cosine_ramp(10, 10, 3.0) == pytest.approx(3.0)
 
@@ -101,6 +105,12 @@ def test_resume_after_sigkill_is_bit_exact(tmp_path):
     ema_b = load_file(str(tmp_path / "killed" / "checkpoints" / "step_0000040" / "ema.safetensors"))
     assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
     assert (tmp_path / "killed" / "vae" / "model.safetensors").is_file()
+    # the metrics log of the resumed run lists every logged step once, with the same losses
+    logs = [
+        MetricsLog(tmp_path / run / "metrics.jsonl").records() for run in ("straight", "killed")
+    ]
+    assert [r["step"] for r in logs[1]] == [10, 20, 30, 40]
+    assert [r["loss"] for r in logs[0]] == [r["loss"] for r in logs[1]]
 
 
 def test_existing_run_needs_resume(tmp_path):

@@ -101,6 +101,7 @@ def _train_dvae(args: argparse.Namespace) -> int:
         bar.set_postfix(
             loss=f"{s.loss:.3f}",
             recon=f"{s.nll:.3f}",
+            mse=f"{s.mse:.4f}",
             kl=f"{s.kl:.4f}",
             T=f"{s.temperature:.3f}",
             ppl=f"{s.perplexity:.0f}",

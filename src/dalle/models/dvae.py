@@ -212,8 +212,16 @@ def elbo_loss(
     temperature: float,
     kl_weight: float,
     generator: torch.Generator | None = None,
+    nll_weight: float = 1.0,
+    sq_weight: float = 0.0,
 ) -> dict[str, torch.Tensor]:
-    """The negative ELBO with weighted KL; both terms are sums divided by the number of pixels."""
+    """The negative ELBO with weighted KL; every term is a sum divided by the number of pixels.
+
+    ``loss = nll_weight * nll + kl_weight * kl + sq_weight * sq``. The paper's objective is the
+    default (``nll_weight`` 1, ``sq_weight`` 0); ``sq`` is the squared error of the decoded
+    median ``sigmoid(mu)`` against the mapped pixels, an optional auxiliary term (see
+    docs/dvae.md for why the shapes recipe uses it).
+    """
     logits = vae.logits(images)
     z = gumbel_softmax(logits, temperature, generator)
     mu, log_b = vae.decode_soft(z.to(logits.dtype))
@@ -221,15 +229,19 @@ def elbo_loss(
     pixels = images.shape[-2] * images.shape[-1]  # normalised per pixel (channels summed)
     nll = -logit_laplace.log_prob(target, mu, log_b).flatten(1).sum(1).mean() / pixels
     kl = kl_to_uniform(logits).flatten(1).sum(1).mean() / pixels
+    loss = nll_weight * nll + kl_weight * kl
+    median = torch.sigmoid(mu)
+    sq = (median - target).square().flatten(1).sum(1).mean() / pixels
+    if sq_weight:
+        loss = loss + sq_weight * sq
     with torch.no_grad():
-        recon = logit_laplace.mean_image(mu, vae.config.eps)
-        mse = F.mse_loss(recon, images.float())
-    return {"loss": nll + kl_weight * kl, "nll": nll, "kl": kl, "mse": mse, "logits": logits}
+        mse = F.mse_loss(logit_laplace.unmap_pixels(median, vae.config.eps), images.float())
+    return {"loss": loss, "nll": nll, "kl": kl, "sq": sq, "mse": mse, "logits": logits}
 
 
 DVAEConfig.register_preset(
     "shapes",
-    DVAEConfig(image_size=64, num_tokens=512, hidden_dim=32, num_groups=3, codebook_dim=256),
+    DVAEConfig(image_size=64, num_tokens=256, hidden_dim=32, num_groups=3, codebook_dim=256),
 )
 # Ramesh et al. 2021: 256 x 256 -> 32 x 32 tokens, K = 8192, n_hid 256, 2 blocks per group.
 DVAEConfig.register_preset(

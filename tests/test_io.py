@@ -1,0 +1,20 @@
+import pytest
+
+from dalle.utils.io import atomic_path, atomic_write_text
+
+
+def test_atomic_write_gives_the_mode_of_a_plain_file(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic_write_text(tmp_path / "atomic.txt", "x")
+    assert (tmp_path / "atomic.txt").stat().st_mode == plain.stat().st_mode
+
+
+def test_a_failed_write_leaves_nothing(tmp_path):
+    target = tmp_path / "out.bin"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out.bin"]
