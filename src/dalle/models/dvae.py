@@ -227,13 +227,15 @@ def elbo_loss(
     mu, log_b = vae.decode_soft(z.to(logits.dtype))
     target = logit_laplace.map_pixels(images.float(), vae.config.eps)
     pixels = images.shape[-2] * images.shape[-1]  # normalised per pixel (channels summed)
-    nll = -logit_laplace.log_prob(target, mu, log_b).flatten(1).sum(1).mean() / pixels
+    grad = torch.is_grad_enabled()
+    # a term with weight 0 is still reported, but builds no graph for the backward pass
+    with torch.set_grad_enabled(grad and nll_weight != 0):
+        nll = -logit_laplace.log_prob(target, mu, log_b).flatten(1).sum(1).mean() / pixels
     kl = kl_to_uniform(logits).flatten(1).sum(1).mean() / pixels
-    loss = nll_weight * nll + kl_weight * kl
     median = torch.sigmoid(mu)
-    sq = (median - target).square().flatten(1).sum(1).mean() / pixels
-    if sq_weight:
-        loss = loss + sq_weight * sq
+    with torch.set_grad_enabled(grad and sq_weight != 0):
+        sq = (median - target).square().flatten(1).sum(1).mean() / pixels
+    loss = nll_weight * nll + kl_weight * kl + sq_weight * sq
     with torch.no_grad():
         mse = F.mse_loss(logit_laplace.unmap_pixels(median, vae.config.eps), images.float())
     return {"loss": loss, "nll": nll, "kl": kl, "sq": sq, "mse": mse, "logits": logits}
