@@ -10,24 +10,19 @@ Prints a Markdown table and, last, one JSON line.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import torch  # noqa: E402
+from _common import benchmark_parser, median_time, run_anchor  # noqa: E402
 
 from dalle.models.dvae import DiscreteVAE, DVAEConfig, elbo_loss  # noqa: E402
 
 CASE_A = DVAEConfig(image_size=32, num_tokens=512, hidden_dim=64, num_groups=3, blocks_per_group=1,
                     codebook_dim=256)  # fmt: skip
-ANCHORS = Path(__file__).resolve().parents[2] / "shared" / "anchors"
 
 
 def time_ours(bf16: bool, channels_last: bool, reps: int, warmup: int) -> float:
@@ -46,38 +41,18 @@ def time_ours(bf16: bool, channels_last: bool, reps: int, warmup: int) -> float:
         loss.backward()
         opt.step()
 
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_time(step, reps, warmup)
 
 
 def time_anchor(venv: Path, reps: int, warmup: int) -> float | None:
-    python = venv / "bin" / "python"
-    if not python.exists():
-        print(f"no anchors venv at {venv}: run shared/anchors/install.sh {venv}", file=sys.stderr)
-        return None
-    out = subprocess.run(
-        [str(python), str(ANCHORS / "bench_dalle_pytorch.py"), "--case", "A", "--reps", str(reps),
-         "--warmup", str(warmup), "--threads", "2"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    return result["A_vae_train_step"]["median_s"]
+    result = run_anchor(
+        venv, "bench_dalle_pytorch.py", "--case", "A", "--reps", str(reps), "--warmup", str(warmup)
+    )
+    return None if result is None else result["A_vae_train_step"]["median_s"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--anchors-venv", type=Path, default=Path(".anchors-venv"))
-    parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
-    args = parser.parse_args()
+    args = benchmark_parser(__doc__).parse_args()
     torch.set_num_threads(2)
 
     anchor = time_anchor(args.anchors_venv, args.reps, args.warmup)

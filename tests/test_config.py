@@ -75,3 +75,16 @@ def test_presets_and_replace():
 def test_frozen():
     with pytest.raises(AttributeError):
         Outer().dim = 3
+
+
+def test_fixed_length_tuples_round_trip():
+    @dataclass(frozen=True)
+    class WithTuple(Config):
+        mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+
+    loaded = WithTuple.from_json(WithTuple(mean=(0.1, 0.2, 0.3)).to_json())
+    assert loaded.mean == (0.1, 0.2, 0.3)
+    with pytest.raises(ConfigError, match="mean"):
+        WithTuple.from_dict({"mean": [0.1, 0.2]})
+    with pytest.raises(ConfigError, match=r"mean\[1\]"):
+        WithTuple.from_dict({"mean": [0.1, "x", 0.3]})

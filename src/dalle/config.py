@@ -56,7 +56,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         if len(args) != len(value):
             raise ConfigError(f"{key}: expected {len(args)} items, got {len(value)}")
         return tuple(
-            _convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(args, value, strict=True))
+            _convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True))
         )
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if isinstance(value, tp):

@@ -92,3 +92,16 @@ def test_eval_shapes_unreadable_or_wrong_size_image_is_a_clear_error(tmp_path, c
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "gen" / "0000_00.png")
     assert main(args) == 2
     assert "reads 64 x 64 images, got 32 x 32" in capsys.readouterr().err
+
+
+def test_shapes_prompts_file(tmp_path):
+    from dalle.shapes.captions import parse_caption
+
+    out = tmp_path / "prompts.txt"
+    assert main(["data", "shapes-prompts", "--n", "100", "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == len(set(lines)) == 100
+    parsed = [parse_caption(line) for line in lines]
+    assert sum(p.held_out for p in parsed) == 25
+    assert sum(len(p.objects) == 2 for p in parsed) == 50
+    assert all(p.canonical() == line for p, line in zip(parsed, lines))

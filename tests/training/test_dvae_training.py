@@ -1,19 +1,14 @@
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from dalle.models.dvae import DVAEConfig
 from dalle.shapes.dataset import ShapesStream
-from dalle.training.checkpoint import latest_checkpoint
 from dalle.training.dvae_trainer import DVAETrainConfig, DVAETrainer
 from dalle.training.metrics_log import MetricsLog
 from dalle.training.schedules import cosine_anneal, cosine_ramp
+
+from .cli_runs import kill_after_checkpoint, run_train
 
 TINY = DVAEConfig.from_preset("dvae-tiny")
 
@@ -70,27 +65,14 @@ def test_tiny_model_overfits_eight_images(tmp_path):
 
 
 def run_cli(out, *extra, wait=True):
-    cmd = [sys.executable, "-m", "dalle", "train", "dvae", "--preset", "dvae-tiny",
-           "--out", str(out), "--threads", "1", *extra]  # fmt: skip
-    env = {**os.environ, "TQDM_DISABLE": "1"}
-    if wait:
-        return subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    return run_train("dvae", "dvae-tiny", out, *extra, wait=wait)
 
 
 @pytest.mark.slow
 def test_resume_after_sigkill_is_bit_exact(tmp_path):
     run_cli(tmp_path / "straight")
     proc = run_cli(tmp_path / "killed", "--checkpoint-every", "5", wait=False)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        ckpt = latest_checkpoint(tmp_path / "killed")
-        if ckpt is not None and ckpt.name >= "step_0000015":
-            break
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed_at = latest_checkpoint(tmp_path / "killed")
+    killed_at = kill_after_checkpoint(proc, tmp_path / "killed", "step_0000015")
     assert killed_at is not None and killed_at.name < "step_0000040", "run ended before the kill"
     result = run_cli(tmp_path / "killed", "--checkpoint-every", "5", "--resume")
     assert "trained 40 steps" in result.stdout

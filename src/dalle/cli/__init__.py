@@ -10,9 +10,16 @@ import logging
 import sys
 
 from dalle import __version__
-from dalle.cli import data_cmd, eval_cmd, reconstruct_cmd, tokenizer_cmd, train_cmd
+from dalle.cli import (
+    data_cmd,
+    eval_cmd,
+    generate_cmd,
+    reconstruct_cmd,
+    tokenizer_cmd,
+    train_cmd,
+)
 
-COMMAND_GROUPS = (data_cmd, tokenizer_cmd, train_cmd, reconstruct_cmd, eval_cmd)
+COMMAND_GROUPS = (generate_cmd, data_cmd, tokenizer_cmd, train_cmd, reconstruct_cmd, eval_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

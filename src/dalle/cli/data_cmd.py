@@ -1,4 +1,4 @@
-"""``dalle data``: data set utilities (export the shapes world)."""
+"""``dalle data``: data set utilities (export the shapes world, its evaluation prompts)."""
 
 from __future__ import annotations
 
@@ -32,10 +32,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     shapes.add_argument("--out", required=True, help="output folder (created if missing)")
     shapes.set_defaults(func=_export)
 
+    prompts = data_sub.add_parser(
+        "shapes-prompts",
+        help="write the canonical evaluation prompts of the shapes world",
+        description=(
+            "Write N distinct canonical prompts, one per line: half one-object, half two-object, "
+            "every fourth naming a held-out colour/shape pair. The file feeds `dalle generate "
+            "--prompts-file` and `dalle eval shapes --prompts`."
+        ),
+    )
+    prompts.add_argument("--n", type=int, default=128, help="number of prompts (default 128)")
+    prompts.add_argument("--seed", type=int, default=0, help="seed of the set (default 0)")
+    prompts.add_argument("--out", required=True, help="the prompts file to write")
+    prompts.set_defaults(func=_prompts)
+
 
 def _export(args: argparse.Namespace) -> int:
     if args.n < 0:
         raise ValueError("--n must be at least 0")
     meta = export_shapes(args.out, args.split, args.n, args.seed, progress=True)
     print(f"wrote {args.n} images and {meta}")
+    return 0
+
+
+def _prompts(args: argparse.Namespace) -> int:
+    from dalle.shapes.prompts import evaluation_prompts
+    from dalle.utils.io import atomic_write_text
+
+    if args.n < 1:
+        raise ValueError("--n must be at least 1")
+    prompts = evaluation_prompts(args.n, args.seed)
+    atomic_write_text(args.out, "".join(p + "\n" for p in prompts))
+    print(
+        f"wrote {len(prompts)} prompts ({sum(i % 4 == 3 for i in range(len(prompts)))} held-out) to {args.out}"
+    )
     return 0

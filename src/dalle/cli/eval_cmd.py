@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from dalle.cli.sampling_args import add_candidates_argument, add_sampling_arguments
 from dalle.eval.shapes_report import failure_grid, read_prompts, score_folder
 
 
@@ -58,6 +59,64 @@ def register(sub: argparse._SubParsersAction) -> None:
     rec.add_argument("--json", action="store_true", help="print the report as one JSON line")
     rec.set_defaults(func=_eval_reconstruction)
 
+    gen = ev_sub.add_parser(
+        "generation",
+        help="how often a pipeline draws what shapes prompts say",
+        description=(
+            "Generate --num-images images for each of the canonical evaluation prompts of the "
+            "shapes world (`dalle data shapes-prompts`, or --prompts FILE), write them to OUT, and "
+            "score them with the exact shapes scorer: accuracy on seen and held-out prompts."
+        ),
+    )
+    gen.add_argument("--prompts", default=None, help="prompts file (default: the canonical set)")
+    gen.add_argument("--n-prompts", type=int, default=128, help="size of the canonical set (128)")
+    gen.add_argument("--out", default="eval_generation", help="where the images go")
+    gen.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    add_sampling_arguments(gen)
+    add_candidates_argument(gen)
+    gen.set_defaults(func=_eval_generation)
+
+    clip = ev_sub.add_parser(
+        "clip",
+        help="CLIP on the shapes world: caption retrieval and zero-shot attributes",
+        description=(
+            "Image-to-text retrieval top-1 over the distinct canonical captions (sizes stated) of N "
+            "test images, and zero-shot accuracy for colour, shape, size and relation (the true "
+            "caption against the same caption varied in that attribute), each for images with "
+            "and without a held-out colour/shape pair."
+        ),
+    )
+    clip.add_argument(
+        "--model", default="shapes", help="CLIP folder, pipeline folder or bundled name (shapes)"
+    )
+    clip.add_argument("--n", type=int, default=1000, help="test images (default 1000)")
+    clip.add_argument("--seed", type=int, default=0)
+    clip.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    clip.set_defaults(func=_eval_clip)
+
+    score = ev_sub.add_parser(
+        "clipscore",
+        help="CLIPScore of a folder of images with their prompts",
+        description=(
+            "CLIPScore (Hessel et al. 2021: 2.5 x max(cos, 0)) of every DIR/{prompt:04d}_{image:02d}"
+            ".png with line `prompt` of --prompts, or, without --prompts, with the prompt stored in "
+            "the PNG's text chunk (what `dalle generate` writes). The CLIP is the bundled one, a "
+            "CLIP folder (--clip), or an OpenAI / open_clip ViT state dict in safetensors "
+            "(--clip-weights) with its Hugging Face tokenizer.json (--clip-tokenizer)."
+        ),
+    )
+    score.add_argument("dir", help="folder of images")
+    score.add_argument("--prompts", default=None, help="prompts file, one prompt a line")
+    score.add_argument("--clip", default="shapes", help="CLIP folder or bundled name (shapes)")
+    score.add_argument("--clip-weights", default=None, help="OpenAI/open_clip .safetensors")
+    score.add_argument("--clip-tokenizer", default=None, help="its tokenizer.json")
+    score.add_argument(
+        "--clip-act", default="quick_gelu", choices=("quick_gelu", "gelu"),
+        help="the MLP activation of those weights (OpenAI's: quick_gelu)",
+    )  # fmt: skip
+    score.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    score.set_defaults(func=_eval_clipscore)
+
 
 def _eval_reconstruction(args: argparse.Namespace) -> int:
     from dalle.eval.reconstruction import shapes_reconstruction_report
@@ -74,6 +133,85 @@ def _eval_reconstruction(args: argparse.Namespace) -> int:
     print(f"scorer, seen    {_percent(report.seen_accuracy)}")
     print(f"scorer, held-out {_percent(report.held_out_accuracy)}")
     print(f"codes in use    {report.codes_used} of {report.num_tokens}")
+    return 0
+
+
+def _eval_generation(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from dalle.eval.generation import shapes_generation_report
+    from dalle.pipelines.dalle_pipeline import DallePipeline
+    from dalle.shapes.prompts import evaluation_prompts
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    prompts = read_prompts(args.prompts) if args.prompts else evaluation_prompts(args.n_prompts)
+    pipe = DallePipeline.from_pretrained(args.model)
+    settings = pipe.settings(args.temperature, args.top_k, args.top_p, args.guidance)
+    drawn = len(prompts) * (args.candidates or args.num_images)
+    with tqdm(total=drawn, desc="generate", unit="img") as bar:
+        report = shapes_generation_report(
+            pipe, prompts, args.out, args.num_images, args.seed, settings, args.batch_size,
+            args.bf16, args.candidates, on_image=bar.update,
+        )  # fmt: skip
+    summary = {
+        **report.to_dict(), "settings": dataclasses.asdict(settings), "model": args.model,
+        "candidates": args.candidates,
+    }  # fmt: skip
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    seen, held = summary["seen"], summary["held_out"]
+    print(f"model           {args.model} ({dataclasses.asdict(settings)})")
+    print(
+        f"images          {summary['images']} ({len(prompts)} prompts x {args.num_images}, seed {args.seed})"
+    )
+    print(f"seen accuracy   {_percent(seen['accuracy'])} of {seen['images']}")
+    print(f"held-out        {_percent(held['accuracy'])} of {held['images']}")
+    print("errors          " + ", ".join(f"{k} {v}" for k, v in summary["errors"].items()))
+    return 0
+
+
+def _eval_clip(args: argparse.Namespace) -> int:
+    from dalle.eval.clip_eval import shapes_clip_report
+    from dalle.pipelines.clip_ranker import ClipRanker
+
+    ranker = ClipRanker.from_pretrained(args.model)
+    report = shapes_clip_report(ranker.clip, ranker.tokenizer, args.n, args.seed)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    r = report["retrieval_top1"]
+    print(
+        f"images          {report['images']} (test split, seed {args.seed}), {report['captions']} captions"
+    )
+    print(f"retrieval top-1 seen {_percent(r['seen'])}, held-out {_percent(r['held_out'])}")
+    for attribute, z in report["zero_shot"].items():
+        print(
+            f"zero-shot {attribute:<9} seen {_percent(z['seen'])}, held-out {_percent(z['held_out'])}"
+        )
+    return 0
+
+
+def _eval_clipscore(args: argparse.Namespace) -> int:
+    from dalle.eval.clip_score import folder_clipscore
+    from dalle.pipelines.clip_ranker import ClipRanker
+
+    if bool(args.clip_weights) != bool(args.clip_tokenizer):
+        raise ValueError("--clip-weights and --clip-tokenizer go together")
+    if args.clip_weights:
+        ranker = ClipRanker.from_openai(args.clip_weights, args.clip_tokenizer, args.clip_act)
+    else:
+        ranker = ClipRanker.from_pretrained(args.clip)
+    prompts = read_prompts(args.prompts) if args.prompts else None
+    result = folder_clipscore(ranker, args.dir, prompts)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"images          {result['images']}")
+    print(f"CLIPScore       {result['clipscore']:.4f} (mean of 2.5 x max(cos, 0))")
     return 0
 
 

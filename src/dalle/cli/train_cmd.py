@@ -1,15 +1,16 @@
-"""``dalle train``: train a stage of a pipeline (``dvae`` now; the transformer and CLIP later)."""
+"""``dalle train``: train a stage of a pipeline (``dvae``, ``dalle``, ``clip``)."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from dalle.cli import train_clip_cmd, train_dalle_cmd
+from dalle.cli.train_args import add_run_arguments, run_config
 from dalle.data import open_dataset
 from dalle.models.dvae import DVAEConfig
 from dalle.training.dvae_trainer import DVAETrainConfig, DVAETrainer
@@ -28,59 +29,17 @@ def register(sub: argparse._SubParsersAction) -> None:
             "(config.json + model.safetensors, fp16)."
         ),
     )
-    dvae.add_argument(
-        "--preset",
-        default="shapes",
-        help=f"model and training preset (known: {', '.join(sorted(DVAEConfig.presets))})",
-    )
-    dvae.add_argument(
-        "--data",
-        default=None,
-        help="data set: shapes, a folder, metadata.jsonl folder, tar shards, CelebA",
-    )
-    dvae.add_argument("--out", default="runs/dvae", help="run folder (default runs/dvae)")
-    dvae.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue from the newest checkpoint in --out, exactly",
-    )
-    dvae.add_argument("--steps", type=int, default=None, help="total optimizer steps")
-    dvae.add_argument("--batch-size", type=int, default=None)
-    dvae.add_argument("--lr", type=float, default=None, help="peak learning rate")
-    dvae.add_argument("--checkpoint-every", type=int, default=None)
-    dvae.add_argument("--sample-every", type=int, default=None)
-    dvae.add_argument(
-        "--bf16",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="bf16 autocast (default on: faster on CPUs with AVX-512 bf16 / AMX; --no-bf16 for fp32)",
-    )
-    dvae.add_argument("--seed", type=int, default=None)
-    dvae.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    dvae.add_argument(
-        "--stop-at",
-        type=int,
-        default=None,
-        help="stop (after a checkpoint) at this step, keeping the schedule of --steps",
-    )
+    add_run_arguments(dvae, sorted(DVAEConfig.presets), out="runs/dvae")
     dvae.set_defaults(func=_train_dvae)
-
-
-def _train_config(args: argparse.Namespace) -> DVAETrainConfig:
-    base = DVAETrainConfig.presets.get(args.preset, DVAETrainConfig())
-    changes = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(DVAETrainConfig)
-        if getattr(args, f.name, None) is not None
-    }
-    return base.replace(**changes)
+    train_dalle_cmd.register(train_sub)
+    train_clip_cmd.register(train_sub)
 
 
 def _train_dvae(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model_config = DVAEConfig.from_preset(args.preset)
-    config = _train_config(args)
+    config = run_config(DVAETrainConfig, args)
     out = Path(args.out)
     if not args.resume and (out / "checkpoints").exists():
         raise ValueError(

@@ -72,7 +72,7 @@ class PretrainedMixin:
         directory = resolve_model_dir(name_or_dir, cls.pipeline_part)
         config = cls.config_class.load(directory / "config.json")
         model = cls(config)  # type: ignore[call-arg]
-        state = load_file(str(directory / "model.safetensors"), device=str(device))
+        state = load_file(str(directory / "model.safetensors"))  # to the CPU, then moved
         expected = model.state_dict()  # type: ignore[attr-defined]
         state = {k: v.to(expected[k].dtype) if k in expected else v for k, v in state.items()}
         model.load_state_dict(state)  # type: ignore[attr-defined]

@@ -95,8 +95,10 @@ class ShapesStream(IterableDataset):
             yield self._to_tensor(example.image), example.text
 
     def captions(self) -> Iterator[str]:
-        """Training captions without rendering (infinite unless ``length`` is set)."""
-        for index in self._indices():
+        """Training captions without rendering (infinite unless ``length`` is set). Not split
+        across processes: every process reads the same captions (e.g. to train a tokenizer)."""
+        stop = None if self.length is None else self.start + self.length
+        for index in _shard_indices(self.start, stop, 0, 1):
             scene = sample_scene(self.split, index, self.seed)
             rng = HashRandom("shapes-v1-caption", self.split, self.seed, index)
             yield sample_caption(scene, rng)[0]

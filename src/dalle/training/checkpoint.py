@@ -92,3 +92,62 @@ def rng_tensors(generator: torch.Generator) -> dict[str, torch.Tensor]:
 def restore_rng(tensors: dict[str, torch.Tensor], generator: torch.Generator) -> None:
     torch.set_rng_state(tensors["torch"])
     generator.set_state(tensors["generator"])
+
+
+def save_training_checkpoint(
+    run_dir: str | os.PathLike,
+    step: int,
+    model: torch.nn.Module,
+    ema,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    model_config,
+    train_config,
+    extra_tensors: dict[str, dict[str, torch.Tensor]] | None = None,
+    extra_state: dict[str, Any] | None = None,
+) -> Path:
+    """A trainer's whole state (weights, EMA, optimizer, RNG, configs, step), plus extras; the
+    model config is also written as ``config.json`` beside the weights."""
+    optim_tensors, optim_meta = optimizer_to_tensors(optimizer)
+    path = save_checkpoint(
+        run_dir,
+        step,
+        {
+            "model": model.state_dict(),
+            "ema": ema.state_dict(),
+            "optimizer": optim_tensors,
+            "rng": rng_tensors(generator),
+            **(extra_tensors or {}),
+        },
+        {
+            "optimizer": optim_meta,
+            "model_config": model_config.to_dict(),
+            "train_config": train_config.to_dict(),
+            **(extra_state or {}),
+        },
+    )
+    model_config.save(path / "config.json")
+    return path
+
+
+def load_training_checkpoint(
+    run_dir: str | os.PathLike,
+    model: torch.nn.Module,
+    ema,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    model_config,
+) -> tuple[Path, dict[str, dict[str, torch.Tensor]], dict] | None:
+    """Restore the newest checkpoint of a run into the given objects; None if there is none.
+    Returns its path, tensors and state (the step is ``state["step"]``) for any extras."""
+    path = latest_checkpoint(run_dir)
+    if path is None:
+        return None
+    tensors, state = load_checkpoint(path)
+    if state["model_config"] != model_config.to_dict():
+        raise ValueError(f"{path}: the checkpoint was made with another model config")
+    model.load_state_dict(tensors["model"])
+    ema.load_state_dict(tensors["ema"])
+    optimizer_from_tensors(optimizer, tensors["optimizer"], state["optimizer"])
+    restore_rng(tensors["rng"], generator)
+    return path, tensors, state

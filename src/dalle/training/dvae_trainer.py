@@ -134,39 +134,21 @@ class DVAETrainer:
 
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
-        optim_tensors, optim_meta = ckpt.optimizer_to_tensors(self.optimizer)
-        path = ckpt.save_checkpoint(
-            self.run_dir,
-            self.step,
-            {
-                "model": self.model.state_dict(),
-                "ema": self.ema.state_dict(),
-                "optimizer": optim_tensors,
-                "rng": ckpt.rng_tensors(self.generator),
-                "usage": {"counts": torch.stack(self.usage.window)},
-            },
-            {
-                "optimizer": optim_meta,
-                "usage_cursor": self.usage.cursor,
-                "model_config": self.model_config.to_dict(),
-                "train_config": self.config.to_dict(),
-            },
-        )
-        self.model_config.save(path / "config.json")
-        return path
+        return ckpt.save_training_checkpoint(
+            self.run_dir, self.step, self.model, self.ema, self.optimizer, self.generator,
+            self.model_config, self.config,
+            extra_tensors={"usage": {"counts": torch.stack(self.usage.window)}},
+            extra_state={"usage_cursor": self.usage.cursor},
+        )  # fmt: skip
 
     def resume(self) -> bool:
         """Load the newest checkpoint of the run folder; False if there is none."""
-        path = ckpt.latest_checkpoint(self.run_dir)
-        if path is None:
+        found = ckpt.load_training_checkpoint(
+            self.run_dir, self.model, self.ema, self.optimizer, self.generator, self.model_config
+        )
+        if found is None:
             return False
-        tensors, state = ckpt.load_checkpoint(path)
-        if state["model_config"] != self.model_config.to_dict():
-            raise ValueError(f"{path}: the checkpoint was made with another model config")
-        self.model.load_state_dict(tensors["model"])
-        self.ema.load_state_dict(tensors["ema"])
-        ckpt.optimizer_from_tensors(self.optimizer, tensors["optimizer"], state["optimizer"])
-        ckpt.restore_rng(tensors["rng"], self.generator)
+        path, tensors, state = found
         self.usage.window = list(tensors["usage"]["counts"].unbind(0))
         self.usage.cursor = state["usage_cursor"]
         self.step = state["step"]

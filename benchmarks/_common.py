@@ -1,0 +1,49 @@
+"""What the benchmark scripts share: timing, the command line, running the anchors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ANCHORS = Path(__file__).resolve().parents[2] / "shared" / "anchors"
+
+
+def median_time(fn: Callable[[], object], reps: int, warmup: int) -> float:
+    """Median wall time of ``reps`` calls of ``fn`` after ``warmup`` untimed ones, in seconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def benchmark_parser(doc: str | None) -> argparse.ArgumentParser:
+    """``--anchors-venv``, ``--reps`` and ``--warmup``; scripts add their own options."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--anchors-venv", type=Path, default=Path(".anchors-venv"))
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    return parser
+
+
+def run_anchor(venv: Path, script: str, *args: str) -> dict | None:
+    """The JSON line an anchors benchmark script prints last, run in the anchors venv (2 threads);
+    None, with a note, if the venv is missing."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"no anchors venv at {venv}: run shared/anchors/install.sh {venv}", file=sys.stderr)
+        return None
+    cmd = [str(python), str(ANCHORS / script), *args, "--threads", "2"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -1,0 +1,57 @@
+"""Sampling options shared by ``dalle generate`` and ``dalle complete``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        default="shapes",
+        help="pipeline folder (with model_index.json) or bundled name (default shapes)",
+    )
+    p.add_argument("--num-images", type=int, default=4, help="images per prompt (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument(
+        "--temperature", type=float, default=None,
+        help="softmax temperature; 0 takes the most likely token (default: the model's)",
+    )  # fmt: skip
+    p.add_argument(
+        "--top-k", type=int, default=None,
+        help="sample among the K most likely tokens; 0 keeps all (default: the model's)",
+    )  # fmt: skip
+    p.add_argument(
+        "--top-p", type=float, default=None,
+        help="sample from the smallest set of tokens holding probability P; 1 keeps all "
+        "(default: the model's)",
+    )  # fmt: skip
+    p.add_argument(
+        "--guidance", type=float, default=None,
+        help="classifier-free guidance scale g: uncond + g * (cond - uncond); 1 is off "
+        "(default: the model's)",
+    )  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=16, help="images sampled at once (16)")
+    p.add_argument(
+        "--bf16", action=argparse.BooleanOptionalAction, default=False,
+        help="bf16 autocast while sampling (default off)",
+    )  # fmt: skip
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def png_info(fields: dict[str, object]):
+    """PNG text chunks from ``fields`` (None values are written as 'none')."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in fields.items():
+        info.add_text(key, "none" if value is None else str(value))
+    return info
+
+
+def add_candidates_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--candidates", type=int, default=None, metavar="M",
+        help="draw M images per prompt and keep the --num-images that the pipeline's CLIP ranks "
+        "best, best first (default: draw only --num-images)",
+    )  # fmt: skip

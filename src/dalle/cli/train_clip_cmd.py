@@ -1,0 +1,81 @@
+"""``dalle train clip``: contrastive training of CLIP on captions and images."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from dalle.cli.train_args import add_run_arguments, prepare_tokenizer, run_config
+from dalle.models.clip import CLIPConfig
+from dalle.training.clip_trainer import CLIPTrainConfig, CLIPTrainer, fit_clip_config
+
+
+def register(train_sub: argparse._SubParsersAction) -> None:
+    p = train_sub.add_parser(
+        "clip",
+        help="train CLIP (contrastive text and image encoders)",
+        description=(
+            "Train CLIP on a data set's images and captions. Trains a BPE tokenizer on the "
+            "captions unless --tokenizer is given. Checkpoints go to OUT/checkpoints; on the shapes "
+            "world, retrieval and zero-shot figures of the EMA weights to OUT/samples and "
+            "OUT/metrics.jsonl every --sample-every steps; at the end OUT/clip holds the EMA "
+            "weights (fp16) with the tokenizer. Runs under `accelerate launch` / `torchrun`; the "
+            "loss then gathers the features of all processes."
+        ),
+    )
+    add_run_arguments(p, sorted(CLIPTrainConfig.presets), out="runs/clip")
+    p.add_argument("--tokenizer", default=None, help="an existing tokenizer.json to use")
+    p.set_defaults(func=_train_clip)
+
+
+def _train_clip(args: argparse.Namespace) -> int:
+    from dalle.data import open_dataset
+    from dalle.training.loop import make_accelerator
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = run_config(CLIPTrainConfig, args)
+    out = Path(args.out)
+    if not args.resume and (out / "checkpoints").exists():
+        raise ValueError(
+            f"{out} already holds a run: pass --resume to continue it, or another --out"
+        )
+    accelerator = make_accelerator(config.bf16)
+    base = CLIPConfig.from_preset(args.preset)
+    dataset = open_dataset(config.data, image_size=base.image_size, seed=config.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = prepare_tokenizer(args.tokenizer, config, dataset, out, accelerator)
+    model_config = fit_clip_config(base, tokenizer, base.image_size)
+    trainer = CLIPTrainer(model_config, config, out, tokenizer, dataset, accelerator)
+    if args.resume and not trainer.resume():
+        print(f"no checkpoint in {out}: starting from step 0")
+    if accelerator.is_main_process:
+        config.save(out / "train_config.json")
+        model_config.save(out / "model_config.json")
+    bar = tqdm(
+        total=config.steps, initial=trainer.step, desc="clip", unit="step",
+        disable=not accelerator.is_main_process,
+    )  # fmt: skip
+
+    def on_step(s) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{s.loss:.3f}", scale=f"{s.scale:.1f}", lr=f"{s.lr:.1e}")
+
+    start = time.perf_counter()
+    trainer.train(on_step, stop_at=args.stop_at)
+    bar.close()
+    if trainer.skipped.count:
+        print(trainer.skipped.summary())
+    if trainer.step < config.steps:
+        print(f"stopped at step {trainer.step}; continue with --resume")
+        return 0
+    if accelerator.is_main_process:
+        folder = trainer.save_model(out / "clip")
+        print(
+            f"trained {trainer.step} steps in {time.perf_counter() - start:.0f} s; model: {folder}"
+        )
+    return 0

@@ -1,0 +1,138 @@
+"""``dalle train dalle``: train the transformer on captions and dVAE image tokens."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from dalle.cli.train_args import add_run_arguments, prepare_tokenizer, run_config
+from dalle.models.transformer import DalleConfig
+from dalle.training.dalle_trainer import (
+    DalleTrainConfig,
+    DalleTrainer,
+    fit_model_config,
+    make_accelerator,
+)
+
+
+def register(train_sub: argparse._SubParsersAction) -> None:
+    p = train_sub.add_parser(
+        "dalle",
+        help="train the DALL·E transformer (text + image tokens)",
+        description=(
+            "Train the DALL·E transformer on captions and the image tokens of a frozen dVAE "
+            "(--vae, default the bundled shapes dVAE). Trains a BPE tokenizer on the data's "
+            "captions unless --tokenizer is given; encodes a finite data set once into "
+            "OUT/image_tokens.safetensors. Checkpoints go to OUT/checkpoints, sample grids to "
+            "OUT/samples, and at the end the EMA weights with the tokenizer and dVAE, as a "
+            "pipeline folder that `dalle generate --model OUT/pipeline` reads. Runs under "
+            "`accelerate launch` unchanged."
+        ),
+    )
+    add_run_arguments(p, sorted(DalleTrainConfig.presets), out="runs/dalle")
+    p.add_argument("--vae", default=None, help="dVAE folder or bundled name (default shapes)")
+    p.add_argument("--tokenizer", default=None, help="an existing tokenizer.json to use")
+    p.add_argument("--caption-dropout", type=float, default=None, help="for guidance (0.15)")
+    p.set_defaults(func=_train_dalle)
+
+
+def _vae_id(vae_dir: Path) -> str:
+    return hashlib.sha256((vae_dir / "model.safetensors").read_bytes()).hexdigest()[:16]
+
+
+def _token_batches(config, dataset, vae, vae_dir: Path, out: Path, accelerator):
+    from dalle.data.base import SkipReport
+    from dalle.training.image_tokens import (
+        CACHE_FILE,
+        TokenBatches,
+        encode_dataset,
+        is_finite,
+        load_token_cache,
+        save_token_cache,
+    )
+
+    report, cache = SkipReport(), None
+    if is_finite(dataset):
+        path, vae_id = out / CACHE_FILE, _vae_id(vae_dir)
+        if accelerator.is_main_process and load_token_cache(path, vae_id) is None:
+            with tqdm(total=len(dataset), desc="encode images", unit="img") as bar:
+                tokens, captions = encode_dataset(dataset, vae, report=report, on_batch=bar.update)
+            save_token_cache(path, tokens, captions, vae_id)
+            print(f"cached the image tokens of {len(captions)} images in {path}")
+        accelerator.wait_for_everyone()
+        cache = load_token_cache(path, vae_id)
+    return TokenBatches(dataset, vae, config.batch_size, config.seed, cache, report)
+
+
+def _sample_prompts(config: DalleTrainConfig, dataset) -> list[str]:
+    if config.data.startswith("shapes"):
+        from dalle.shapes.prompts import SAMPLE_PROMPTS
+
+        return list(SAMPLE_PROMPTS)
+    return list(itertools.islice(dataset.captions(), 4))
+
+
+def _train_dalle(args: argparse.Namespace) -> int:
+    from dalle.data import open_dataset
+    from dalle.models.dvae import DiscreteVAE
+    from dalle.models.pretrained import resolve_model_dir
+    from dalle.pipelines.dalle_pipeline import DallePipeline
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = run_config(DalleTrainConfig, args)
+    out = Path(args.out)
+    if not args.resume and (out / "checkpoints").exists():
+        raise ValueError(
+            f"{out} already holds a run: pass --resume to continue it, or another --out"
+        )
+    accelerator = make_accelerator(config.bf16)
+    vae_dir = resolve_model_dir(config.vae, "vae")
+    vae = DiscreteVAE.from_pretrained(vae_dir, accelerator.device)
+    dataset = open_dataset(config.data, image_size=vae.config.image_size, seed=config.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = prepare_tokenizer(args.tokenizer, config, dataset, out, accelerator)
+    model_config = fit_model_config(DalleConfig.from_preset(args.preset), tokenizer, vae)
+    batches = _token_batches(config, dataset, vae, vae_dir, out, accelerator)
+    trainer = DalleTrainer(
+        model_config, config, out, tokenizer, vae, batches, _sample_prompts(config, dataset),
+        accelerator,
+    )  # fmt: skip
+    if args.resume and not trainer.resume():
+        print(f"no checkpoint in {out}: starting from step 0")
+    if accelerator.is_main_process:
+        config.save(out / "train_config.json")
+        model_config.save(out / "model_config.json")
+    bar = tqdm(
+        total=config.steps, initial=trainer.step, desc="dalle", unit="step",
+        disable=not accelerator.is_main_process,
+    )  # fmt: skip
+
+    def on_step(s) -> None:
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{s.loss:.3f}", text=f"{s.text_loss:.3f}", image=f"{s.image_loss:.3f}",
+            lr=f"{s.lr:.1e}",
+        )  # fmt: skip
+
+    start = time.perf_counter()
+    trainer.train(on_step, stop_at=args.stop_at)
+    bar.close()
+    if trainer.skipped.count:
+        print(trainer.skipped.summary())
+    if trainer.step < config.steps:
+        print(f"stopped at step {trainer.step}; continue with --resume")
+        return 0
+    if accelerator.is_main_process:
+        pipe = DallePipeline(tokenizer, vae, trainer.ema_model())
+        folder = pipe.save_pretrained(out / "pipeline", dtype=torch.float16)
+        print(
+            f"trained {trainer.step} steps in {time.perf_counter() - start:.0f} s; pipeline: {folder}"
+        )
+    return 0

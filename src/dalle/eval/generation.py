@@ -1,0 +1,41 @@
+"""How often a pipeline draws what a shapes prompt says: generate, save, score."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from dalle.eval.shapes_report import ShapesReport, score_folder
+from dalle.pipelines.dalle_pipeline import DallePipeline
+from dalle.pipelines.sampling import SamplingSettings
+from dalle.utils.io import atomic_path, atomic_write_text
+
+
+def shapes_generation_report(
+    pipe: DallePipeline,
+    prompts: list[str],
+    out_dir: str | os.PathLike,
+    num_images: int = 4,
+    seed: int = 0,
+    settings: SamplingSettings | None = None,
+    batch_size: int = 32,
+    bf16: bool = False,
+    candidates: int | None = None,
+    on_image: Callable[[int], None] | None = None,
+) -> ShapesReport:
+    """Draw ``num_images`` per prompt into ``out_dir/{prompt:04d}_{image:02d}.png`` (with
+    ``out_dir/prompts.txt``) and score them with the exact shapes scorer. With ``candidates``
+    M, M are drawn per prompt and the pipeline's CLIP keeps the best ``num_images``."""
+    out = Path(out_dir)
+    settings = settings if settings is not None else pipe.defaults
+    images = pipe(
+        prompts, num_images, seed, settings.temperature, settings.top_k, settings.top_p,
+        settings.guidance, candidates, batch_size=batch_size, bf16=bf16, on_image=on_image,
+    )  # fmt: skip
+    for n, image in enumerate(images):
+        i, j = divmod(n, num_images)
+        with atomic_path(out / f"{i:04d}_{j:02d}.png") as tmp:
+            image.save(tmp, format="PNG")
+    atomic_write_text(out / "prompts.txt", "".join(p + "\n" for p in prompts))
+    return score_folder(out, prompts)

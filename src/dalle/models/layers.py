@@ -1,0 +1,96 @@
+"""Transformer layers shared by the DALL·E transformer and CLIP's encoders."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dalle.models.kv_cache import KVCache
+
+Activation = Literal["gelu", "gelu_tanh", "quick_gelu"]
+CAUSAL = "causal"  # as a mask: the square causal mask, which the kernel need not be given
+
+
+class QuickGELU(nn.Module):
+    """``x * sigmoid(1.702 x)``, the GELU approximation OpenAI's CLIP models were trained with."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+def activation(name: Activation) -> nn.Module:
+    if name == "gelu":
+        return nn.GELU()
+    if name == "gelu_tanh":
+        return nn.GELU(approximate="tanh")
+    if name == "quick_gelu":
+        return QuickGELU()
+    raise ValueError(f"unknown activation {name!r}")
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention through ``scaled_dot_product_attention``, with an optional
+    key/value cache for decoding."""
+
+    def __init__(self, dim: int, num_heads: int, head_dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, head_dim
+        inner = num_heads * head_dim
+        self.qkv = nn.Linear(dim, 3 * inner)
+        self.out = nn.Linear(inner, dim)
+        self.dropout = dropout
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | str | None,
+        cache: KVCache | None = None,
+        layer: int = 0,
+        start: int = 0,
+    ) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, self.head_dim).unbind(2)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, n, Dh)
+        if cache is not None:
+            # Decoding attends in the cache's dtype (float32): the CPU's single-query bf16
+            # attention kernel is 3-7x slower than its float32 one, and q, k, v of one token
+            # are tiny to convert.
+            k, v = cache.update(layer, start, k.to(cache.keys.dtype), v.to(cache.keys.dtype))
+            q = q.to(cache.keys.dtype)
+        causal = isinstance(mask, str) and mask == CAUSAL
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=None if causal else mask, is_causal=causal,
+            dropout_p=self.dropout if self.training else 0.0,
+        ).to(x.dtype)  # (B, H, n, Dh)  # fmt: skip
+        return self.out(y.transpose(1, 2).reshape(b, n, -1))
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: ``x + attn(ln(x))``, then ``x + mlp(ln(x))``."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        head_dim: int,
+        ff_mult: int = 4,
+        dropout: float = 0.0,
+        act: Activation = "gelu_tanh",
+    ) -> None:
+        super().__init__()
+        self.ln_attn = nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, num_heads, head_dim, dropout)
+        self.ln_mlp = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, ff_mult * dim),
+            activation(act),
+            nn.Linear(ff_mult * dim, dim),
+            *([nn.Dropout(dropout)] if dropout > 0 else []),
+        )
+
+    def forward(self, x, mask=None, cache=None, layer=0, start=0) -> torch.Tensor:
+        x = x + self.attn(self.ln_attn(x), mask, cache, layer, start)
+        return x + self.mlp(self.ln_mlp(x))

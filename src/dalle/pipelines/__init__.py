@@ -1,0 +1,1 @@
+"""Pipelines: text in, images out; they wire tokenizer, models and samplers together."""

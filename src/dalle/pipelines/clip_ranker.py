@@ -1,0 +1,94 @@
+"""CLIP with its tokenizer, scoring images against texts: reranking and CLIPScore.
+
+A CLIP folder holds ``config.json``, ``model.safetensors`` and the ``tokenizer.json`` it was
+trained with (what ``dalle train clip`` writes to ``OUT/clip``, and the ``clip/`` part of a
+pipeline). OpenAI / open_clip ViT checkpoints load with :meth:`ClipRanker.from_openai`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dalle.models.clip import CLIP
+from dalle.models.pretrained import resolve_model_dir
+from dalle.text.tokenizer import TextTokenizer
+
+CLIPSCORE_WEIGHT = 2.5  # Hessel et al. 2021: CLIPScore = 2.5 * max(cos, 0)
+
+
+class ClipRanker:
+    def __init__(self, clip: CLIP, tokenizer) -> None:
+        """``tokenizer`` encodes ``(texts, text_seq_len)`` to ids ending in the CLIP's eot."""
+        if tokenizer.eot_id != clip.config.eot_id:
+            raise ValueError(
+                f"the tokenizer's end-of-text id {tokenizer.eot_id} is not the CLIP's "
+                f"({clip.config.eot_id})"
+            )
+        self.clip, self.tokenizer = clip.eval(), tokenizer
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | os.PathLike, device: str = "cpu") -> ClipRanker:
+        directory = resolve_model_dir(name_or_dir, CLIP.pipeline_part)
+        if not (directory / "tokenizer.json").is_file():
+            raise FileNotFoundError(f"{directory} has no tokenizer.json beside the CLIP weights")
+        return cls(
+            CLIP.from_pretrained(directory, device),
+            TextTokenizer.from_file(directory / "tokenizer.json"),
+        )
+
+    @classmethod
+    def from_openai(
+        cls, weights: str | os.PathLike, tokenizer: str | os.PathLike, act: str = "quick_gelu"
+    ) -> ClipRanker:
+        """An OpenAI- or open_clip-layout ViT state dict (safetensors) and its tokenizer.json."""
+        from dalle.models.clip_convert import ExternalClipTokenizer, load_openai_clip
+
+        return cls(load_openai_clip(weights, act), ExternalClipTokenizer(tokenizer))  # type: ignore[arg-type]
+
+    def save_pretrained(
+        self, directory: str | os.PathLike, dtype: torch.dtype | None = None
+    ) -> Path:
+        directory = self.clip.save_pretrained(directory, dtype)
+        self.tokenizer.save(directory / "tokenizer.json")
+        return directory
+
+    @property
+    def device(self) -> torch.device:
+        return self.clip.logit_scale.device
+
+    def to_tensor(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """PIL images resized (shorter side) and centre-cropped to the CLIP's input, (B, 3, S, S)."""
+        from dalle.data.transforms import ImageTransform, TransformConfig
+
+        transform = ImageTransform(TransformConfig(image_size=self.clip.config.image_size))
+        rng = np.random.default_rng(0)
+        return torch.stack([transform(im.convert("RGB"), "", rng)[0] for im in images])
+
+    @torch.no_grad()
+    def cosine(
+        self, images: torch.Tensor, texts: Sequence[str], batch_size: int = 64
+    ) -> torch.Tensor:
+        """(B,) cosine similarity of image ``i`` (B, 3, H, W in [0, 1]) with text ``i``."""
+        if len(images) != len(texts):
+            raise ValueError(f"{len(images)} images but {len(texts)} texts")
+        size, out = self.clip.config.image_size, []
+        for i in range(0, len(texts), batch_size):
+            chunk = images[i : i + batch_size].to(self.device).float()
+            if chunk.shape[-2:] != (size, size):
+                chunk = torch.nn.functional.interpolate(chunk, size=(size, size), mode="area")
+            ids = self.tokenizer.encode(
+                list(texts[i : i + batch_size]), self.clip.config.text_seq_len
+            ).ids
+            img, txt = self.clip.encode_image(chunk), self.clip.encode_text(ids.to(self.device))
+            out.append((img * txt).sum(-1))
+        return torch.cat(out).cpu()
+
+    def clipscore(self, images: Sequence[Image.Image], texts: Sequence[str]) -> torch.Tensor:
+        """(B,) CLIPScore, ``2.5 * max(cos, 0)``, of each image with its text."""
+        return CLIPSCORE_WEIGHT * self.cosine(self.to_tensor(images), texts).clamp(min=0)

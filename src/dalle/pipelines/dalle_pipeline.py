@@ -1,0 +1,281 @@
+"""Text in, images out: the DALL·E pipeline (tokenizer -> transformer -> dVAE decoder).
+
+On disk a pipeline is a folder (or a bundled name, ``dalle/assets/NAME``)::
+
+    model_index.json        names the parts
+    tokenizer.json          the text tokenizer
+    vae/                    config.json + model.safetensors
+    transformer/            config.json + model.safetensors
+    clip/                   config.json + model.safetensors + tokenizer.json (optional: reranking)
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dalle import __version__
+from dalle.models.dvae import DiscreteVAE
+from dalle.models.pretrained import ASSETS, bundled_names
+from dalle.models.transformer import DalleTransformer
+from dalle.pipelines.clip_ranker import ClipRanker
+from dalle.pipelines.sampling import DEFAULT_SETTINGS, SamplingSettings, sample_image_tokens
+from dalle.text.tokenizer import FILE_NAME as TOKENIZER_FILE
+from dalle.text.tokenizer import TextTokenizer
+from dalle.utils.io import atomic_write_text
+
+INDEX_FILE = "model_index.json"
+
+
+def resolve_pipeline_dir(name_or_dir: str | os.PathLike) -> Path:
+    """A user's pipeline folder, or the bundled pipeline of that name."""
+    path = Path(name_or_dir)
+    for candidate in (path, ASSETS / str(name_or_dir)):
+        if (candidate / INDEX_FILE).is_file():
+            return candidate
+    if (ASSETS / str(name_or_dir)).is_dir():
+        raise FileNotFoundError(
+            f"the bundled {str(name_or_dir)!r} is not a whole pipeline yet (no {INDEX_FILE}; it "
+            f"holds {', '.join(sorted(p.name for p in (ASSETS / str(name_or_dir)).iterdir()))})"
+        )
+    raise FileNotFoundError(
+        f"no pipeline at {str(name_or_dir)!r}: expected a folder with {INDEX_FILE}, or a bundled "
+        f"name ({', '.join(bundled_names()) or 'none installed'})"
+    )
+
+
+def image_seed(seed: int, prompt_index: int, image_index: int) -> int:
+    """The seed of one image: a hash of (seed, prompt, image), independent of batching."""
+    return int(np.random.SeedSequence([seed, prompt_index, image_index]).generate_state(1)[0])
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """(B, 3, H, W) in [0, 1] -> PIL RGB images."""
+    arrays = (images.clamp(0, 1).permute(0, 2, 3, 1).float().numpy() * 255).round()
+    return [Image.fromarray(a.astype(np.uint8)) for a in arrays]
+
+
+class DallePipeline:
+    def __init__(
+        self,
+        tokenizer: TextTokenizer,
+        vae: DiscreteVAE,
+        transformer: DalleTransformer,
+        defaults: SamplingSettings = DEFAULT_SETTINGS,
+        clip: ClipRanker | None = None,
+    ) -> None:
+        """``defaults``: the sampling settings used where a call gives none (stored in
+        ``model_index.json``, so a trained pipeline carries the settings measured best for it).
+        ``clip``: ranks candidates when more are drawn than kept."""
+        c = transformer.config
+        if c.num_image_tokens != vae.config.num_tokens or c.image_grid != vae.config.grid_size:
+            raise ValueError(
+                f"the transformer expects {c.image_grid} x {c.image_grid} tokens of "
+                f"{c.num_image_tokens}; the dVAE gives {vae.config.grid_size} x "
+                f"{vae.config.grid_size} of {vae.config.num_tokens}"
+            )
+        if tokenizer.vocab_size > c.num_text_tokens or tokenizer.pad_id != c.pad_id:
+            raise ValueError("the tokenizer does not match the transformer's text vocabulary")
+        self.tokenizer, self.vae, self.transformer = tokenizer, vae, transformer
+        self.defaults, self.clip = defaults, clip
+        self._bf16_transformer: DalleTransformer | None = None
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_dir: str | os.PathLike, device: str | torch.device = "cpu"
+    ) -> DallePipeline:
+        root = resolve_pipeline_dir(name_or_dir)
+        index = json.loads((root / INDEX_FILE).read_text(encoding="utf-8"))
+        missing = [k for k in ("tokenizer", "vae", "transformer") if k not in index]
+        if missing:
+            raise ValueError(f"{root / INDEX_FILE} does not name the parts {missing}")
+        return cls(
+            TextTokenizer.from_file(root / index["tokenizer"]),
+            DiscreteVAE.from_pretrained(root / index["vae"], device),
+            DalleTransformer.from_pretrained(root / index["transformer"], device),
+            SamplingSettings(**index.get("sampling", {})),
+            ClipRanker.from_pretrained(root / index["clip"], str(device))
+            if "clip" in index
+            else None,
+        )
+
+    def save_pretrained(
+        self, directory: str | os.PathLike, dtype: torch.dtype | None = None
+    ) -> Path:
+        """Write the folder ``from_pretrained`` reads (weights cast to ``dtype`` if given)."""
+        directory = Path(directory)
+        self.tokenizer.save(directory / TOKENIZER_FILE)
+        self.vae.save_pretrained(directory / "vae", dtype)
+        self.transformer.save_pretrained(directory / "transformer", dtype)
+        index = {
+            "_class_name": type(self).__name__,
+            "_dalle_version": __version__,
+            "tokenizer": TOKENIZER_FILE,
+            "vae": "vae",
+            "transformer": "transformer",
+            "sampling": dataclasses.asdict(self.defaults),
+        }
+        if self.clip is not None:
+            self.clip.save_pretrained(directory / "clip", dtype)
+            index["clip"] = "clip"
+        atomic_write_text(directory / INDEX_FILE, json.dumps(index, indent=2) + "\n")
+        return directory
+
+    def settings(
+        self,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        guidance: float | None = None,
+    ) -> SamplingSettings:
+        """The pipeline's default sampling settings with the given ones replacing them."""
+        given = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "guidance": guidance}
+        return dataclasses.replace(
+            self.defaults, **{k: v for k, v in given.items() if v is not None}
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.transformer.image_emb.weight.device
+
+    def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
+        """(B, T) caption ids; over-long prompts are truncated with a ``TruncationWarning``."""
+        ids = self.tokenizer.encode(list(prompts), self.transformer.config.text_seq_len).ids
+        return ids.to(self.device)
+
+    def null_text(self) -> torch.Tensor:
+        """The empty caption: the unconditional input of classifier-free guidance."""
+        return self.encode_prompts([""])[0]
+
+    @torch.no_grad()
+    def generate_tokens(
+        self,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        settings: SamplingSettings = DEFAULT_SETTINGS,
+        prefix: torch.Tensor | None = None,
+        bf16: bool = False,
+        on_token: Callable[[int], None] | None = None,
+    ) -> torch.Tensor:
+        """(B, N) image tokens, one sample per (prompt, seed) pair."""
+        if len(prompts) != len(seeds):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        generators = [torch.Generator().manual_seed(s) for s in seeds]
+        return sample_image_tokens(
+            self.bf16_transformer() if bf16 else self.transformer, self.encode_prompts(prompts),
+            generators, settings, null_text=self.null_text() if settings.guided else None,
+            prefix=prefix, on_token=on_token,
+        )  # fmt: skip
+
+    def bf16_transformer(self) -> DalleTransformer:
+        """A bf16 copy of the transformer, made once: sampling reads half the bytes per token."""
+        if self._bf16_transformer is None:
+            self._bf16_transformer = copy.deepcopy(self.transformer).to(torch.bfloat16)
+        return self._bf16_transformer
+
+    def decode(self, tokens: torch.Tensor) -> list[Image.Image]:
+        grid = self.transformer.config.image_grid
+        return to_pil(self.vae.decode(tokens.view(-1, grid, grid)))
+
+    def __call__(
+        self,
+        prompts: str | Sequence[str],
+        num_images_per_prompt: int = 1,
+        seed: int = 0,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        guidance: float | None = None,
+        candidates: int | None = None,
+        batch_size: int = 16,
+        bf16: bool = False,
+        on_image: Callable[[int], None] | None = None,
+    ) -> list[Image.Image]:
+        """Images for each prompt, prompt by prompt: ``num_images_per_prompt`` per prompt.
+
+        Image ``j`` of prompt ``i`` is drawn with the seed ``image_seed(seed, i, j)``, so it is
+        the same whatever ``batch_size`` is. Sampling settings left as None take the pipeline's
+        defaults. With ``candidates`` M > ``num_images_per_prompt``, M images are drawn per
+        prompt (seeds ``j < M``) and the pipeline's CLIP keeps the best, sorted best first; each
+        kept image's ``info`` holds its ``clip_score`` (cosine similarity) and ``candidate`` j.
+        ``on_image(n)`` is called as each batch of ``n`` images is drawn.
+        """
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        keep = num_images_per_prompt
+        draw = keep if candidates is None else candidates
+        if draw < keep:
+            raise ValueError(f"candidates ({draw}) must be at least num_images_per_prompt ({keep})")
+        if draw > keep and self.clip is None:
+            raise ValueError("reranking candidates needs a CLIP in the pipeline (a clip/ part)")
+        settings = self.settings(temperature, top_k, top_p, guidance)
+        jobs = [(i, j) for i in range(len(prompts)) for j in range(draw)]
+        pixels = []
+        for b in range(0, len(jobs), batch_size):
+            chunk = jobs[b : b + batch_size]
+            tokens = self.generate_tokens(
+                [prompts[i] for i, _ in chunk], [image_seed(seed, i, j) for i, j in chunk],
+                settings, bf16=bf16,
+            )  # fmt: skip
+            grid = self.transformer.config.image_grid
+            pixels.append(self.vae.decode(tokens.view(-1, grid, grid)).cpu())
+            if on_image is not None:
+                on_image(len(chunk))
+        images = torch.cat(pixels)  # (P * M, 3, H, W)
+        if draw == keep:
+            return to_pil(images)
+        scores = self.clip.cosine(images, [prompts[i] for i, _ in jobs]).view(len(prompts), draw)
+        out = []
+        for i in range(len(prompts)):
+            for j in scores[i].argsort(descending=True)[:keep].tolist():
+                image = to_pil(images[i * draw + j][None])[0]
+                image.info.update(clip_score=float(scores[i, j]), candidate=j)
+                out.append(image)
+        return out
+
+    def image_tokens(self, image: Image.Image) -> torch.Tensor:
+        """(1, N) dVAE tokens of an image, resized and centre-cropped to the dVAE's size."""
+        from dalle.data.transforms import ImageTransform, TransformConfig
+
+        transform = ImageTransform(TransformConfig(image_size=self.vae.config.image_size))
+        pixels = transform(image.convert("RGB"), "", np.random.default_rng(0))[0]
+        return self.vae.encode(pixels[None].to(self.device)).flatten(1)
+
+    @torch.no_grad()
+    def complete_tokens(
+        self,
+        image: Image.Image,
+        rows: int,
+        prompt: str,
+        num_images: int = 1,
+        seed: int = 0,
+        settings: SamplingSettings | None = None,
+    ) -> torch.Tensor:
+        """(num_images, N) tokens: the first ``rows`` token rows of ``image``, then samples."""
+        grid = self.transformer.config.image_grid
+        if not 0 <= rows < grid:
+            raise ValueError(f"rows must be in 0 .. {grid - 1} (the token grid is {grid} x {grid})")
+        prefix = self.image_tokens(image)[:, : rows * grid].expand(num_images, -1)
+        seeds = [image_seed(seed, 0, j) for j in range(num_images)]
+        settings = settings if settings is not None else self.defaults
+        return self.generate_tokens([prompt] * num_images, seeds, settings, prefix=prefix)
+
+    def complete(
+        self,
+        image: Image.Image,
+        rows: int,
+        prompt: str,
+        num_images: int = 1,
+        seed: int = 0,
+        settings: SamplingSettings | None = None,
+    ) -> list[Image.Image]:
+        """Keep the first ``rows`` token rows of ``image`` and sample the rest for ``prompt``."""
+        return self.decode(self.complete_tokens(image, rows, prompt, num_images, seed, settings))

@@ -1,0 +1,120 @@
+"""Contrastive training of CLIP on (image, caption) pairs (Radford et al. 2021).
+
+The loop is :class:`dalle.training.loop.AcceleratedTrainer`. With several processes each one
+encodes its slice of the global batch and the loss is taken over the features gathered from all
+of them (an autograd-aware all-gather), so every image meets every caption of the global batch,
+as in one process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from accelerate import Accelerator
+
+from dalle.data.base import SkipReport
+from dalle.models.clip import CLIP, CLIPConfig, contrastive_loss
+from dalle.text.tokenizer import TextTokenizer
+from dalle.training.batches import step_batches
+from dalle.training.loop import AcceleratedTrainer, RunConfig
+
+
+@dataclass(frozen=True)
+class CLIPTrainConfig(RunConfig):
+    lr: float = 5e-4
+    weight_decay: float = 0.2  # CLIP's
+    beta2: float = 0.98  # CLIP's AdamW betas are (0.9, 0.98)
+    eval_images: int = 300  # test images retrieved at every sample_every (shapes data only)
+
+
+@dataclass
+class StepStats:
+    step: int
+    loss: float
+    scale: float
+    lr: float
+
+
+def gather_features(features: torch.Tensor) -> torch.Tensor:
+    """The features of every process, concatenated in rank order; gradients flow back to each
+    process's own part."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return features
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(features), dim=0)
+
+
+def fit_clip_config(config: CLIPConfig, tokenizer: TextTokenizer, image_size: int) -> CLIPConfig:
+    return config.replace(
+        num_text_tokens=tokenizer.vocab_size, eot_id=tokenizer.eot_id, image_size=image_size
+    )
+
+
+class CLIPTrainer(AcceleratedTrainer):
+    def __init__(
+        self,
+        model_config: CLIPConfig,
+        config: CLIPTrainConfig,
+        run_dir: str | Path,
+        tokenizer: TextTokenizer,
+        dataset,
+        accelerator: Accelerator | None = None,
+    ) -> None:
+        torch.manual_seed(config.seed)
+        super().__init__(CLIP(model_config), model_config, config, run_dir, accelerator)
+        self.tokenizer, self.dataset = tokenizer, dataset
+        self.skipped = SkipReport()
+
+    def batches(self, start_step: int) -> Iterator[tuple[torch.Tensor, list[str]]]:
+        c = self.config
+        return step_batches(self.dataset, c.batch_size, start_step, c.seed, self.skipped)
+
+    def train_step(self, batch: tuple[torch.Tensor, list[str]]) -> StepStats:
+        images, captions = batch
+        lr = self.set_lr()
+        text = self.tokenizer.encode(captions, self.model_config.text_seq_len).ids
+        with self.accelerator.autocast():
+            img, txt, scale = self.model(self.local_slice(images), self.local_slice(text))
+            loss = contrastive_loss(gather_features(img), gather_features(txt), scale.float())
+        stats = self.optimize({"loss": loss})
+        return StepStats(self.step, stats["loss"], scale.item(), lr)
+
+    def sample(self) -> None:
+        """Retrieval and zero-shot figures of the EMA weights on shapes test images, logged."""
+        if not self.config.data.startswith("shapes"):
+            return
+        from dalle.eval.clip_eval import shapes_clip_report
+
+        report = shapes_clip_report(self.ema_model(), self.tokenizer, n=self.config.eval_images)
+        self.metrics.append({"step": self.step, "eval": report})
+        out = self.run_dir / "samples" / f"step_{self.step:07d}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1))
+
+    def save_model(self, directory: str | Path) -> Path:
+        """The EMA weights (fp16) with the tokenizer: ``config.json``, ``model.safetensors``,
+        ``tokenizer.json``."""
+        directory = self.ema_model().save_pretrained(directory, dtype=torch.float16)
+        self.tokenizer.save(directory / "tokenizer.json")
+        return directory
+
+
+CLIPTrainConfig.register_preset(
+    "shapes",
+    CLIPTrainConfig(
+        data="shapes", steps=3000, batch_size=128, checkpoint_every=250, sample_every=500
+    ),
+)
+CLIPTrainConfig.register_preset(
+    "clip-tiny",
+    CLIPTrainConfig(
+        data="shapes", steps=12, batch_size=8, warmup_steps=2, checkpoint_every=4,
+        sample_every=6, tokenizer_captions=500, eval_images=8,
+    ),
+)  # fmt: skip

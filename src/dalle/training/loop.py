@@ -1,0 +1,205 @@
+"""The training loop shared by the transformer and CLIP: ``accelerate``, AdamW with warm-up and
+cosine decay, an EMA of the weights, atomic checkpoints with exact resume, a metrics log.
+
+Alone it is a plain CPU (or single GPU) loop; under ``accelerate launch`` or ``torchrun`` every
+process reads the same global batch and trains on its slice, gradients are averaged, and only the
+main process writes checkpoints, logs and samples.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from torch import nn
+
+from dalle.config import Config
+from dalle.training import checkpoint as ckpt
+from dalle.training.ema import EMA
+from dalle.training.metrics_log import MetricsLog
+from dalle.training.schedules import cosine_anneal
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunConfig(Config):
+    """What every accelerated training run has; each stage's config adds its own fields."""
+
+    data: str = "shapes"
+    steps: int = 10000
+    batch_size: int = 32  # global: split across processes
+    lr: float = 1e-3
+    lr_end: float = 1e-5
+    warmup_steps: int = 200
+    weight_decay: float = 0.045  # on weight matrices only
+    beta2: float = 0.96  # AdamW betas (0.9, beta2)
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    bf16: bool = True  # autocast; faster on CPUs with AMX and on recent GPUs
+    tokenizer_vocab: int = 512  # when the run trains its own tokenizer
+    tokenizer_captions: int = 50000  # captions read to train it
+    seed: int = 0
+    checkpoint_every: int = 500
+    sample_every: int = 1000
+    log_every: int = 10
+
+
+def make_accelerator(bf16: bool) -> Accelerator:
+    """An ``Accelerator``; on a machine without GPUs it runs on the CPU, so that ``torchrun`` or
+    ``accelerate launch`` with several processes trains data-parallel over gloo."""
+    return Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not torch.cuda.is_available())
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weight matrices; none on embeddings, biases, norms and scalars."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.dim() >= 2 and "emb" not in name else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+class AcceleratedTrainer:
+    """Subclasses give ``batches(start_step)``, ``train_step(batch)`` and ``sample()``."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        model_config: Config,
+        config: RunConfig,
+        run_dir: str | Path,
+        accelerator: Accelerator | None = None,
+    ) -> None:
+        self.model_config, self.config = model_config, config
+        self.run_dir = Path(run_dir)
+        self.accelerator = accelerator or make_accelerator(config.bf16)
+        self.ema = EMA(model, config.ema_decay)
+        optimizer = torch.optim.AdamW(
+            _param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, config.beta2)
+        )
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.generator = torch.Generator().manual_seed(config.seed)  # the loop's own randomness
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.step = 0
+
+    # -- for subclasses -------------------------------------------------------------------------
+    def batches(self, start_step: int) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def train_step(self, batch: Any) -> Any:
+        """One optimizer step on a global batch; returns a dataclass of statistics."""
+        raise NotImplementedError
+
+    def sample(self) -> None:
+        """Called on the main process every ``sample_every`` steps (sample grids, evaluations)."""
+
+    def extra_state(self) -> dict[str, Any]:
+        """JSON-able facts saved with every checkpoint and checked on resume (e.g. which frozen
+        model the run depends on)."""
+        return {}
+
+    # -- shared ---------------------------------------------------------------------------------
+    @property
+    def unwrapped(self) -> nn.Module:
+        return self.accelerator.unwrap_model(self.model)
+
+    def lr_at(self, step: int) -> float:
+        c = self.config
+        if step < c.warmup_steps:
+            return c.lr * (step + 1) / c.warmup_steps
+        return cosine_anneal(step - c.warmup_steps, c.steps - c.warmup_steps, c.lr, c.lr_end)
+
+    def ema_model(self) -> nn.Module:
+        """A copy of the model holding the EMA weights, for sampling and saving."""
+        model = self.ema.copy_to(type(self.unwrapped)(self.model_config))
+        return model.to(self.accelerator.device).eval()
+
+    def local_slice(self, tensor: torch.Tensor) -> torch.Tensor:
+        """This process's part of a global batch, on its device."""
+        n, rank = self.accelerator.num_processes, self.accelerator.process_index
+        per = tensor.shape[0] // n
+        return tensor[rank * per : (rank + 1) * per].to(self.accelerator.device)
+
+    def optimize(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Backward ``losses["loss"]``, clip, step, update the EMA; the losses averaged over
+        processes."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.accelerator.backward(losses["loss"])
+        if self.config.grad_clip > 0:
+            self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.ema.update(self.unwrapped)
+        self.step += 1
+        return {k: self.accelerator.reduce(v.detach(), "mean").item() for k, v in losses.items()}
+
+    def set_lr(self) -> float:
+        lr = self.lr_at(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def save_checkpoint(self) -> Path | None:
+        self.accelerator.wait_for_everyone()
+        if not self.accelerator.is_main_process:
+            return None
+        return ckpt.save_training_checkpoint(
+            self.run_dir, self.step, self.unwrapped, self.ema, self.optimizer.optimizer,
+            self.generator, self.model_config, self.config, extra_state=self.extra_state(),
+        )  # fmt: skip
+
+    def resume(self) -> bool:
+        """Load the newest checkpoint of the run folder; False if there is none."""
+        found = ckpt.load_training_checkpoint(
+            self.run_dir, self.unwrapped, self.ema, self.optimizer.optimizer, self.generator,
+            self.model_config,
+        )  # fmt: skip
+        if found is None:
+            return False
+        path, _, state = found
+        for key, value in self.extra_state().items():
+            if state.get(key) != value:
+                raise ValueError(
+                    f"{path}: the run was made with {key} = {state.get(key)!r}, not {value!r}"
+                )
+        self.step = state["step"]
+        self.metrics.rewind(self.step)
+        logger.info("resumed from %s at step %d", path, self.step)
+        return True
+
+    def train(
+        self, on_step: Callable[[Any], None] | None = None, stop_at: int | None = None
+    ) -> None:
+        """Train up to ``stop_at`` (default: the configured steps), checkpointing on the way."""
+        c = self.config
+        stop_at = c.steps if stop_at is None else min(stop_at, c.steps)
+        if c.batch_size % self.accelerator.num_processes:
+            raise ValueError(
+                f"batch_size {c.batch_size} does not split over "
+                f"{self.accelerator.num_processes} processes"
+            )
+        self.model.train()
+        batches = self.batches(self.step)
+        start = time.perf_counter()
+        main = self.accelerator.is_main_process
+        while self.step < stop_at:
+            stats = self.train_step(next(batches))
+            if main and (self.step % c.log_every == 0 or self.step == stop_at):
+                self.metrics.append(
+                    {**asdict(stats), "time": round(time.perf_counter() - start, 3)}
+                )
+            if on_step is not None and main:
+                on_step(stats)
+            if main and (self.step % c.sample_every == 0 or self.step == c.steps):
+                self.sample()
+            if self.step % c.checkpoint_every == 0 or self.step == stop_at:
+                self.save_checkpoint()
+        logger.info("trained to step %d in %.1f s", self.step, time.perf_counter() - start)

@@ -1,0 +1,151 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dalle.data.base import SkipReport
+from dalle.models.dvae import DiscreteVAE, DVAEConfig
+from dalle.models.transformer import DalleConfig
+from dalle.pipelines.sampling import SamplingSettings
+from dalle.text.tokenizer import TextTokenizer
+from dalle.training.dalle_trainer import DalleTrainConfig, DalleTrainer, fit_model_config
+from dalle.training.image_tokens import TokenBatches, load_token_cache
+from dalle.training.metrics_log import MetricsLog
+
+from .cli_runs import kill_after_checkpoint, run_train
+
+CAPTIONS = ["a red circle", "a blue square", "a green cross", "a white triangle"]
+
+
+def toy_setup(tmp_path, steps=150):
+    """Four captions, each always paired with its own fixed 8 x 8 token picture."""
+    torch.manual_seed(0)
+    tokenizer = TextTokenizer.train(CAPTIONS * 3, vocab_size=300, min_frequency=1)
+    vae = DiscreteVAE(DVAEConfig.from_preset("dvae-tiny"))
+    pictures = torch.randint(
+        0, vae.config.num_tokens, (4, 8, 8), generator=torch.Generator().manual_seed(1)
+    )
+    config = DalleTrainConfig(
+        steps=steps, batch_size=8, lr=3e-3, warmup_steps=10, caption_dropout=0.0, ema_decay=0.9,
+        bf16=False, checkpoint_every=10**6, sample_every=10**6,
+    )  # fmt: skip
+    model_config = fit_model_config(DalleConfig.from_preset("dalle-tiny"), tokenizer, vae)
+    batches = TokenBatches(None, vae, config.batch_size, 0, (pictures, CAPTIONS), SkipReport())
+    trainer = DalleTrainer(model_config, config, tmp_path, tokenizer, vae, batches, CAPTIONS[:2])
+    return trainer, pictures
+
+
+def test_tiny_transformer_learns_captions_to_token_pictures(tmp_path):
+    torch.set_num_threads(1)
+    trainer, pictures = toy_setup(tmp_path)
+    losses = []
+    trainer.train(on_step=lambda s: losses.append(s.image_loss))
+    assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
+    pipe = trainer.pipeline()
+    tokens = pipe.generate_tokens(CAPTIONS, [0, 1, 2, 3], SamplingSettings(temperature=0))
+    assert torch.equal(tokens, pictures.flatten(1))  # each caption draws its own picture
+
+
+def test_lr_schedule_end_points(tmp_path):
+    trainer, _ = toy_setup(tmp_path, steps=1000)
+    c = trainer.config
+    assert trainer.lr_at(0) == pytest.approx(c.lr / c.warmup_steps)
+    assert trainer.lr_at(c.warmup_steps) == pytest.approx(c.lr)
+    assert trainer.lr_at(c.steps) == pytest.approx(c.lr_end)
+
+
+def test_cached_batches_cover_each_epoch_once():
+    tokens = torch.arange(10).view(10, 1, 1)
+    batches = TokenBatches(None, None, 4, 0, (tokens, [str(i) for i in range(10)]), SkipReport())
+    first = [b for _, (b, _) in zip(range(5), batches(0))]
+    seen = torch.cat(first).flatten().tolist()
+    assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:20]) == list(range(10))
+    resumed = next(batches(3))[0]  # starting at batch 3 gives batch 3
+    assert torch.equal(resumed, first[3])
+
+
+def run_cli(out, *extra, wait=True, data=None):
+    return run_train(
+        "dalle", "dalle-tiny", out, *extra, *(["--data", str(data)] if data else []), wait=wait
+    )
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_is_bit_exact(tmp_path):
+    run_cli(tmp_path / "straight", "--checkpoint-every", "4")
+    proc = run_cli(tmp_path / "killed", "--checkpoint-every", "4", wait=False)
+    killed_at = kill_after_checkpoint(proc, tmp_path / "killed", "step_0000008")
+    assert killed_at is not None and killed_at.name < "step_0000020", "run ended before the kill"
+    result = run_cli(tmp_path / "killed", "--checkpoint-every", "4", "--resume")
+    assert "trained 20 steps" in result.stdout
+    for name in ("model", "ema"):
+        a = load_file(str(tmp_path / "straight/checkpoints/step_0000020" / f"{name}.safetensors"))
+        b = load_file(str(tmp_path / "killed/checkpoints/step_0000020" / f"{name}.safetensors"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    logs = [MetricsLog(tmp_path / r / "metrics.jsonl").records() for r in ("straight", "killed")]
+    assert [r["step"] for r in logs[1]] == [10, 20]
+    assert [r["loss"] for r in logs[0]] == [r["loss"] for r in logs[1]]
+    assert (tmp_path / "killed/pipeline/model_index.json").is_file()
+    assert list((tmp_path / "killed/samples").glob("step_*.png"))
+
+
+@pytest.mark.slow
+def test_finite_data_is_tokenized_once_and_cached(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(data / f"{i}.png")
+        (data / f"{i}.txt").write_text(f"picture number {i}")
+    (data / "broken.png").write_bytes(b"not an image")
+    (data / "broken.txt").write_text("broken")
+    result = run_cli(tmp_path / "run", "--steps", "4", data=data)
+    assert "cached the image tokens of 6 images" in result.stdout
+    assert "skipped 1 unreadable file" in result.stdout
+    cache = tmp_path / "run" / "image_tokens.safetensors"
+    from dalle.cli.train_dalle_cmd import _vae_id
+    from dalle.models.pretrained import resolve_model_dir
+
+    tokens, captions = load_token_cache(cache, _vae_id(resolve_model_dir("shapes", "vae")))
+    assert tokens.shape == (6, 16, 16) and sorted(captions)[0] == "picture number 0"
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one(tmp_path):
+    """Under torchrun (gloo on the CPU) each process takes half of every global batch; the
+    averaged gradients make the run match a single-process run."""
+    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+    args = ["-m", "dalle", "train", "dalle", "--preset", "dalle-tiny", "--threads", "1",
+            "--no-bf16", "--steps", "10", "--checkpoint-every", "10"]  # fmt: skip
+    subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], check=True, env=env,
+                   capture_output=True)  # fmt: skip
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_port", "29517"]  # fmt: skip
+    subprocess.run([*torchrun, *args, "--out", str(tmp_path / "two")], check=True, env=env,
+                   capture_output=True, timeout=300)  # fmt: skip
+    one = load_file(str(tmp_path / "one/checkpoints/step_0000010/model.safetensors"))
+    two = load_file(str(tmp_path / "two/checkpoints/step_0000010/model.safetensors"))
+    for key in one:
+        torch.testing.assert_close(one[key], two[key], atol=1e-5, rtol=1e-4)
+    losses = [
+        MetricsLog(tmp_path / r / "metrics.jsonl").records()[-1]["loss"] for r in ("one", "two")
+    ]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def test_resume_refuses_another_dvae(tmp_path):
+    trainer, _ = toy_setup(tmp_path, steps=4)
+    trainer.train()
+    again, _ = toy_setup(tmp_path, steps=4)
+    assert again.resume() and again.step == 4  # same dVAE: fine
+    other, _ = toy_setup(tmp_path, steps=4)
+    with torch.no_grad():
+        next(other.vae.parameters()).add_(1.0)
+    with pytest.raises(ValueError, match="vae"):
+        other.resume()
