@@ -154,13 +154,21 @@ class CLIP(PretrainedMixin, nn.Module):
 
 
 def contrastive_loss(
-    image_features: torch.Tensor, text_features: torch.Tensor, scale: torch.Tensor
+    image_features: torch.Tensor,
+    text_features: torch.Tensor,
+    scale: torch.Tensor,
+    negative_text_features: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Symmetric cross-entropy over the (B, B) similarity matrix: image ``i`` belongs to text
-    ``i``. Features are unit length; with several processes pass the gathered features."""
+    ``i``. Features are unit length; with several processes pass the gathered features.
+    ``negative_text_features`` (M, D) are extra texts every image is contrasted with (hard
+    negatives); they add columns to the image-to-text side only."""
     logits = scale * image_features @ text_features.t()
     labels = torch.arange(len(logits), device=logits.device)
-    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
+    image_to_text = logits
+    if negative_text_features is not None:
+        image_to_text = torch.cat([logits, scale * image_features @ negative_text_features.t()], 1)
+    return (F.cross_entropy(image_to_text, labels) + F.cross_entropy(logits.t(), labels)) / 2
 
 
 CLIPConfig.register_preset(

@@ -13,12 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from accelerate import Accelerator
 
 from dalle.data.base import SkipReport
 from dalle.models.clip import CLIP, CLIPConfig, contrastive_loss
+from dalle.shapes.negatives import hard_negative
 from dalle.text.tokenizer import TextTokenizer
 from dalle.training.batches import step_batches
 from dalle.training.loop import AcceleratedTrainer, RunConfig
@@ -30,6 +32,9 @@ class CLIPTrainConfig(RunConfig):
     weight_decay: float = 0.2  # CLIP's
     beta2: float = 0.98  # CLIP's AdamW betas are (0.9, 0.98)
     eval_images: int = 300  # test images retrieved at every sample_every (shapes data only)
+    # Each caption's copy with one attribute changed as an extra negative for its image
+    # (dalle.shapes.negatives; shapes captions only, others get none).
+    hard_negatives: bool = False
 
 
 @dataclass
@@ -75,13 +80,33 @@ class CLIPTrainer(AcceleratedTrainer):
         c = self.config
         return step_batches(self.dataset, c.batch_size, start_step, c.seed, self.skipped)
 
+    def _negatives(self, captions: list[str]) -> torch.Tensor | None:
+        """Token ids of one hard negative per caption, or None (option off, or other data)."""
+        if not self.config.hard_negatives:
+            return None
+        # drawn from the loop's generator, so a resumed run draws the same negatives
+        rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=self.generator)))
+        negatives = [hard_negative(c, rng) for c in captions]
+        if any(n is None for n in negatives):
+            return None
+        return self.tokenizer.encode(negatives, self.model_config.text_seq_len).ids
+
     def train_step(self, batch: tuple[torch.Tensor, list[str]]) -> StepStats:
         images, captions = batch
         lr = self.set_lr()
         text = self.tokenizer.encode(captions, self.model_config.text_seq_len).ids
+        negatives = self._negatives(captions)
+        if negatives is not None:  # encoded with the captions: one pass through DDP's forward
+            text = torch.cat([self.local_slice(text), self.local_slice(negatives)])
+        else:
+            text = self.local_slice(text)
         with self.accelerator.autocast():
-            img, txt, scale = self.model(self.local_slice(images), self.local_slice(text))
-            loss = contrastive_loss(gather_features(img), gather_features(txt), scale.float())
+            img, txt, scale = self.model(self.local_slice(images), text)
+            txt, neg = txt.chunk(2) if negatives is not None else (txt, None)
+            loss = contrastive_loss(
+                gather_features(img), gather_features(txt), scale.float(),
+                None if neg is None else gather_features(neg),
+            )  # fmt: skip
         stats = self.optimize({"loss": loss})
         return StepStats(self.step, stats["loss"], scale.item(), lr)
 
@@ -108,13 +133,14 @@ class CLIPTrainer(AcceleratedTrainer):
 CLIPTrainConfig.register_preset(
     "shapes",
     CLIPTrainConfig(
-        data="shapes", steps=3000, batch_size=128, checkpoint_every=250, sample_every=500
+        data="shapes", steps=3000, batch_size=128, checkpoint_every=250, sample_every=500,
+        hard_negatives=True,
     ),
-)
+)  # fmt: skip
 CLIPTrainConfig.register_preset(
     "clip-tiny",
     CLIPTrainConfig(
         data="shapes", steps=12, batch_size=8, warmup_steps=2, checkpoint_every=4,
-        sample_every=6, tokenizer_captions=500, eval_images=8,
+        sample_every=6, tokenizer_captions=500, eval_images=8, hard_negatives=True,
     ),
 )  # fmt: skip

@@ -1,0 +1,43 @@
+import numpy as np
+
+from dalle.shapes.captions import parse_caption
+from dalle.shapes.negatives import hard_negative
+
+
+def differences(a: str, b: str) -> int:
+    pa, pb = parse_caption(a), parse_caption(b)
+    count = int(pa.relation != pb.relation)
+    for x, y in zip(pa.objects, pb.objects):
+        count += (x.colour != y.colour) + (x.shape != y.shape) + (x.size != y.size)
+    return count
+
+
+def test_a_negative_differs_in_exactly_one_attribute():
+    rng = np.random.default_rng(0)
+    captions = [
+        "a red circle", "a large blue square", "a picture of a big green box under a tiny red disc",
+        "a small yellow triangle to the left of a large white cross",
+    ]  # fmt: skip
+    for caption in captions:
+        for _ in range(20):
+            negative = hard_negative(caption, rng)
+            assert negative is not None and negative == parse_caption(negative).canonical()
+            assert differences(caption, negative) == 1, (caption, negative)
+
+
+def test_other_captions_get_none():
+    assert hard_negative("a photo of a cat", np.random.default_rng(0)) is None
+
+
+def test_hard_negatives_only_add_image_to_text_columns():
+    import torch
+
+    from dalle.models.clip import contrastive_loss
+
+    feats = torch.eye(3, 6)
+    far = -torch.eye(3, 6)  # negatives pointing away: no change at high scale
+    base = contrastive_loss(feats, feats, torch.tensor(50.0)).item()
+    assert contrastive_loss(feats, feats, torch.tensor(50.0), far).item() == base
+    close = torch.eye(3, 6)  # negatives identical to the positives: each image is torn in two
+    torn = contrastive_loss(feats, feats, torch.tensor(50.0), close).item()
+    assert abs(torn - np.log(2) / 2) < 1e-4  # log 2 on the image side, 0 on the text side
