@@ -226,11 +226,12 @@ class DVAETrainer:
 
 
 # The shapes recipe (docs/dvae.md): squared error alone for the first 10 % of the steps, then the
-# logit-Laplace NLL with the squared error kept as an auxiliary term.
+# logit-Laplace NLL with the squared error kept as an auxiliary term. 40,000 steps: the bundled
+# model (20,000 left the scorer at 98.6 % / 97.4 %).
 DVAETrainConfig.register_preset(
     "shapes",
     DVAETrainConfig(
-        data="shapes", steps=20000, batch_size=32, temperature_fraction=0.5, sq_weight=100.0,
+        data="shapes", steps=40000, batch_size=32, temperature_fraction=0.5, sq_weight=100.0,
         nll_start_fraction=0.1,
     ),
 )  # fmt: skip
