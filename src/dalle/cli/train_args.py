@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import time
 from pathlib import Path
 from typing import TypeVar
 
@@ -77,3 +78,41 @@ def prepare_tokenizer(given: str | None, config, dataset, out: Path, accelerator
         TextTokenizer.train(captions, vocab_size=config.tokenizer_vocab).save(path)
     accelerator.wait_for_everyone()
     return TextTokenizer.from_file(path)
+
+
+def run_folder(args: argparse.Namespace) -> Path:
+    """``--out``, refused if it already holds a run and ``--resume`` was not given."""
+    out = Path(args.out)
+    if not args.resume and (out / "checkpoints").exists():
+        raise ValueError(
+            f"{out} already holds a run: pass --resume to continue it, or another --out"
+        )
+    return out
+
+
+def run_trainer(trainer, args, config, model_config, out: Path, desc: str, postfix) -> float | None:
+    """Resume if asked, save the configs, train under a progress bar showing ``postfix(stats)``;
+    the seconds taken when the run reached its last step, None if it stopped early."""
+    from tqdm.auto import tqdm
+
+    main = trainer.accelerator.is_main_process
+    if args.resume and not trainer.resume():
+        print(f"no checkpoint in {out}: starting from step 0")
+    if main:
+        config.save(out / "train_config.json")
+        model_config.save(out / "model_config.json")
+    bar = tqdm(total=config.steps, initial=trainer.step, desc=desc, unit="step", disable=not main)
+
+    def on_step(stats) -> None:
+        bar.update(1)
+        bar.set_postfix(postfix(stats))
+
+    start = time.perf_counter()
+    trainer.train(on_step, stop_at=args.stop_at)
+    bar.close()
+    if trainer.skipped.count:
+        print(trainer.skipped.summary())
+    if trainer.step < config.steps:
+        print(f"stopped at step {trainer.step}; continue with --resume")
+        return None
+    return time.perf_counter() - start

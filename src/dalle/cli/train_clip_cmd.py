@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
-from dalle.cli.train_args import add_run_arguments, prepare_tokenizer, run_config
+from dalle.cli.train_args import (
+    add_run_arguments,
+    prepare_tokenizer,
+    run_config,
+    run_folder,
+    run_trainer,
+)
 from dalle.models.clip import CLIPConfig
 from dalle.training.clip_trainer import CLIPTrainConfig, CLIPTrainer, fit_clip_config
 
@@ -39,11 +42,7 @@ def _train_clip(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = run_config(CLIPTrainConfig, args)
-    out = Path(args.out)
-    if not args.resume and (out / "checkpoints").exists():
-        raise ValueError(
-            f"{out} already holds a run: pass --resume to continue it, or another --out"
-        )
+    out = run_folder(args)
     accelerator = make_accelerator(config.bf16)
     base = CLIPConfig.from_preset(args.preset)
     dataset = open_dataset(config.data, image_size=base.image_size, seed=config.seed)
@@ -51,31 +50,13 @@ def _train_clip(args: argparse.Namespace) -> int:
     tokenizer = prepare_tokenizer(args.tokenizer, config, dataset, out, accelerator)
     model_config = fit_clip_config(base, tokenizer, base.image_size)
     trainer = CLIPTrainer(model_config, config, out, tokenizer, dataset, accelerator)
-    if args.resume and not trainer.resume():
-        print(f"no checkpoint in {out}: starting from step 0")
-    if accelerator.is_main_process:
-        config.save(out / "train_config.json")
-        model_config.save(out / "model_config.json")
-    bar = tqdm(
-        total=config.steps, initial=trainer.step, desc="clip", unit="step",
-        disable=not accelerator.is_main_process,
+    seconds = run_trainer(
+        trainer, args, config, model_config, out, "clip",
+        lambda s: {"loss": f"{s.loss:.3f}", "scale": f"{s.scale:.1f}", "lr": f"{s.lr:.1e}"},
     )  # fmt: skip
-
-    def on_step(s) -> None:
-        bar.update(1)
-        bar.set_postfix(loss=f"{s.loss:.3f}", scale=f"{s.scale:.1f}", lr=f"{s.lr:.1e}")
-
-    start = time.perf_counter()
-    trainer.train(on_step, stop_at=args.stop_at)
-    bar.close()
-    if trainer.skipped.count:
-        print(trainer.skipped.summary())
-    if trainer.step < config.steps:
-        print(f"stopped at step {trainer.step}; continue with --resume")
+    if seconds is None:
         return 0
     if accelerator.is_main_process:
         folder = trainer.save_model(out / "clip")
-        print(
-            f"trained {trainer.step} steps in {time.perf_counter() - start:.0f} s; model: {folder}"
-        )
+        print(f"trained {trainer.step} steps in {seconds:.0f} s; model: {folder}")
     return 0

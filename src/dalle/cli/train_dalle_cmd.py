@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
-import time
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from dalle.cli.train_args import add_run_arguments, prepare_tokenizer, run_config
+from dalle.cli.train_args import (
+    add_run_arguments,
+    prepare_tokenizer,
+    run_config,
+    run_folder,
+    run_trainer,
+)
 from dalle.models.transformer import DalleConfig
 from dalle.training.dalle_trainer import (
     DalleTrainConfig,
@@ -87,11 +92,7 @@ def _train_dalle(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = run_config(DalleTrainConfig, args)
-    out = Path(args.out)
-    if not args.resume and (out / "checkpoints").exists():
-        raise ValueError(
-            f"{out} already holds a run: pass --resume to continue it, or another --out"
-        )
+    out = run_folder(args)
     accelerator = make_accelerator(config.bf16)
     vae_dir = resolve_model_dir(config.vae, "vae")
     vae = DiscreteVAE.from_pretrained(vae_dir, accelerator.device)
@@ -104,35 +105,17 @@ def _train_dalle(args: argparse.Namespace) -> int:
         model_config, config, out, tokenizer, vae, batches, _sample_prompts(config, dataset),
         accelerator,
     )  # fmt: skip
-    if args.resume and not trainer.resume():
-        print(f"no checkpoint in {out}: starting from step 0")
-    if accelerator.is_main_process:
-        config.save(out / "train_config.json")
-        model_config.save(out / "model_config.json")
-    bar = tqdm(
-        total=config.steps, initial=trainer.step, desc="dalle", unit="step",
-        disable=not accelerator.is_main_process,
+    seconds = run_trainer(
+        trainer, args, config, model_config, out, "dalle",
+        lambda s: {
+            "loss": f"{s.loss:.3f}", "text": f"{s.text_loss:.3f}", "image": f"{s.image_loss:.3f}",
+            "lr": f"{s.lr:.1e}",
+        },
     )  # fmt: skip
-
-    def on_step(s) -> None:
-        bar.update(1)
-        bar.set_postfix(
-            loss=f"{s.loss:.3f}", text=f"{s.text_loss:.3f}", image=f"{s.image_loss:.3f}",
-            lr=f"{s.lr:.1e}",
-        )  # fmt: skip
-
-    start = time.perf_counter()
-    trainer.train(on_step, stop_at=args.stop_at)
-    bar.close()
-    if trainer.skipped.count:
-        print(trainer.skipped.summary())
-    if trainer.step < config.steps:
-        print(f"stopped at step {trainer.step}; continue with --resume")
+    if seconds is None:
         return 0
     if accelerator.is_main_process:
         pipe = DallePipeline(tokenizer, vae, trainer.ema_model())
         folder = pipe.save_pretrained(out / "pipeline", dtype=torch.float16)
-        print(
-            f"trained {trainer.step} steps in {time.perf_counter() - start:.0f} s; pipeline: {folder}"
-        )
+        print(f"trained {trainer.step} steps in {seconds:.0f} s; pipeline: {folder}")
     return 0
