@@ -18,3 +18,21 @@ def test_a_failed_write_leaves_nothing(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("killed")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_atomic_files_get_the_mode_of_a_plain_open(tmp_path):
+    import os
+
+    import torch
+    from safetensors.torch import save_file
+
+    from dalle.utils.io import atomic_path
+
+    mask = os.umask(0o022)
+    try:
+        target = tmp_path / "w.safetensors"
+        with atomic_path(target) as tmp:
+            save_file({"x": torch.zeros(2)}, str(tmp))  # a writer that makes its own file
+        assert target.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(mask)

@@ -1,7 +1,7 @@
 import numpy as np
 
 from dalle.shapes.captions import parse_caption
-from dalle.shapes.negatives import hard_negative
+from dalle.shapes.negatives import hard_negative, relation_negative
 
 
 def differences(a: str, b: str) -> int:
@@ -27,6 +27,25 @@ def test_a_negative_differs_in_exactly_one_attribute():
 
 def test_other_captions_get_none():
     assert hard_negative("a photo of a cat", np.random.default_rng(0)) is None
+    assert relation_negative("a photo of a cat", np.random.default_rng(0)) is None
+    assert relation_negative("a red circle", np.random.default_rng(0)) is None
+
+
+def test_relation_negatives_change_the_relation_or_swap_the_objects():
+    rng = np.random.default_rng(0)
+    caption = "a small yellow triangle to the left of a large white cross"
+    seen = {relation_negative(caption, rng) for _ in range(60)}
+    assert seen == {
+        "a large white cross to the left of a small yellow triangle",
+        "a small yellow triangle to the right of a large white cross",
+        "a small yellow triangle above a large white cross",
+        "a small yellow triangle below a large white cross",
+    }
+    # two objects that read the same cannot be told apart by swapping: the relation changes
+    same = "a red circle above a red circle"
+    for _ in range(20):
+        negative = parse_caption(relation_negative(same, rng))
+        assert negative.relation != "above" and negative.objects == parse_caption(same).objects
 
 
 def test_hard_negatives_only_add_image_to_text_columns():

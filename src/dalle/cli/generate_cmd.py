@@ -78,6 +78,7 @@ def _fields(args, prompt: str, image_index: int, settings) -> dict[str, object]:
         "image_index": image_index,
         "model": args.model,
         **dataclasses.asdict(settings),
+        "bf16": args.bf16,
         "software": f"dalle {__version__}",
     }
 
@@ -115,7 +116,9 @@ def _complete(args: argparse.Namespace) -> int:
 
     pipe, settings = _load(args)
     image = load_image(args.image)
-    images = pipe.complete(image, args.rows, args.prompt, args.num_images, args.seed, settings)
+    images = pipe.complete(
+        image, args.rows, args.prompt, args.num_images, args.seed, settings, args.bf16
+    )
     out = Path(args.out)
     for j, result in enumerate(images):
         fields = {**_fields(args, args.prompt, j, settings), "rows": args.rows, "image": args.image}

@@ -258,6 +258,7 @@ class DallePipeline:
         num_images: int = 1,
         seed: int = 0,
         settings: SamplingSettings | None = None,
+        bf16: bool = False,
     ) -> torch.Tensor:
         """(num_images, N) tokens: the first ``rows`` token rows of ``image``, then samples."""
         grid = self.transformer.config.image_grid
@@ -266,7 +267,9 @@ class DallePipeline:
         prefix = self.image_tokens(image)[:, : rows * grid].expand(num_images, -1)
         seeds = [image_seed(seed, 0, j) for j in range(num_images)]
         settings = settings if settings is not None else self.defaults
-        return self.generate_tokens([prompt] * num_images, seeds, settings, prefix=prefix)
+        return self.generate_tokens(
+            [prompt] * num_images, seeds, settings, prefix=prefix, bf16=bf16
+        )
 
     def complete(
         self,
@@ -276,6 +279,8 @@ class DallePipeline:
         num_images: int = 1,
         seed: int = 0,
         settings: SamplingSettings | None = None,
+        bf16: bool = False,
     ) -> list[Image.Image]:
         """Keep the first ``rows`` token rows of ``image`` and sample the rest for ``prompt``."""
-        return self.decode(self.complete_tokens(image, rows, prompt, num_images, seed, settings))
+        tokens = self.complete_tokens(image, rows, prompt, num_images, seed, settings, bf16)
+        return self.decode(tokens)

@@ -4,7 +4,11 @@ A batch of random shapes captions rarely holds two that differ in one word only,
 match images to captions without binding colours to shapes or reading the relation. Adding, for
 each caption, a copy with one attribute changed (a colour, a shape, a stated size, or the
 relation) as an extra negative for its image teaches exactly those distinctions (in the spirit of
-Yuksekgonul et al. 2023, NegCLIP). Only captions are used: never the scorer.
+Yuksekgonul et al. 2023, NegCLIP). One such negative per caption leaves the relation rare among
+them (a quarter of the two-object ones), and a text encoder can then still treat a caption as a
+bag of words; ``relation_negative`` adds the negatives that only word order and the relation
+word tell apart: the other relations, and the two objects swapped. Only captions are used:
+never the scorer.
 """
 
 from __future__ import annotations
@@ -46,3 +50,19 @@ def hard_negative(caption: str, rng: np.random.Generator) -> str | None:
             obj = dataclasses.replace(obj, size=_other(tuple(SIZES), obj.size, rng))
     objects[i] = obj
     return Prompt(tuple(objects), prompt.relation).canonical()
+
+
+def relation_negative(caption: str, rng: np.random.Generator) -> str | None:
+    """For a two-object caption: the same objects under another relation, or (half of the time)
+    the two objects swapped under the same relation; None for other captions. Either is false
+    of the image unless the two objects read the same, when the relation changes instead."""
+    try:
+        prompt = parse_caption(caption)
+    except ValueError:
+        return None
+    if prompt.relation is None:
+        return None
+    swapped = Prompt(prompt.objects[::-1], prompt.relation)
+    if rng.random() < 0.5 and swapped.objects != prompt.objects:
+        return swapped.canonical()
+    return Prompt(prompt.objects, _other(RELATIONS, prompt.relation, rng)).canonical()

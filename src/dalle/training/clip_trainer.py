@@ -20,7 +20,7 @@ from accelerate import Accelerator
 
 from dalle.data.base import SkipReport
 from dalle.models.clip import CLIP, CLIPConfig, contrastive_loss
-from dalle.shapes.negatives import hard_negative
+from dalle.shapes.negatives import hard_negative, relation_negative
 from dalle.text.tokenizer import TextTokenizer
 from dalle.training.batches import step_batches
 from dalle.training.loop import AcceleratedTrainer, RunConfig
@@ -35,6 +35,10 @@ class CLIPTrainConfig(RunConfig):
     # Each caption's copy with one attribute changed as an extra negative for its image
     # (dalle.shapes.negatives; shapes captions only, others get none).
     hard_negatives: bool = False
+    # With hard_negatives, a second negative per caption: for two-object captions another
+    # relation or the objects swapped (dalle.shapes.negatives.relation_negative), for one-object
+    # captions another one-attribute change.
+    relation_negatives: bool = False
 
 
 @dataclass
@@ -80,32 +84,33 @@ class CLIPTrainer(AcceleratedTrainer):
         c = self.config
         return step_batches(self.dataset, c.batch_size, start_step, c.seed, self.skipped)
 
-    def _negatives(self, captions: list[str]) -> torch.Tensor | None:
-        """Token ids of one hard negative per caption, or None (option off, or other data)."""
+    def _negatives(self, captions: list[str]) -> list[torch.Tensor]:
+        """Token ids of each kind of hard negative, one per caption; none when the option is
+        off or the captions are not shapes captions."""
         if not self.config.hard_negatives:
-            return None
+            return []
         # drawn from the loop's generator, so a resumed run draws the same negatives
         rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=self.generator)))
-        negatives = [hard_negative(c, rng) for c in captions]
-        if any(n is None for n in negatives):
-            return None
-        return self.tokenizer.encode(negatives, self.model_config.text_seq_len).ids
+        kinds = [[hard_negative(c, rng) for c in captions]]
+        if self.config.relation_negatives:
+            kinds.append([relation_negative(c, rng) or hard_negative(c, rng) for c in captions])
+        if any(n is None for kind in kinds for n in kind):
+            return []
+        return [self.tokenizer.encode(k, self.model_config.text_seq_len).ids for k in kinds]
 
     def train_step(self, batch: tuple[torch.Tensor, list[str]]) -> StepStats:
         images, captions = batch
         lr = self.set_lr()
         text = self.tokenizer.encode(captions, self.model_config.text_seq_len).ids
         negatives = self._negatives(captions)
-        if negatives is not None:  # encoded with the captions: one pass through DDP's forward
-            text = torch.cat([self.local_slice(text), self.local_slice(negatives)])
-        else:
-            text = self.local_slice(text)
+        # the negatives are encoded with the captions: one pass through DDP's forward
+        text = torch.cat([self.local_slice(t) for t in (text, *negatives)])
         with self.accelerator.autocast():
             img, txt, scale = self.model(self.local_slice(images), text)
-            txt, neg = txt.chunk(2) if negatives is not None else (txt, None)
+            txt, *neg = txt.chunk(1 + len(negatives))
             loss = contrastive_loss(
                 gather_features(img), gather_features(txt), scale.float(),
-                None if neg is None else gather_features(neg),
+                torch.cat([gather_features(n) for n in neg]) if neg else None,
             )  # fmt: skip
         stats = self.optimize({"loss": loss})
         return StepStats(self.step, stats["loss"], scale.item(), lr)
@@ -134,7 +139,7 @@ CLIPTrainConfig.register_preset(
     "shapes",
     CLIPTrainConfig(
         data="shapes", steps=3000, batch_size=128, checkpoint_every=250, sample_every=500,
-        hard_negatives=True,
+        hard_negatives=True, relation_negatives=True,
     ),
 )  # fmt: skip
 CLIPTrainConfig.register_preset(
@@ -142,5 +147,6 @@ CLIPTrainConfig.register_preset(
     CLIPTrainConfig(
         data="shapes", steps=12, batch_size=8, warmup_steps=2, checkpoint_every=4,
         sample_every=6, tokenizer_captions=500, eval_images=8, hard_negatives=True,
+        relation_negatives=True,
     ),
 )  # fmt: skip

@@ -20,10 +20,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     tmp_path = Path(tmp)
-    # mkstemp makes the file private (0600); give it the mode a plain open() would
-    tmp_path.chmod(0o666 & ~_umask())
     try:
         yield tmp_path
+        # mkstemp makes the file private (0600), and writers such as safetensors may replace
+        # it: give the result the mode a plain open() would
+        tmp_path.chmod(0o666 & ~_umask())
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

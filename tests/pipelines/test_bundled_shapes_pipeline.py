@@ -1,0 +1,49 @@
+"""The pipeline bundled in ``dalle/assets/shapes``: it loads by name, its parts are small fp16
+files, and ``dalle generate`` with no ``--model`` draws what the prompt says."""
+
+import json
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors import safe_open
+
+from dalle.cli import main
+from dalle.eval.generation import shapes_generation_report
+from dalle.models.pretrained import ASSETS
+from dalle.pipelines.dalle_pipeline import DallePipeline
+from dalle.shapes.prompts import evaluation_prompts
+
+BUNDLED = ASSETS / "shapes"
+
+
+def test_model_index_names_small_half_precision_parts():
+    index = json.loads((BUNDLED / "model_index.json").read_text())
+    assert index["tokenizer"] == "tokenizer.json" and (BUNDLED / "tokenizer.json").is_file()
+    for part in ("vae", "transformer"):
+        with safe_open(str(BUNDLED / index[part] / "model.safetensors"), "pt") as f:
+            assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    total = sum(p.stat().st_size for p in BUNDLED.rglob("*") if p.is_file())
+    assert total < 40_000_000  # tens of MB at most, as the project promises
+    assert index["sampling"]["guidance"] >= 1.0  # the settings measured best travel along
+
+
+def test_bundled_pipeline_draws_what_the_prompts_say(tmp_path):
+    torch.set_num_threads(2)
+    pipe = DallePipeline.from_pretrained("shapes")
+    # other prompts than the figures in docs/transformer.md (seed 0); a floor well under them
+    prompts = [p for p in evaluation_prompts(32, seed=5) if p.count(" a ") == 0][:6]
+    report = shapes_generation_report(pipe, prompts, tmp_path, num_images=2, seed=3)
+    assert len(report.images) == 12
+    assert report.seen_accuracy is not None and report.seen_accuracy >= 0.6
+
+
+def test_generate_defaults_to_the_bundled_pipeline(tmp_path, capsys):
+    out = tmp_path / "out"
+    prompt = "a red circle to the left of a blue square"
+    assert main(["generate", prompt, "--num-images", "2", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["0000_00.png", "0000_01.png"]
+    with Image.open(out / "0000_01.png") as im:
+        assert im.text["model"] == "shapes" and im.text["prompt"] == prompt
+        assert np.asarray(im).shape == (64, 64, 3)
+    assert str(out) in capsys.readouterr().out
