@@ -138,7 +138,7 @@ class CLIPTrainer(AcceleratedTrainer):
 CLIPTrainConfig.register_preset(
     "shapes",
     CLIPTrainConfig(
-        data="shapes", steps=3000, batch_size=128, checkpoint_every=250, sample_every=500,
+        data="shapes", steps=4000, batch_size=128, checkpoint_every=250, sample_every=500,
         hard_negatives=True, relation_negatives=True,
     ),
 )  # fmt: skip
