@@ -109,10 +109,12 @@ def test_finite_data_is_tokenized_once_and_cached(tmp_path):
     assert "cached the image tokens of 6 images" in result.stdout
     assert "skipped 1 unreadable file" in result.stdout
     cache = tmp_path / "run" / "image_tokens.safetensors"
-    from dalle.cli.train_dalle_cmd import _vae_id
-    from dalle.models.pretrained import resolve_model_dir
+    from dalle.models.dvae import DiscreteVAE
+    from dalle.training.dalle_trainer import weights_id
 
-    tokens, captions = load_token_cache(cache, _vae_id(resolve_model_dir("shapes", "vae")))
+    # keyed by the dVAE's weights: another dVAE's tokens are never read back
+    assert load_token_cache(cache, "0" * 16) is None
+    tokens, captions = load_token_cache(cache, weights_id(DiscreteVAE.from_pretrained("shapes")))
     assert tokens.shape == (6, 16, 16) and sorted(captions)[0] == "picture number 0"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from dalle.training.dalle_trainer import (
     DalleTrainer,
     fit_model_config,
     make_accelerator,
+    weights_id,
 )
 
 
@@ -47,11 +47,7 @@ def register(train_sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_train_dalle)
 
 
-def _vae_id(vae_dir: Path) -> str:
-    return hashlib.sha256((vae_dir / "model.safetensors").read_bytes()).hexdigest()[:16]
-
-
-def _token_batches(config, dataset, vae, vae_dir: Path, out: Path, accelerator):
+def _token_batches(config, dataset, vae, out: Path, accelerator):
     from dalle.data.base import SkipReport
     from dalle.training.image_tokens import (
         CACHE_FILE,
@@ -64,7 +60,7 @@ def _token_batches(config, dataset, vae, vae_dir: Path, out: Path, accelerator):
 
     report, cache = SkipReport(), None
     if is_finite(dataset):
-        path, vae_id = out / CACHE_FILE, _vae_id(vae_dir)
+        path, vae_id = out / CACHE_FILE, weights_id(vae)
         if accelerator.is_main_process and load_token_cache(path, vae_id) is None:
             with tqdm(total=len(dataset), desc="encode images", unit="img") as bar:
                 tokens, captions = encode_dataset(dataset, vae, report=report, on_batch=bar.update)
@@ -100,7 +96,7 @@ def _train_dalle(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = prepare_tokenizer(args.tokenizer, config, dataset, out, accelerator)
     model_config = fit_model_config(DalleConfig.from_preset(args.preset), tokenizer, vae)
-    batches = _token_batches(config, dataset, vae, vae_dir, out, accelerator)
+    batches = _token_batches(config, dataset, vae, out, accelerator)
     trainer = DalleTrainer(
         model_config, config, out, tokenizer, vae, batches, _sample_prompts(config, dataset),
         accelerator,
