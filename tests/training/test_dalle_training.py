@@ -110,7 +110,7 @@ def test_finite_data_is_tokenized_once_and_cached(tmp_path):
     assert "skipped 1 unreadable file" in result.stdout
     cache = tmp_path / "run" / "image_tokens.safetensors"
     from dalle.models.dvae import DiscreteVAE
-    from dalle.training.dalle_trainer import weights_id
+    from dalle.models.pretrained import weights_id
 
     # keyed by the dVAE's weights: another dVAE's tokens are never read back
     assert load_token_cache(cache, "0" * 16) is None

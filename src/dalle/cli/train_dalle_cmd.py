@@ -22,7 +22,6 @@ from dalle.training.dalle_trainer import (
     DalleTrainer,
     fit_model_config,
     make_accelerator,
-    weights_id,
 )
 
 
@@ -49,6 +48,7 @@ def register(train_sub: argparse._SubParsersAction) -> None:
 
 def _token_batches(config, dataset, vae, out: Path, accelerator):
     from dalle.data.base import SkipReport
+    from dalle.models.pretrained import weights_id
     from dalle.training.image_tokens import (
         CACHE_FILE,
         TokenBatches,

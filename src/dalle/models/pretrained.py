@@ -6,6 +6,7 @@ A name that is not an existing folder is looked up among the pipelines bundled w
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import ClassVar, TypeVar
@@ -39,6 +40,15 @@ def resolve_model_dir(name_or_dir: str | os.PathLike, part: str) -> Path:
         f"model.safetensors (or its {part}/ sub-folder), or a bundled name "
         f"({', '.join(bundled_names()) or 'none installed'})"
     )
+
+
+def weights_id(model: nn.Module) -> str:
+    """A short hash of a model's weights (names and bytes): which weights made a cache or a run."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 class PretrainedMixin:

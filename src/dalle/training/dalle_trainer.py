@@ -7,7 +7,6 @@ unconditional distribution that classifier-free guidance needs.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from PIL import Image
 
 from dalle.data.base import SkipReport
 from dalle.models.dvae import DiscreteVAE
+from dalle.models.pretrained import weights_id
 from dalle.models.transformer import DalleConfig, DalleTransformer, dalle_loss
 from dalle.pipelines.dalle_pipeline import DallePipeline
 from dalle.text.tokenizer import TextTokenizer
@@ -42,15 +42,6 @@ class StepStats:
     text_loss: float
     image_loss: float
     lr: float
-
-
-def weights_id(model: torch.nn.Module) -> str:
-    """A short hash of a model's weights."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def fit_model_config(
