@@ -9,6 +9,7 @@ from PIL import Image
 from safetensors import safe_open
 
 from dalle.cli import main
+from dalle.eval.clip_eval import shapes_clip_report
 from dalle.eval.generation import shapes_generation_report
 from dalle.models.pretrained import ASSETS
 from dalle.pipelines.dalle_pipeline import DallePipeline
@@ -20,7 +21,7 @@ BUNDLED = ASSETS / "shapes"
 def test_model_index_names_small_half_precision_parts():
     index = json.loads((BUNDLED / "model_index.json").read_text())
     assert index["tokenizer"] == "tokenizer.json" and (BUNDLED / "tokenizer.json").is_file()
-    for part in ("vae", "transformer"):
+    for part in ("vae", "transformer", "clip"):
         with safe_open(str(BUNDLED / index[part] / "model.safetensors"), "pt") as f:
             assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
     total = sum(p.stat().st_size for p in BUNDLED.rglob("*") if p.is_file())
@@ -47,3 +48,26 @@ def test_generate_defaults_to_the_bundled_pipeline(tmp_path, capsys):
         assert im.text["model"] == "shapes" and im.text["prompt"] == prompt
         assert np.asarray(im).shape == (64, 64, 3)
     assert str(out) in capsys.readouterr().out
+
+
+def test_bundled_clip_matches_test_images_to_their_captions():
+    torch.set_num_threads(2)
+    clip = DallePipeline.from_pretrained("shapes").clip
+    assert clip is not None
+    # test-split images (held-out pairs included), other than the 1,000 of docs/clip.md
+    report = shapes_clip_report(clip.clip, clip.tokenizer, n=200, seed=7)
+    assert report["retrieval_top1"]["seen"] >= 0.8  # 1,000 images, seed 0: see docs/clip.md
+    assert report["zero_shot"]["colour"]["seen"] >= 0.95
+
+
+def test_generate_reranks_with_the_bundled_clip(tmp_path):
+    out = tmp_path / "out"
+    prompt = "a large green circle"
+    args = ["generate", prompt, "--num-images", "2", "--candidates", "4", "--out", str(out)]
+    assert main(args) == 0
+    scores = []
+    for name in ("0000_00.png", "0000_01.png"):
+        with Image.open(out / name) as im:
+            assert im.text["candidates"] == "4"
+            scores.append(float(im.text["clip_score"]))
+    assert scores[0] >= scores[1]  # best first

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from dalle.cli import main
+from dalle.training.clip_trainer import CLIPTrainConfig
 from dalle.training.metrics_log import MetricsLog
 
 from .cli_runs import kill_after_checkpoint, run_train
@@ -54,3 +55,9 @@ def test_clip_two_processes_gather_features_and_train_like_one(tmp_path):
     logs = [MetricsLog(tmp_path / r / "metrics.jsonl").records() for r in ("one", "two")]
     losses = [[r["loss"] for r in log if "loss" in r][-1] for log in logs]
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def test_mirror_pairs_must_be_a_fraction_of_the_batch():
+    with pytest.raises(ValueError, match="mirror_pairs"):
+        CLIPTrainConfig(mirror_pairs=1.0)
+    assert CLIPTrainConfig.presets["clip-tiny"].mirror_pairs == 0.25  # the tests above run them

@@ -32,6 +32,14 @@ def register(train_sub: argparse._SubParsersAction) -> None:
     )
     add_run_arguments(p, sorted(CLIPTrainConfig.presets), out="runs/clip")
     p.add_argument("--tokenizer", default=None, help="an existing tokenizer.json to use")
+    p.add_argument(
+        "--mirror-pairs",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="shapes captions: up to this fraction of each batch replaced by flipped copies of "
+        "its two-object images with the mirrored caption (0 for none; default from the preset)",
+    )
     p.set_defaults(func=_train_clip)
 
 

@@ -20,6 +20,7 @@ from accelerate import Accelerator
 
 from dalle.data.base import SkipReport
 from dalle.models.clip import CLIP, CLIPConfig, contrastive_loss
+from dalle.shapes.mirror import add_mirror_pairs
 from dalle.shapes.negatives import hard_negative, relation_negative
 from dalle.text.tokenizer import TextTokenizer
 from dalle.training.batches import step_batches
@@ -39,6 +40,15 @@ class CLIPTrainConfig(RunConfig):
     # relation or the objects swapped (dalle.shapes.negatives.relation_negative), for one-object
     # captions another one-attribute change.
     relation_negatives: bool = False
+    # Up to this fraction of each batch replaced by flipped copies of its two-object images with
+    # the mirrored caption (dalle.shapes.mirror): negatives on the image side too.
+    mirror_pairs: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.mirror_pairs < 1:
+            raise ValueError(
+                f"mirror_pairs is a fraction of the batch in [0, 1), got {self.mirror_pairs}"
+            )
 
 
 @dataclass
@@ -100,6 +110,8 @@ class CLIPTrainer(AcceleratedTrainer):
 
     def train_step(self, batch: tuple[torch.Tensor, list[str]]) -> StepStats:
         images, captions = batch
+        if self.config.mirror_pairs > 0:
+            images, captions = add_mirror_pairs(images, captions, self.config.mirror_pairs)
         lr = self.set_lr()
         text = self.tokenizer.encode(captions, self.model_config.text_seq_len).ids
         negatives = self._negatives(captions)
@@ -139,7 +151,7 @@ CLIPTrainConfig.register_preset(
     "shapes",
     CLIPTrainConfig(
         data="shapes", steps=4000, batch_size=128, checkpoint_every=250, sample_every=500,
-        hard_negatives=True, relation_negatives=True,
+        hard_negatives=True, relation_negatives=True, mirror_pairs=0.25,
     ),
 )  # fmt: skip
 CLIPTrainConfig.register_preset(
@@ -147,6 +159,6 @@ CLIPTrainConfig.register_preset(
     CLIPTrainConfig(
         data="shapes", steps=12, batch_size=8, warmup_steps=2, checkpoint_every=4,
         sample_every=6, tokenizer_captions=500, eval_images=8, hard_negatives=True,
-        relation_negatives=True,
+        relation_negatives=True, mirror_pairs=0.25,
     ),
 )  # fmt: skip
