@@ -160,3 +160,11 @@ def parse_caption(caption: str) -> Prompt:
         if sep:
             return Prompt((_parse_object(left, caption), _parse_object(right, caption)), relation)
     return Prompt((_parse_object(text, caption),))
+
+
+def try_parse_caption(caption: str) -> Prompt | None:
+    """``parse_caption``, or None when ``caption`` is not a shapes caption."""
+    try:
+        return parse_caption(caption)
+    except ValueError:
+        return None

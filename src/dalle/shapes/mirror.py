@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from dalle.shapes.captions import INVERSE_RELATION, Prompt, parse_caption
+from dalle.shapes.captions import INVERSE_RELATION, Prompt, try_parse_caption
 
 HORIZONTAL, VERTICAL = -1, -2  # the image dimension a flip reverses
 
@@ -24,11 +24,8 @@ def mirrored_caption(caption: str) -> tuple[str, int] | None:
     left/right, ``VERTICAL`` for above/below without a triangle); None when no flip changes the
     caption or keeps the image a shapes image (one object, a triangle above or below, not a
     shapes caption)."""
-    try:
-        prompt = parse_caption(caption)
-    except ValueError:
-        return None
-    if prompt.relation is None:
+    prompt = try_parse_caption(caption)
+    if prompt is None or prompt.relation is None:
         return None
     if prompt.relation in ("above", "below"):
         if any(o.shape == "triangle" for o in prompt.objects):

@@ -17,7 +17,7 @@ import dataclasses
 
 import numpy as np
 
-from dalle.shapes.captions import Prompt, parse_caption
+from dalle.shapes.captions import Prompt, try_parse_caption
 from dalle.shapes.spec import COLOURS, RELATIONS, SHAPES, SIZES
 
 
@@ -28,9 +28,8 @@ def _other(values: tuple[str, ...], current: str, rng: np.random.Generator) -> s
 def hard_negative(caption: str, rng: np.random.Generator) -> str | None:
     """The canonical caption of ``caption`` with one attribute changed; None if it is not a
     shapes caption."""
-    try:
-        prompt = parse_caption(caption)
-    except ValueError:
+    prompt = try_parse_caption(caption)
+    if prompt is None:
         return None
     changes = ["colour", "shape", "size"] + (["relation"] if prompt.relation else [])
     change = changes[int(rng.integers(len(changes)))]
@@ -56,11 +55,8 @@ def relation_negative(caption: str, rng: np.random.Generator) -> str | None:
     """For a two-object caption: the same objects under another relation, or (half of the time)
     the two objects swapped under the same relation; None for other captions. Either is false
     of the image unless the two objects read the same, when the relation changes instead."""
-    try:
-        prompt = parse_caption(caption)
-    except ValueError:
-        return None
-    if prompt.relation is None:
+    prompt = try_parse_caption(caption)
+    if prompt is None or prompt.relation is None:
         return None
     swapped = Prompt(prompt.objects[::-1], prompt.relation)
     if rng.random() < 0.5 and swapped.objects != prompt.objects:
