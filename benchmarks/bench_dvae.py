@@ -57,7 +57,7 @@ def main() -> None:
 
     anchor = time_anchor(args.anchors_venv, args.reps, args.warmup)
     rows = {
-        "ours bf16 autocast, channels-last (the trainer's default)": time_ours(
+        "ours bf16 autocast, channels-last (the default with bf16 units)": time_ours(
             True, True, args.reps, args.warmup
         ),
         "ours fp32, channels-last": time_ours(False, True, args.reps, args.warmup),

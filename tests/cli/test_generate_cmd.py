@@ -55,3 +55,65 @@ def test_complete_writes_its_images(tmp_path, pipe_dir):
     with Image.open(out / "0000_02.png") as im:
         assert im.text["rows"] == "2" and im.text["prompt"] == "a red circle"
     assert main(["complete", str(source), "x", "--rows", "99", "--model", str(pipe_dir)]) == 2
+
+
+def test_an_interrupted_generate_keeps_the_prompts_it_finished(tmp_path, pipe_dir, monkeypatch):
+    from dalle.pipelines.dalle_pipeline import DallePipeline
+
+    original = DallePipeline.generate_tokens
+    calls = []
+
+    def stop_on_third_batch(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the user presses Ctrl-C while batch 3 is drawn
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DallePipeline, "generate_tokens", stop_on_third_batch)
+    out = tmp_path / "out"
+    code = main(["generate", "a red circle", "a blue square", "a green cross", "--model",
+                 str(pipe_dir), "--num-images", "3", "--batch-size", "2", "--out", str(out)])  # fmt: skip
+    assert code == 130
+    # batches of 2 over 3 x 3 images: after two batches prompt 0 (images 0-2) was final
+    assert sorted(p.name for p in out.iterdir()) == ["0000_00.png", "0000_01.png", "0000_02.png"]
+
+
+def test_iter_images_gives_each_prompt_once_in_order_as_call_does():
+    pipe = tiny_pipeline(SamplingSettings(top_k=4))
+    prompts = ["a red circle", "a blue square", "a green cross"]
+    found = list(pipe.iter_images(prompts, 2, seed=3, batch_size=3))
+    assert [i for i, _ in found] == [0, 1, 2] and all(len(images) == 2 for _, images in found)
+    flat = [np.asarray(image) for _, images in found for image in images]
+    for a, b in zip(flat, pipe(prompts, 2, seed=3, batch_size=5), strict=True):
+        assert np.array_equal(a, np.asarray(b))
+
+
+@pytest.mark.parametrize("option", [
+    ["--temperature", "nan"], ["--temperature", "inf"], ["--guidance", "nan"],
+    ["--top-p", "nan"], ["--guidance=-inf"],
+])  # fmt: skip
+def test_non_finite_numbers_are_refused_before_any_work(tmp_path, pipe_dir, capsys, option):
+    out = tmp_path / "out"
+    code = main(["generate", "a red circle", "--model", str(pipe_dir), "--out", str(out), *option])
+    assert code == 2
+    err = capsys.readouterr().err
+    name = option[0].split("=")[0].lstrip("-").replace("-", "_")
+    assert f"{name} must be a finite number" in err
+    assert not any(out.glob("*.png"))
+
+
+def test_empty_prompts_and_an_out_file_are_refused_before_loading(tmp_path, capsys):
+    missing_model = str(tmp_path / "no-such-model")  # never reached: the checks come first
+    assert main(["generate", "  ", "--model", missing_model, "--out", str(tmp_path / "o")]) == 2
+    assert "prompt 0 is empty" in capsys.readouterr().err
+    afile = tmp_path / "taken"
+    afile.write_text("mine")
+    assert main(["generate", "a red circle", "--model", missing_model, "--out", str(afile)]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+    assert afile.read_text() == "mine"
+
+
+def test_a_malformed_model_index_names_its_file(tmp_path, pipe_dir, capsys):
+    (pipe_dir / "model_index.json").write_text("{not json")
+    assert main(["generate", "a red circle", "--model", str(pipe_dir), "--out", str(tmp_path)]) == 2
+    assert str(pipe_dir / "model_index.json") in capsys.readouterr().err

@@ -94,7 +94,7 @@ def test_eval_shapes_unreadable_or_wrong_size_image_is_a_clear_error(tmp_path, c
     assert "reads 64 x 64 images, got 32 x 32" in capsys.readouterr().err
 
 
-def test_shapes_prompts_file(tmp_path):
+def test_shapes_prompts_file(tmp_path, capsys):
     from dalle.shapes.captions import parse_caption
 
     out = tmp_path / "prompts.txt"
@@ -102,6 +102,57 @@ def test_shapes_prompts_file(tmp_path):
     lines = out.read_text().splitlines()
     assert len(lines) == len(set(lines)) == 100
     parsed = [parse_caption(line) for line in lines]
+    assert all(p.canonical() == line for p, line in zip(parsed, lines))
+    # the users mix: three quarters two-object, a quarter held-out in each kind, most sized
+    two = [p for p in parsed if len(p.objects) == 2]
+    one = [p for p in parsed if len(p.objects) == 1]
+    assert len(two) == 75 and sum(p.held_out for p in parsed) == 25
+    assert sum(p.held_out for p in one) == 7 and sum(p.held_out for p in two) == 18
+    assert sum(any(o.size for o in p.objects) for p in parsed) > 60
+    assert "75 two-object, 25 held-out" in capsys.readouterr().out
+    # the balanced mix is the earlier set, prompt for prompt
+    assert (
+        main(["data", "shapes-prompts", "--n", "100", "--mix", "balanced", "--out", str(out)]) == 0
+    )
+    lines = out.read_text().splitlines()
+    assert lines[:4] == [
+        "a green cross", "an orange cross above an orange triangle", "a green circle",
+        "a white cross to the right of a blue cross",
+    ]  # fmt: skip
+    parsed = [parse_caption(line) for line in lines]
     assert sum(p.held_out for p in parsed) == 25
     assert sum(len(p.objects) == 2 for p in parsed) == 50
-    assert all(p.canonical() == line for p, line in zip(parsed, lines))
+    assert not any(o.size for p in parsed if len(p.objects) == 2 for o in p.objects)
+
+
+def test_eval_shapes_reports_accuracy_per_category(tmp_path):
+    from dalle.shapes.captions import scene_prompt
+
+    examples = [shapes_example("test", i, 0) for i in range(80)]
+
+    def first(objects: int, held_out: bool):
+        return next(
+            e for e in examples
+            if len(e.scene.objects) == objects and scene_prompt(e.scene).held_out == held_out
+        )  # fmt: skip
+
+    one, two_seen, two_held = first(1, False), first(2, False), first(2, True)
+    blank = np.zeros((64, 64, 3), np.uint8)
+    prompts = [
+        scene_prompt(one.scene).canonical(),  # every size stated
+        scene_prompt(one.scene, (False,)).canonical(),  # size open
+        scene_prompt(two_seen.scene).canonical(),
+        scene_prompt(two_held.scene).canonical(),
+    ]
+    # one object, sized: 1 of 2 right; size open: 2 of 2; two seen: 0 of 2; two held-out: 2 of 2
+    write_generated(tmp_path / "gen", [
+        [one.image, blank], [one.image, one.image], [blank, one.image],
+        [two_held.image, two_held.image],
+    ])  # fmt: skip
+    cats = score_folder(tmp_path / "gen", prompts).to_dict()["categories"]
+    assert cats["one_object"] == {"images": 4, "accuracy": 0.75}
+    assert cats["two_objects"] == {"images": 4, "accuracy": 0.5}
+    assert cats["size_open"] == {"images": 2, "accuracy": 1.0}
+    assert cats["size_stated"] == {"images": 6, "accuracy": 0.5}
+    assert cats["seen"] == {"images": 6, "accuracy": 0.5}
+    assert cats["held_out"] == {"images": 2, "accuracy": 1.0}

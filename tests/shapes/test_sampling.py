@@ -1,6 +1,8 @@
 import hashlib
+import itertools
 
 import pytest
+import torch
 
 from dalle.eval.shapes_scorer import score_image
 from dalle.shapes.captions import parse_caption, sample_caption
@@ -141,3 +143,41 @@ def test_stream_splits_indices_across_workers_and_processes():
         ShapesStream("train", rank=1)
     with pytest.raises(ValueError, match="outside"):
         ShapesStream("train", rank=2, world_size=2)
+
+
+def test_stream_mix_options_and_exact_positions():
+    from dalle.data import open_dataset
+    from dalle.shapes.captions import parse_caption
+
+    stream = open_dataset("shapes:train?two_objects=0.75&size_words=0.9", image_size=64, seed=2)
+    captions = list(itertools.islice(stream.captions(), 1200))
+    parsed = [parse_caption(c) for c in captions]
+    two = sum(len(p.objects) == 2 for p in parsed) / len(parsed)
+    sized = [o.size is not None for p in parsed for o in p.objects]
+    assert abs(two - 0.75) < 0.04 and abs(sum(sized) / len(sized) - 0.9) < 0.03
+    assert not any(p.held_out for p in parsed)  # still the train split
+    # the mix is a fixed subsequence: reading from position 37 continues the same stream
+    items = list(itertools.islice(iter(stream), 40))
+    later = list(itertools.islice(iter(stream.at_position(37)), 3))
+    for (a_image, a_text), (b_image, b_text) in zip(items[37:], later, strict=True):
+        assert a_text == b_text and torch.equal(a_image, b_image)
+    fewer = open_dataset("shapes:train?two_objects=0.2", image_size=64)
+    parsed = [parse_caption(c) for c in itertools.islice(fewer.captions(), 1000)]
+    assert abs(sum(len(p.objects) == 2 for p in parsed) / 1000 - 0.2) < 0.04
+    # the default stream is untouched by the options' existence
+    plain = open_dataset("shapes:train", image_size=64)
+    assert list(itertools.islice(plain.captions(), 5)) == [
+        shapes_example("train", i, 0).text for i in range(5)
+    ]
+
+
+@pytest.mark.parametrize("spec", [
+    "shapes:train?two_objects=1.5", "shapes:train?colour=3", "shapes:train?size_words=x",
+    "shapes:train?two_objects=nan", "shapes:train?two_objects=0.5&two_objects=0.6",
+    "shapes:train?two_objects",
+])  # fmt: skip
+def test_stream_mix_options_are_checked(spec):
+    from dalle.data import open_dataset
+
+    with pytest.raises(ValueError, match="two_objects|size_words|probability"):
+        open_dataset(spec, image_size=64)

@@ -151,3 +151,26 @@ def test_resume_refuses_another_dvae(tmp_path):
         next(other.vae.parameters()).add_(1.0)
     with pytest.raises(ValueError, match="vae"):
         other.resume()
+
+
+def test_init_from_starts_a_run_from_given_weights(tmp_path):
+    torch.set_num_threads(1)
+    trainer, _ = toy_setup(tmp_path / "a", steps=100)
+    trainer.train()
+    trained = trainer.ema_model()
+    fresh, _ = toy_setup(tmp_path / "b", steps=30)
+    fresh.init_from(trained)
+    for (name, a), b in zip(trained.state_dict().items(), fresh.ema_model().state_dict().values()):
+        assert torch.equal(a, b), name  # the model and its EMA both start there
+    first = []
+    fresh.train(on_step=lambda s: first.append(s.image_loss), stop_at=1)
+    scratch, _ = toy_setup(tmp_path / "c", steps=30)
+    again = []
+    scratch.train(on_step=lambda s: again.append(s.image_loss), stop_at=1)
+    assert first[0] < 0.6 * again[0]  # it continues from the trained weights' loss
+    with pytest.raises(ValueError, match="is for a new run"):
+        fresh.init_from(trained)
+    other, _ = toy_setup(tmp_path / "d", steps=30)
+    wider = type(trained)(trained.config.replace(dim=48))
+    with pytest.raises(ValueError, match="dim 48 vs 32"):
+        other.init_from(wider)

@@ -36,13 +36,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "shapes-prompts",
         help="write the canonical evaluation prompts of the shapes world",
         description=(
-            "Write N distinct canonical prompts, one per line: half one-object, half two-object, "
-            "every fourth naming a held-out colour/shape pair. The file feeds `dalle generate "
-            "--prompts-file` and `dalle eval shapes --prompts`."
+            "Write N distinct canonical prompts, one per line. The default mix, users, is what "
+            "people write once they combine objects: three quarters two-object, most stating "
+            "sizes, a quarter of each kind naming a held-out colour/shape pair. --mix balanced "
+            "is the earlier set (half one-object, two-object prompts without sizes). The file "
+            "feeds `dalle generate --prompts-file` and `dalle eval shapes --prompts`."
         ),
     )
     prompts.add_argument("--n", type=int, default=128, help="number of prompts (default 128)")
     prompts.add_argument("--seed", type=int, default=0, help="seed of the set (default 0)")
+    prompts.add_argument(
+        "--mix", default="users", choices=("users", "balanced"), help="the mix (default users)"
+    )
     prompts.add_argument("--out", required=True, help="the prompts file to write")
     prompts.set_defaults(func=_prompts)
 
@@ -61,9 +66,12 @@ def _prompts(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ValueError("--n must be at least 1")
-    prompts = evaluation_prompts(args.n, args.seed)
+    from dalle.shapes.captions import parse_caption
+
+    prompts = evaluation_prompts(args.n, args.seed, args.mix)
     atomic_write_text(args.out, "".join(p + "\n" for p in prompts))
-    print(
-        f"wrote {len(prompts)} prompts ({sum(i % 4 == 3 for i in range(len(prompts)))} held-out) to {args.out}"
-    )
+    parsed = [parse_caption(p) for p in prompts]
+    two = sum(len(p.objects) == 2 for p in parsed)
+    held = sum(p.held_out for p in parsed)
+    print(f"wrote {len(prompts)} prompts ({two} two-object, {held} held-out) to {args.out}")
     return 0

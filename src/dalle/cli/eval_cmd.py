@@ -70,6 +70,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     gen.add_argument("--prompts", default=None, help="prompts file (default: the canonical set)")
     gen.add_argument("--n-prompts", type=int, default=128, help="size of the canonical set (128)")
+    gen.add_argument(
+        "--mix", default="users", choices=("users", "balanced"),
+        help="the canonical set's mix: users (three quarters two-object, most stating sizes; the "
+        "default) or balanced (half one-object, two-object prompts without sizes)",
+    )  # fmt: skip
+    gen.add_argument(
+        "--prompts-seed", type=int, default=0,
+        help="seed of the canonical set (0 is the reported set; choose settings on another)",
+    )  # fmt: skip
     gen.add_argument("--out", default="eval_generation", help="where the images go")
     gen.add_argument("--json", action="store_true", help="print the report as one JSON line")
     add_sampling_arguments(gen)
@@ -147,7 +156,11 @@ def _eval_generation(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    prompts = read_prompts(args.prompts) if args.prompts else evaluation_prompts(args.n_prompts)
+    prompts = (
+        read_prompts(args.prompts)
+        if args.prompts
+        else evaluation_prompts(args.n_prompts, args.prompts_seed, args.mix)
+    )
     pipe = DallePipeline.from_pretrained(args.model)
     settings = pipe.settings(args.temperature, args.top_k, args.top_p, args.guidance)
     drawn = len(prompts) * (args.candidates or args.num_images)
@@ -171,6 +184,7 @@ def _eval_generation(args: argparse.Namespace) -> int:
     print(f"seen accuracy   {_percent(seen['accuracy'])} of {seen['images']}")
     print(f"held-out        {_percent(held['accuracy'])} of {held['images']}")
     print("errors          " + ", ".join(f"{k} {v}" for k, v in summary["errors"].items()))
+    _print_categories(summary["categories"])
     return 0
 
 
@@ -215,6 +229,17 @@ def _eval_clipscore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_categories(categories: dict) -> None:
+    print(
+        "by category     "
+        + ", ".join(
+            f"{name.replace('_', ' ')} {_percent(c['accuracy'])} of {c['images']}"
+            for name, c in categories.items()
+            if c["images"]
+        )
+    )
+
+
 def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f} %"
 
@@ -236,6 +261,7 @@ def _eval_shapes(args: argparse.Namespace) -> int:
     print(f"seen accuracy   {_percent(seen['accuracy'])} of {seen['images']}")
     print(f"held-out        {_percent(held['accuracy'])} of {held['images']}")
     print("errors          " + ", ".join(f"{k} {v}" for k, v in summary["errors"].items()))
+    _print_categories(summary["categories"])
     if failures:
         print(f"failure grid    {summary['failure_grid']}")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from pathlib import Path
 
 import torch
@@ -56,18 +57,41 @@ def _read_prompts(args: argparse.Namespace) -> list[str]:
         prompts += read_prompts(args.prompts_file)
     if not prompts:
         raise ValueError("no prompts: give PROMPT arguments or --prompts-file")
+    for i, prompt in enumerate(prompts):
+        if not prompt.strip():
+            raise ValueError(f"prompt {i} is empty: every image is drawn for a prompt")
     return prompts
+
+
+def _output_folder(path: str) -> Path:
+    """``--out``, checked and created before any model is loaded, so that no drawing is lost."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {path}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {path}: cannot create the folder ({e.strerror})") from None
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"--out {path}: the folder is not writable")
+    return out
 
 
 def _load(args: argparse.Namespace):
     from dalle.pipelines.dalle_pipeline import DallePipeline
+    from dalle.pipelines.sampling import SamplingSettings
+    from dalle.utils.device import use_bf16
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.num_images < 1 or args.batch_size < 1:
+    if args.num_images < 1 or (args.batch_size is not None and args.batch_size < 1):
         raise ValueError("--num-images and --batch-size must be at least 1")
+    given = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
+             "guidance": args.guidance}  # fmt: skip
+    SamplingSettings(**{k: v for k, v in given.items() if v is not None})  # checked before loading
     pipe = DallePipeline.from_pretrained(args.model)
     settings = pipe.settings(args.temperature, args.top_k, args.top_p, args.guidance)
+    args.bf16 = use_bf16(args.bf16, pipe.device)  # recorded in the PNGs as decided
     return pipe, settings
 
 
@@ -90,23 +114,22 @@ def _save(image, path: Path, fields: dict[str, object]) -> None:
 
 def _generate(args: argparse.Namespace) -> int:
     prompts = _read_prompts(args)
+    out = _output_folder(args.out)
     pipe, settings = _load(args)
-    out = Path(args.out)
     total = len(prompts) * args.num_images
     drawn = len(prompts) * (args.candidates or args.num_images)
     with tqdm(total=drawn, desc="generate", unit="img") as bar:
-        images = pipe(
-            prompts, args.num_images, args.seed, **dataclasses.asdict(settings),
-            candidates=args.candidates, batch_size=args.batch_size, bf16=args.bf16,
-            on_image=bar.update,
+        found = pipe.iter_images(
+            prompts, args.num_images, args.seed, settings, args.candidates, args.batch_size,
+            args.bf16, on_image=bar.update,
         )  # fmt: skip
-    for n, image in enumerate(images):
-        i, j = divmod(n, args.num_images)
-        fields = _fields(args, prompts[i], j, settings)
-        if "clip_score" in image.info:  # reranked: the score and which candidate it was
-            fields.update(candidates=args.candidates, candidate=image.info["candidate"],
-                          clip_score=f"{image.info['clip_score']:.4f}")  # fmt: skip
-        _save(image, out / f"{i:04d}_{j:02d}.png", fields)
+        for i, images in found:  # each prompt's images are written as soon as they are final
+            for j, image in enumerate(images):
+                fields = _fields(args, prompts[i], j, settings)
+                if "clip_score" in image.info:  # reranked: the score and which candidate
+                    fields.update(candidates=args.candidates, candidate=image.info["candidate"],
+                                  clip_score=f"{image.info['clip_score']:.4f}")  # fmt: skip
+                _save(image, out / f"{i:04d}_{j:02d}.png", fields)
     print(f"wrote {total} images ({len(prompts)} prompts x {args.num_images}) to {out}/")
     return 0
 
@@ -114,12 +137,12 @@ def _generate(args: argparse.Namespace) -> int:
 def _complete(args: argparse.Namespace) -> int:
     from dalle.data.images import load_image
 
-    pipe, settings = _load(args)
+    out = _output_folder(args.out)
     image = load_image(args.image)
+    pipe, settings = _load(args)
     images = pipe.complete(
         image, args.rows, args.prompt, args.num_images, args.seed, settings, args.bf16
     )
-    out = Path(args.out)
     for j, result in enumerate(images):
         fields = {**_fields(args, args.prompt, j, settings), "rows": args.rows, "image": args.image}
         _save(result, out / f"0000_{j:02d}.png", fields)

@@ -31,12 +31,16 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
         help="classifier-free guidance scale g: uncond + g * (cond - uncond); 1 is off "
         "(default: the model's)",
     )  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=16, help="images sampled at once (16)")
     p.add_argument(
-        "--bf16", action=argparse.BooleanOptionalAction, default=True,
-        help="sample with a bf16 copy of the transformer: faster on CPUs with AMX and GPUs, "
-        "and as good on the shapes world (docs/transformer.md); --no-bf16 samples in fp32 "
-        "(default on)",
+        "--batch-size", type=int, default=None,
+        help="images sampled at once (default: the pipeline's, chosen by measurement: "
+        "docs/benchmarks.md)",
+    )  # fmt: skip
+    p.add_argument(
+        "--bf16", action=argparse.BooleanOptionalAction, default=None,
+        help="sample with a bf16 copy of the transformer (--no-bf16: fp32). Default: bf16 where "
+        "the machine has bf16 matrix units (Intel AMX / AVX512-BF16 CPUs, recent GPUs), fp32 "
+        "elsewhere (on other CPUs bf16 is many times slower)",
     )  # fmt: skip
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 

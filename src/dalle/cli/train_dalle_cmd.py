@@ -43,6 +43,12 @@ def register(train_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vae", default=None, help="dVAE folder or bundled name (default shapes)")
     p.add_argument("--tokenizer", default=None, help="an existing tokenizer.json to use")
     p.add_argument("--caption-dropout", type=float, default=None, help="for guidance (0.15)")
+    p.add_argument(
+        "--init", default=None, metavar="NAME_OR_DIR",
+        help="start from this transformer's weights (a pipeline folder, a transformer folder or "
+        "a bundled name) instead of a random initialisation: fine-tuning, or a longer run on "
+        "from a finished one. Its config must match the preset's (give its --tokenizer too)",
+    )  # fmt: skip
     p.set_defaults(func=_train_dalle)
 
 
@@ -101,12 +107,20 @@ def _train_dalle(args: argparse.Namespace) -> int:
         model_config, config, out, tokenizer, vae, batches, _sample_prompts(config, dataset),
         accelerator,
     )  # fmt: skip
+
+    def init() -> None:  # a new run (or one killed before its first checkpoint) starts here
+        from dalle.models.transformer import DalleTransformer
+
+        trainer.init_from(DalleTransformer.from_pretrained(args.init, accelerator.device))
+        print(f"initialised from {resolve_model_dir(args.init, 'transformer')}")
+
     seconds = run_trainer(
         trainer, args, config, model_config, out, "dalle",
         lambda s: {
             "loss": f"{s.loss:.3f}", "text": f"{s.text_loss:.3f}", "image": f"{s.image_loss:.3f}",
             "lr": f"{s.lr:.1e}",
         },
+        init=init if args.init else None,
     )  # fmt: skip
     if seconds is None:
         return 0

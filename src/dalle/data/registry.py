@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 
 ACCEPTED_FORMS = """accepted dataset specs:
   shapes | shapes:train | shapes:test     the procedural shapes world
+  shapes:train?two_objects=0.75&size_words=0.75   ... with another mix: the fraction of
+                                          two-object scenes, the chance each size is stated
   DIR with metadata.jsonl                 Hugging Face imagefolder (file_name, text)
   DIR with img_align_celeba/ and list_attr_celeba.txt    CelebA
   FILE.tar | 'shard-{000000..000009}.tar' | DIR of *.tar  WebDataset shards
@@ -41,12 +43,23 @@ def _detect(path: Path) -> str:
 
 
 def _open_shapes(spec: str, image_size: int, split: str, seed: int) -> Any:
+    from urllib.parse import parse_qsl
+
+    from dalle.shapes.dataset import ShapesStream  # heavy and optional: only when asked for
+
+    spec, _, query = spec.partition("?")
     _, _, spec_split = spec.partition(":")
     if spec_split and spec_split not in ("train", "test"):
         raise ValueError(f"unknown shapes split {spec_split!r}\n{ACCEPTED_FORMS}")
-    from dalle.shapes.dataset import ShapesStream  # heavy and optional: only when asked for
-
-    return ShapesStream(split=spec_split or split, seed=seed, image_size=image_size)
+    mix: dict[str, float] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+        if key not in ("two_objects", "size_words") or key in mix:
+            raise ValueError(f"shapes options are two_objects and size_words, once each: {key!r}")
+        try:
+            mix[key] = float(value)
+        except ValueError:
+            raise ValueError(f"shapes option {key}: {value!r} is not a number") from None
+    return ShapesStream(split=spec_split or split, seed=seed, image_size=image_size, **mix)
 
 
 def open_dataset(

@@ -19,8 +19,8 @@ def shapes_generation_report(
     num_images: int = 4,
     seed: int = 0,
     settings: SamplingSettings | None = None,
-    batch_size: int = 32,
-    bf16: bool = False,
+    batch_size: int | None = None,
+    bf16: bool | None = None,
     candidates: int | None = None,
     on_image: Callable[[int], None] | None = None,
 ) -> ShapesReport:
@@ -28,14 +28,13 @@ def shapes_generation_report(
     ``out_dir/prompts.txt``) and score them with the exact shapes scorer. With ``candidates``
     M, M are drawn per prompt and the pipeline's CLIP keeps the best ``num_images``."""
     out = Path(out_dir)
-    settings = settings if settings is not None else pipe.defaults
-    images = pipe(
-        prompts, num_images, seed, settings.temperature, settings.top_k, settings.top_p,
-        settings.guidance, candidates, batch_size=batch_size, bf16=bf16, on_image=on_image,
-    )  # fmt: skip
-    for n, image in enumerate(images):
-        i, j = divmod(n, num_images)
-        with atomic_path(out / f"{i:04d}_{j:02d}.png") as tmp:
-            image.save(tmp, format="PNG")
+    out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "prompts.txt", "".join(p + "\n" for p in prompts))
+    found = pipe.iter_images(
+        prompts, num_images, seed, settings, candidates, batch_size, bf16, on_image
+    )
+    for i, images in found:
+        for j, image in enumerate(images):
+            with atomic_path(out / f"{i:04d}_{j:02d}.png") as tmp:
+                image.save(tmp, format="PNG")
     return score_folder(out, prompts)

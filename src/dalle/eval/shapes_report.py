@@ -17,6 +17,7 @@ from dalle.shapes.captions import parse_caption
 from dalle.shapes.spec import CANVAS
 from dalle.utils.io import atomic_path
 
+CATEGORIES = ("one_object", "two_objects", "size_stated", "size_open", "seen", "held_out")
 IMAGE_NAME = re.compile(r"^(\d{4,})_(\d{2,})\.png$")
 
 
@@ -28,6 +29,17 @@ class ScoredImage:
     held_out: bool
     correct: bool
     errors: frozenset[str]
+    objects: int = 1  # how many objects the prompt names
+    size_stated: bool = False  # the prompt states the size of at least one object
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """The report categories this image counts in."""
+        return (
+            "two_objects" if self.objects == 2 else "one_object",
+            "size_stated" if self.size_stated else "size_open",
+            "held_out" if self.held_out else "seen",
+        )
 
 
 @dataclass
@@ -55,6 +67,17 @@ class ShapesReport:
     def failures(self) -> list[ScoredImage]:
         return [s for s in self.images if not s.correct]
 
+    def category_accuracy(self) -> dict[str, dict[str, float | int | None]]:
+        """Accuracy per category: one / two objects, size stated / open, seen / held-out."""
+        out = {}
+        for name in CATEGORIES:
+            group = [s.correct for s in self.images if name in s.categories]
+            out[name] = {
+                "images": len(group),
+                "accuracy": sum(group) / len(group) if group else None,
+            }
+        return out
+
     def to_dict(self) -> dict:
         seen = [s for s in self.images if not s.held_out]
         return {
@@ -65,6 +88,7 @@ class ShapesReport:
                 "accuracy": self.held_out_accuracy,
             },
             "errors": self.error_counts,
+            "categories": self.category_accuracy(),
         }
 
 
@@ -102,10 +126,18 @@ def score_folder(folder: str | os.PathLike, prompts: list[str]) -> ShapesReport:
                 f"{path}: the scorer reads {CANVAS} x {CANVAS} images, got {image.shape[1]} x {image.shape[0]}"
             )
         result = score_image(image, parsed[index])
+        prompt = parsed[index]
         report.images.append(
             ScoredImage(
-                path, index, prompts[index], parsed[index].held_out, result.correct, result.errors
-            )
+                path,
+                index,
+                prompts[index],
+                prompt.held_out,
+                result.correct,
+                result.errors,
+                len(prompt.objects),
+                any(o.size for o in prompt.objects),
+            )  # fmt: skip
         )
     if not report.images:
         raise ValueError(f"{folder} holds no images named like 0000_00.png")

@@ -19,9 +19,10 @@ from torch import nn
 
 from dalle.config import Config
 from dalle.models.attention_masks import attention_mask, layer_schedule
-from dalle.models.kv_cache import KVCache
+from dalle.models.kv_cache import DenseLayout, KVCache
 from dalle.models.layers import CAUSAL, Block
 from dalle.models.pretrained import PretrainedMixin
+from dalle.models.sparse_attention import SPARSE_KINDS, SparsePattern
 
 TEXT_LOSS_WEIGHT = 1 / 8  # the paper's 1:7 weighting of the text and image cross-entropies
 IMAGE_LOSS_WEIGHT = 7 / 8
@@ -90,6 +91,11 @@ class DalleTransformer(PretrainedMixin, nn.Module):
                 kind, c.text_seq_len, c.image_seq_len, c.image_grid, c.conv_kernel
             )
             self.register_buffer(f"mask_{kind}", mask, persistent=False)
+        self.patterns = {  # the same masks, computed over only the keys they allow
+            kind: SparsePattern(kind, c.text_seq_len, c.image_grid, c.conv_kernel)
+            for kind in set(self.kinds) & set(SPARSE_KINDS)
+        }
+        self.use_sparse = True  # False: dense masks everywhere (the reference, in tests)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -173,7 +179,14 @@ class DalleTransformer(PretrainedMixin, nn.Module):
             image_out = image_out[:, : image_out.shape[1] - (end - c.total_seq_len + 1)]
         return self.text_head(x[:, :split]), self.image_head(image_out)
 
-    def _layer_mask(self, kind: str, start: int, end: int, keys: int) -> torch.Tensor | str | None:
+    def _layer_mask(
+        self, kind: str, start: int, end: int, keys: int
+    ) -> torch.Tensor | str | SparsePattern | None:
+        pattern = self.patterns.get(kind) if self.use_sparse else None
+        if pattern is not None and (
+            start == 0 or (end - start == 1 and start >= self.config.text_seq_len)
+        ):
+            return pattern
         if kind == "full" and end - start == 1:
             return None  # one new token under the causal mask sees every cached key
         if kind == "full" and start == 0:
@@ -182,13 +195,17 @@ class DalleTransformer(PretrainedMixin, nn.Module):
             return CAUSAL
         return getattr(self, f"mask_{kind}")[start:end, :keys]
 
-    def new_cache(self, batch_size: int, dtype: torch.dtype = torch.float32) -> KVCache:
-        """An empty cache for ``batch_size`` sequences (float32 also for a bf16 model)."""
+    def new_cache(self, batch_size: int, dtype: torch.dtype | None = None) -> KVCache:
+        """An empty cache for ``batch_size`` sequences, in the model's dtype unless told
+        otherwise; sparse layers keep only the keys their masks can still reach."""
         c = self.config
         device = self.image_emb.weight.device
-        return KVCache(
-            c.num_layers, batch_size, c.num_heads, c.total_seq_len, c.head_dim, dtype, device
-        )
+        dtype = self.image_emb.weight.dtype if dtype is None else dtype
+        layouts = [
+            self.patterns[kind] if self.use_sparse and kind in self.patterns else DenseLayout()
+            for kind in self.kinds
+        ]
+        return KVCache(layouts, batch_size, c.num_heads, c.total_seq_len, c.head_dim, dtype, device)
 
 
 def dalle_loss(

@@ -15,7 +15,7 @@ import copy
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +30,11 @@ from dalle.pipelines.clip_ranker import ClipRanker
 from dalle.pipelines.sampling import DEFAULT_SETTINGS, SamplingSettings, sample_image_tokens
 from dalle.text.tokenizer import FILE_NAME as TOKENIZER_FILE
 from dalle.text.tokenizer import TextTokenizer
+from dalle.utils.device import use_bf16
 from dalle.utils.io import atomic_write_text
 
 INDEX_FILE = "model_index.json"
+DEFAULT_BATCH_SIZE = 256  # images drawn at once: the fastest measured (docs/benchmarks.md)
 
 
 def resolve_pipeline_dir(name_or_dir: str | os.PathLike) -> Path:
@@ -93,7 +95,12 @@ class DallePipeline:
         cls, name_or_dir: str | os.PathLike, device: str | torch.device = "cpu"
     ) -> DallePipeline:
         root = resolve_pipeline_dir(name_or_dir)
-        index = json.loads((root / INDEX_FILE).read_text(encoding="utf-8"))
+        try:
+            index = json.loads((root / INDEX_FILE).read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{root / INDEX_FILE}: not valid JSON ({e})") from None
+        if not isinstance(index, dict):
+            raise ValueError(f"{root / INDEX_FILE}: expected a JSON object")
         missing = [k for k in ("tokenizer", "vae", "transformer") if k not in index]
         if missing:
             raise ValueError(f"{root / INDEX_FILE} does not name the parts {missing}")
@@ -162,15 +169,17 @@ class DallePipeline:
         seeds: Sequence[int],
         settings: SamplingSettings = DEFAULT_SETTINGS,
         prefix: torch.Tensor | None = None,
-        bf16: bool = False,
+        bf16: bool | None = None,
         on_token: Callable[[int], None] | None = None,
     ) -> torch.Tensor:
-        """(B, N) image tokens, one sample per (prompt, seed) pair."""
+        """(B, N) image tokens, one sample per (prompt, seed) pair; ``bf16`` None: where the
+        machine has bf16 matrix units."""
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         generators = [torch.Generator().manual_seed(s) for s in seeds]
         return sample_image_tokens(
-            self.bf16_transformer() if bf16 else self.transformer, self.encode_prompts(prompts),
+            self.bf16_transformer() if use_bf16(bf16, self.device) else self.transformer,
+            self.encode_prompts(prompts),
             generators, settings, null_text=self.null_text() if settings.guided else None,
             prefix=prefix, on_token=on_token,
         )  # fmt: skip
@@ -181,9 +190,17 @@ class DallePipeline:
             self._bf16_transformer = copy.deepcopy(self.transformer).to(torch.bfloat16)
         return self._bf16_transformer
 
-    def decode(self, tokens: torch.Tensor) -> list[Image.Image]:
-        grid = self.transformer.config.image_grid
-        return to_pil(self.vae.decode(tokens.view(-1, grid, grid)))
+    @torch.inference_mode()
+    def decode_pixels(self, tokens: torch.Tensor, bf16: bool | None = None) -> torch.Tensor:
+        """(B, 3, H, W) float pixels of (B, N) image tokens. Under bf16 (None: where the machine
+        has bf16 units) the dVAE decodes in bf16 autocast, 4x faster on such CPUs; pixels move
+        by at most a few levels at edges (its likelihood head stays float32)."""
+        device = self.device
+        with torch.autocast(device.type, torch.bfloat16, enabled=use_bf16(bf16, device)):
+            return self.vae.decode(tokens.view(-1, *self._grid)).float()
+
+    def decode(self, tokens: torch.Tensor, bf16: bool | None = None) -> list[Image.Image]:
+        return to_pil(self.decode_pixels(tokens, bf16))
 
     def __call__(
         self,
@@ -195,50 +212,92 @@ class DallePipeline:
         top_p: float | None = None,
         guidance: float | None = None,
         candidates: int | None = None,
-        batch_size: int = 16,
-        bf16: bool = False,
+        batch_size: int | None = None,
+        bf16: bool | None = None,
         on_image: Callable[[int], None] | None = None,
     ) -> list[Image.Image]:
         """Images for each prompt, prompt by prompt: ``num_images_per_prompt`` per prompt.
 
+        Sampling settings left as None take the pipeline's defaults; see :meth:`iter_images`
+        for the rest.
+        """
+        settings = self.settings(temperature, top_k, top_p, guidance)
+        found = self.iter_images(
+            prompts, num_images_per_prompt, seed, settings, candidates, batch_size, bf16,
+            on_image,
+        )  # fmt: skip
+        return [image for _, images in found for image in images]
+
+    def iter_images(
+        self,
+        prompts: str | Sequence[str],
+        num_images_per_prompt: int = 1,
+        seed: int = 0,
+        settings: SamplingSettings | None = None,
+        candidates: int | None = None,
+        batch_size: int | None = None,
+        bf16: bool | None = None,
+        on_image: Callable[[int], None] | None = None,
+    ) -> Iterator[tuple[int, list[Image.Image]]]:
+        """``(prompt index, its images)`` for each prompt in order, each as soon as it is final
+        (so that a caller can save it before the rest are drawn).
+
         Image ``j`` of prompt ``i`` is drawn with the seed ``image_seed(seed, i, j)``, so it is
-        the same whatever ``batch_size`` is. Sampling settings left as None take the pipeline's
-        defaults. With ``candidates`` M > ``num_images_per_prompt``, M images are drawn per
-        prompt (seeds ``j < M``) and the pipeline's CLIP keeps the best, sorted best first; each
-        kept image's ``info`` holds its ``clip_score`` (cosine similarity) and ``candidate`` j.
-        ``on_image(n)`` is called as each batch of ``n`` images is drawn.
+        the same whatever ``batch_size`` is (default ``DEFAULT_BATCH_SIZE``). ``settings`` None
+        takes the pipeline's defaults. With ``candidates`` M > ``num_images_per_prompt``, M
+        images are drawn per prompt (seeds ``j < M``) and the pipeline's CLIP keeps the best,
+        sorted best first; each kept image's ``info`` holds its ``clip_score`` (cosine
+        similarity) and ``candidate`` j. ``bf16`` None samples in bf16 where the machine has
+        bf16 matrix units (``dalle.utils.device``). ``on_image(n)`` is called as each batch of
+        ``n`` images is drawn.
         """
         if isinstance(prompts, str):
             prompts = [prompts]
         keep = num_images_per_prompt
         draw = keep if candidates is None else candidates
+        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+        if keep < 1 or batch_size < 1:
+            raise ValueError("num_images_per_prompt and batch_size must be at least 1")
         if draw < keep:
             raise ValueError(f"candidates ({draw}) must be at least num_images_per_prompt ({keep})")
         if draw > keep and self.clip is None:
             raise ValueError("reranking candidates needs a CLIP in the pipeline (a clip/ part)")
-        settings = self.settings(temperature, top_k, top_p, guidance)
+        settings = self.defaults if settings is None else settings
+        bf16 = use_bf16(bf16, self.device)
         jobs = [(i, j) for i in range(len(prompts)) for j in range(draw)]
-        pixels = []
+        pixels: list[torch.Tensor] = []  # images of the prompts not yet given out
+        done = 0  # prompts given out
         for b in range(0, len(jobs), batch_size):
             chunk = jobs[b : b + batch_size]
             tokens = self.generate_tokens(
                 [prompts[i] for i, _ in chunk], [image_seed(seed, i, j) for i, j in chunk],
                 settings, bf16=bf16,
             )  # fmt: skip
-            grid = self.transformer.config.image_grid
-            pixels.append(self.vae.decode(tokens.view(-1, grid, grid)).cpu())
+            pixels += list(self.decode_pixels(tokens, bf16).cpu())
             if on_image is not None:
                 on_image(len(chunk))
-        images = torch.cat(pixels)  # (P * M, 3, H, W)
-        if draw == keep:
+            finished = (b + len(chunk)) // draw  # prompts whose every candidate is drawn
+            for i in range(done, finished):
+                images, pixels = torch.stack(pixels[:draw]), pixels[draw:]
+                yield i, self._keep_best(images, prompts[i], keep)
+            done = finished
+
+    @property
+    def _grid(self) -> tuple[int, int]:
+        grid = self.transformer.config.image_grid
+        return grid, grid
+
+    def _keep_best(self, images: torch.Tensor, prompt: str, keep: int) -> list[Image.Image]:
+        """The ``keep`` of (M, 3, H, W) ``images`` that CLIP ranks best for ``prompt``, best
+        first, with their scores (all of them, in order, when M = ``keep``)."""
+        if len(images) == keep:
             return to_pil(images)
-        scores = self.clip.cosine(images, [prompts[i] for i, _ in jobs]).view(len(prompts), draw)
+        scores = self.clip.cosine(images, [prompt] * len(images))
         out = []
-        for i in range(len(prompts)):
-            for j in scores[i].argsort(descending=True)[:keep].tolist():
-                image = to_pil(images[i * draw + j][None])[0]
-                image.info.update(clip_score=float(scores[i, j]), candidate=j)
-                out.append(image)
+        for j in scores.argsort(descending=True)[:keep].tolist():
+            image = to_pil(images[j][None])[0]
+            image.info.update(clip_score=float(scores[j]), candidate=j)
+            out.append(image)
         return out
 
     def image_tokens(self, image: Image.Image) -> torch.Tensor:
@@ -258,7 +317,7 @@ class DallePipeline:
         num_images: int = 1,
         seed: int = 0,
         settings: SamplingSettings | None = None,
-        bf16: bool = False,
+        bf16: bool | None = None,
     ) -> torch.Tensor:
         """(num_images, N) tokens: the first ``rows`` token rows of ``image``, then samples."""
         grid = self.transformer.config.image_grid
@@ -279,8 +338,8 @@ class DallePipeline:
         num_images: int = 1,
         seed: int = 0,
         settings: SamplingSettings | None = None,
-        bf16: bool = False,
+        bf16: bool | None = None,
     ) -> list[Image.Image]:
         """Keep the first ``rows`` token rows of ``image`` and sample the rest for ``prompt``."""
         tokens = self.complete_tokens(image, rows, prompt, num_images, seed, settings, bf16)
-        return self.decode(tokens)
+        return self.decode(tokens, bf16)

@@ -8,6 +8,7 @@ Gumbel-max trick: ``argmax(logits / temperature + Gumbel noise)`` is an exact dr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,10 @@ class SamplingSettings:
     guidance: float = 1.0  # classifier-free guidance scale g; 1 is plain conditional sampling
 
     def __post_init__(self) -> None:
+        for name in ("temperature", "top_p", "guidance"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):  # nan passes every comparison
+                raise ValueError(f"{name} must be a finite number, got {value}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be at least 0, got {self.temperature}")
         if self.top_k is not None and self.top_k < 0:

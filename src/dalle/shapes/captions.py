@@ -75,8 +75,8 @@ def scene_prompt(scene: Scene, sizes_stated: tuple[bool, ...] | None = None) -> 
     return Prompt(objs, scene.relation)
 
 
-def _random_prompt(scene: Scene, rng: HashRandom) -> Prompt:
-    stated = tuple(rng.random() < SIZE_STATED_PROB for _ in scene.objects)
+def _random_prompt(scene: Scene, rng: HashRandom, size_words: float) -> Prompt:
+    stated = tuple(rng.random() < size_words for _ in scene.objects)
     prompt = scene_prompt(scene, stated)
     if (
         prompt.relation is not None and rng.random() < 0.5
@@ -106,9 +106,12 @@ def _paraphrase(prompt: Prompt, rng: HashRandom) -> str:
     return text
 
 
-def sample_caption(scene: Scene, rng: HashRandom) -> tuple[str, str]:
-    """A training caption for ``scene`` and its canonical form, as ``(text, canonical)``."""
-    prompt = _random_prompt(scene, rng)
+def sample_caption(
+    scene: Scene, rng: HashRandom, size_words: float = SIZE_STATED_PROB
+) -> tuple[str, str]:
+    """A training caption for ``scene`` and its canonical form, as ``(text, canonical)``;
+    each object's size is stated with probability ``size_words``."""
+    prompt = _random_prompt(scene, rng, size_words)
     canonical = prompt.canonical()
     if rng.random() < PARAPHRASE_PROB:
         return canonical, canonical

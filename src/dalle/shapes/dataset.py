@@ -14,9 +14,9 @@ from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 from tqdm.auto import tqdm
 
-from dalle.shapes.captions import sample_caption
+from dalle.shapes.captions import SIZE_STATED_PROB, sample_caption
 from dalle.shapes.render import render_scene
-from dalle.shapes.sampling import HashRandom, sample_scene
+from dalle.shapes.sampling import TWO_OBJECT_PROB, HashRandom, sample_scene
 from dalle.shapes.spec import CANVAS, Scene
 from dalle.utils.io import atomic_path, atomic_write_text
 
@@ -29,10 +29,13 @@ class ShapesExample:
     canonical: str  # its canonical form
 
 
-def shapes_example(split: str, index: int, seed: int = 0) -> ShapesExample:
+def shapes_example(
+    split: str, index: int, seed: int = 0, size_words: float = SIZE_STATED_PROB
+) -> ShapesExample:
     """Example ``index`` of ``split``: a pure function of its arguments."""
     scene = sample_scene(split, index, seed)
-    text, canonical = sample_caption(scene, HashRandom("shapes-v1-caption", split, seed, index))
+    rng = HashRandom("shapes-v1-caption", split, seed, index)
+    text, canonical = sample_caption(scene, rng, size_words)
     return ShapesExample(scene, render_scene(scene), text, canonical)
 
 
@@ -54,6 +57,11 @@ class ShapesStream(IterableDataset):
 
     Indices ``start, start + 1, ...`` (up to ``length`` of them, or forever) are split across
     processes and then across data-loader workers, so each index is drawn exactly once.
+
+    Another mix than the split's own: ``two_objects`` (the split's is 0.5) keeps the fraction
+    of two-object scenes at that value by skipping one-object scenes (0.5 to 1) or two-object
+    ones (below 0.5), decided by a hash of the index, so the stream stays a fixed subsequence of
+    the split; ``size_words`` is the chance that a caption states each object's size (0.5).
     """
 
     def __init__(
@@ -65,8 +73,14 @@ class ShapesStream(IterableDataset):
         length: int | None = None,
         rank: int | None = None,
         world_size: int | None = None,
+        two_objects: float = TWO_OBJECT_PROB,
+        size_words: float = SIZE_STATED_PROB,
     ) -> None:
         super().__init__()
+        for name, value in (("two_objects", two_objects), ("size_words", size_words)):
+            if not 0 <= value <= 1:  # also refuses nan
+                raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
+        self.two_objects, self.size_words = two_objects, size_words
         sample_scene(split, 0, seed)  # validates the split name early
         if (rank is None) != (world_size is None):
             raise ValueError("pass both rank and world_size, or neither")
@@ -89,19 +103,47 @@ class ShapesStream(IterableDataset):
             image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
         return torch.from_numpy(image.copy()).permute(2, 0, 1).float().div_(255)
 
+    def _keep(self, index: int) -> bool:
+        """Whether scene ``index`` is in the stream's mix."""
+        if self.two_objects == TWO_OBJECT_PROB:
+            return True
+        two = len(sample_scene(self.split, index, self.seed).objects) == 2
+        p = self.two_objects
+        # keep-probabilities that turn the split's 50/50 into p / (1 - p)
+        keep = (1 - p) / p if two is False and p > 0.5 else p / (1 - p) if two and p < 0.5 else 1
+        return HashRandom("shapes-mix", self.split, self.seed, index).random() < keep
+
+    def at_position(self, position: int) -> ShapesStream:
+        """The same stream, unsharded, from its ``position``-th example on (counting only the
+        examples the mix keeps, so that a resumed run reads exactly what it would have)."""
+        index = self.start
+        if self.two_objects == TWO_OBJECT_PROB:
+            index += position
+        else:
+            kept = 0
+            while kept < position:  # scenes only, nothing rendered
+                kept += self._keep(index)
+                index += 1
+        return ShapesStream(
+            self.split, self.seed, self.image_size, start=index, rank=0, world_size=1,
+            two_objects=self.two_objects, size_words=self.size_words,
+        )  # fmt: skip
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, str]]:
         for index in self._indices():
-            example = shapes_example(self.split, index, self.seed)
-            yield self._to_tensor(example.image), example.text
+            if self._keep(index):
+                example = shapes_example(self.split, index, self.seed, self.size_words)
+                yield self._to_tensor(example.image), example.text
 
     def captions(self) -> Iterator[str]:
         """Training captions without rendering (infinite unless ``length`` is set). Not split
         across processes: every process reads the same captions (e.g. to train a tokenizer)."""
         stop = None if self.length is None else self.start + self.length
         for index in _shard_indices(self.start, stop, 0, 1):
-            scene = sample_scene(self.split, index, self.seed)
-            rng = HashRandom("shapes-v1-caption", self.split, self.seed, index)
-            yield sample_caption(scene, rng)[0]
+            if self._keep(index):
+                scene = sample_scene(self.split, index, self.seed)
+                rng = HashRandom("shapes-v1-caption", self.split, self.seed, index)
+                yield sample_caption(scene, rng, self.size_words)[0]
 
 
 def export_shapes(

@@ -30,10 +30,7 @@ def _map_indices(n: int, start: int, seed: int) -> Iterator[int]:
 def _samples(dataset: Dataset | IterableDataset, start: int, seed: int, report: SkipReport):
     if isinstance(dataset, ShapesStream):
         # every process reads the same global batches (and takes its slice), so no sharding here
-        stream = ShapesStream(
-            dataset.split, dataset.seed, dataset.image_size, start=start, rank=0, world_size=1
-        )
-        yield from stream
+        yield from dataset.at_position(start)
     elif isinstance(dataset, IterableDataset):
         epoch = 0
         while True:  # replay the stream, epoch after epoch

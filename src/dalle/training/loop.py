@@ -24,6 +24,7 @@ from dalle.training import checkpoint as ckpt
 from dalle.training.ema import EMA
 from dalle.training.metrics_log import MetricsLog
 from dalle.training.schedules import cosine_anneal
+from dalle.utils.device import default_device, use_bf16
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class RunConfig(Config):
     beta2: float = 0.96  # AdamW betas (0.9, beta2)
     grad_clip: float = 1.0
     ema_decay: float = 0.999
-    bf16: bool = True  # autocast; faster on CPUs with AMX and on recent GPUs
+    bf16: bool | None = None  # autocast; None: where the machine has bf16 units (utils.device)
     tokenizer_vocab: int = 512  # when the run trains its own tokenizer
     tokenizer_captions: int = 50000  # captions read to train it
     seed: int = 0
@@ -51,10 +52,12 @@ class RunConfig(Config):
     log_every: int = 10
 
 
-def make_accelerator(bf16: bool) -> Accelerator:
-    """An ``Accelerator``; on a machine without GPUs it runs on the CPU, so that ``torchrun`` or
-    ``accelerate launch`` with several processes trains data-parallel over gloo."""
-    return Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not torch.cuda.is_available())
+def make_accelerator(bf16: bool | None) -> Accelerator:
+    """An ``Accelerator`` with bf16 autocast if asked (None: if the machine has bf16 units); on
+    a machine without GPUs it runs on the CPU, so that ``torchrun`` or ``accelerate launch``
+    with several processes trains data-parallel over gloo."""
+    on = use_bf16(bf16, default_device())
+    return Accelerator(mixed_precision="bf16" if on else "no", cpu=not torch.cuda.is_available())
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -66,6 +69,13 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+
+
+def _config_diff(a: Config | None, b: Config) -> str:
+    if a is None or type(a) is not type(b):
+        return f"{type(a).__name__} against {type(b).__name__}"
+    da, db = a.to_dict(), b.to_dict()
+    return ", ".join(f"{k} {da[k]!r} vs {db[k]!r}" for k in da if da[k] != db[k])
 
 
 class AcceleratedTrainer:
@@ -155,6 +165,20 @@ class AcceleratedTrainer:
             self.run_dir, self.step, self.unwrapped, self.ema, self.optimizer.optimizer,
             self.generator, self.model_config, self.config, extra_state=self.extra_state(),
         )  # fmt: skip
+
+    def init_from(self, model: nn.Module) -> None:
+        """Start from ``model``'s weights (fine-tuning) instead of a random initialisation: the
+        model and its EMA both take them. Only before the first step; the configs must match."""
+        if self.step != 0:
+            raise ValueError(f"init_from is for a new run; this one is at step {self.step}")
+        config = getattr(model, "config", None)
+        if config != self.model_config:
+            raise ValueError(
+                f"the initial weights' config does not match the run's model config: "
+                f"{_config_diff(config, self.model_config)}"
+            )
+        self.unwrapped.load_state_dict(model.state_dict())
+        self.ema = EMA(self.unwrapped, self.config.ema_decay)
 
     def resume(self) -> bool:
         """Load the newest checkpoint of the run folder; False if there is none."""

@@ -1,0 +1,145 @@
+"""`dalle generate` as users run it: whole processes, bundled model, the same prompts, one run.
+
+    python benchmarks/bench_generate.py [--prompts 32] [--num-images 4] [--rerank-prompts 8]
+        [--configs defaults,bf16_16,fp32_64] [--out DIR]
+
+Times each configuration of the CLI on the same ``--prompts`` x ``--num-images`` images (the
+users mix of canonical prompts), start to finish (interpreter start, model loading, sampling,
+decoding, PNG writing): the defaults, ``--bf16 --batch-size 16`` (the earlier defaults) and
+``--no-bf16 --batch-size 64``; then the rerank path (``--candidates 16``) at the defaults and at
+the earlier defaults. Also measures the machine's fp32 and bf16 matrix-product peak (2048^3) and
+the FLOPs of sampling one image, so that the sampling loop's share of the peak can be stated.
+Names the CPU. Prints a Markdown table and, last, one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import torch  # noqa: E402
+from _common import benchmark_parser  # noqa: E402
+
+CONFIGS = {
+    "defaults": [],
+    "bf16_16": ["--bf16", "--batch-size", "16"],
+    "fp32_64": ["--no-bf16", "--batch-size", "64"],
+    "bf16_64": ["--bf16", "--batch-size", "64"],
+    "fp32_128": ["--no-bf16", "--batch-size", "128"],
+    "bf16_128": ["--bf16", "--batch-size", "128"],
+}
+
+
+def cpu_name() -> str:
+    """The CPU's model name, family/model numbers and whether it has bf16 matrix units."""
+    from dalle.utils.device import BF16_CPU_FLAGS, cpu_flags
+
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return "unknown CPU"
+    units = sorted(cpu_flags() & BF16_CPU_FLAGS) or ["none"]
+    return (f"{fields.get('vendor_id', '?')} {fields.get('model name', '?')} (family "
+            f"{fields.get('cpu family', '?')}, model {fields.get('model', '?')}; bf16 units: "
+            f"{', '.join(units)})")  # fmt: skip
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
+    """GFLOP/s of an n x n x n matrix product in ``dtype``."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def flops_per_image(guided: bool) -> float:
+    """FLOPs of the transformer sampling one bundled-model image (prefill + every decode step),
+    counted by ``FlopCounterMode`` on a batch of 1."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from dalle.pipelines.dalle_pipeline import DallePipeline
+
+    pipe = DallePipeline.from_pretrained("shapes")
+    settings = pipe.defaults if guided else pipe.settings(guidance=1.0)
+    with FlopCounterMode(display=False) as counter:
+        pipe.generate_tokens(["a red circle"], [0], settings, bf16=False)
+    return float(counter.get_total_flops())
+
+
+def run_cli(args: list[str], out: Path) -> float:
+    cmd = [sys.executable, "-m", "dalle", "generate", *args, "--out", str(out)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = benchmark_parser(__doc__)
+    parser.add_argument("--prompts", type=int, default=32)
+    parser.add_argument("--num-images", type=int, default=4)
+    parser.add_argument("--rerank-prompts", type=int, default=8)
+    parser.add_argument("--configs", default="defaults,bf16_16,fp32_64")
+    parser.add_argument("--no-rerank", action="store_true")
+    args = parser.parse_args()
+    from dalle.shapes.prompts import evaluation_prompts
+
+    root = Path(tempfile.mkdtemp(prefix="bench_generate_"))
+    prompts_file = root / "prompts.txt"
+    prompts_file.write_text("".join(p + "\n" for p in evaluation_prompts(args.prompts, seed=3)))
+    images = args.prompts * args.num_images
+    base = ["--prompts-file", str(prompts_file), "--num-images", str(args.num_images)]
+    results: dict[str, dict] = {}
+    for name in args.configs.split(","):
+        seconds = run_cli(base + CONFIGS[name], root / name)
+        results[name] = {"seconds": seconds, "images": images, "images_per_s": images / seconds}
+        print(f"{name}: {seconds:.1f} s, {images / seconds:.2f} images/s", file=sys.stderr)
+    if not args.no_rerank:
+        rerank_prompts = root / "rerank.txt"
+        rerank_prompts.write_text(
+            "".join(p + "\n" for p in evaluation_prompts(args.rerank_prompts, seed=3))
+        )
+        drawn = args.rerank_prompts * 16
+        rerank = ["--prompts-file", str(rerank_prompts), "--candidates", "16"]
+        for name in ("defaults", "bf16_16"):
+            seconds = run_cli(rerank + CONFIGS[name], root / f"rerank_{name}")
+            results[f"rerank_{name}"] = {
+                "seconds": seconds, "images": drawn, "images_per_s": drawn / seconds,
+            }  # fmt: skip
+            print(f"rerank {name}: {seconds:.1f} s", file=sys.stderr)
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    flops = flops_per_image(guided=True)
+    report = {
+        "cpu": cpu_name(), "threads": torch.get_num_threads(), "results": results,
+        "matmul_peak_gflops": peaks, "sampling_gflop_per_image": flops / 1e9,
+    }  # fmt: skip
+    default = results.get("defaults")
+    print(f"CPU: {report['cpu']}, {report['threads']} threads; matmul peak fp32 "
+          f"{peaks['fp32']:.0f}, bf16 {peaks['bf16']:.0f} GFLOP/s; sampling "
+          f"{flops / 1e9:.2f} GFLOP per image (guided)\n")  # fmt: skip
+    print("| run | images | seconds | images/s | defaults vs it | GFLOP/s in sampling |")
+    print("|---|---|---|---|---|---|")
+    for name, r in results.items():
+        ratio = (
+            default["images_per_s"] / r["images_per_s"] if default and "rerank" not in name
+            else results["rerank_defaults"]["images_per_s"] / r["images_per_s"]
+        )  # fmt: skip
+        print(f"| {name} | {r['images']} | {r['seconds']:.1f} | {r['images_per_s']:.2f} | "
+              f"{ratio:.2f}x | {r['images_per_s'] * flops / 1e9:.0f} |")  # fmt: skip
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

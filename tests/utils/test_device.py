@@ -1,0 +1,77 @@
+"""The dtype every default picks follows the machine's bf16 capability (faked both ways)."""
+
+import pytest
+import torch
+
+from dalle.utils import device
+
+FAST = frozenset({"avx512f", "amx_bf16", "amx_tile"})  # Sapphire Rapids
+SLOW = frozenset({"avx2", "fma"})  # AMD Zen 3
+
+
+@pytest.fixture
+def cpu(monkeypatch):
+    def fake(flags):
+        monkeypatch.setattr(device, "cpu_flags", lambda: flags)
+
+    return fake
+
+
+def test_bf16_follows_the_cpu_flags(cpu):
+    cpu(FAST)
+    assert device.bf16_is_fast("cpu") and device.use_bf16(None)
+    cpu(SLOW)
+    assert not device.bf16_is_fast("cpu") and not device.use_bf16(None)
+    cpu(frozenset({"avx512_bf16"}))  # Cooper Lake, Zen 4
+    assert device.use_bf16(None)
+
+
+def test_an_explicit_choice_always_wins(cpu):
+    cpu(SLOW)
+    assert device.use_bf16(True)
+    cpu(FAST)
+    assert not device.use_bf16(False)
+
+
+def test_cpu_flags_reads_this_machine():
+    flags = device.cpu_flags()
+    assert isinstance(flags, frozenset)
+    if flags:  # Linux: x86 'flags' or Arm 'Features'
+        assert any(f in flags for f in ("fpu", "sse2", "fp", "asimd"))
+
+
+def test_training_autocast_follows_the_machine(cpu):
+    from accelerate.state import AcceleratorState
+
+    from dalle.training.loop import make_accelerator
+
+    for flags, requested, want in ((FAST, None, "bf16"), (SLOW, None, "no"), (SLOW, True, "bf16")):
+        cpu(flags)
+        AcceleratorState._reset_state(reset_partial_state=True)  # a process holds one state
+        assert make_accelerator(requested).mixed_precision == want
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_dvae_trainer_autocast_follows_the_machine(cpu, tmp_path):
+    from dalle.models.dvae import DVAEConfig
+    from dalle.training.dvae_trainer import DVAETrainConfig, DVAETrainer
+
+    for flags, want in ((FAST, True), (SLOW, False)):
+        cpu(flags)
+        trainer = DVAETrainer(
+            DVAEConfig.from_preset("dvae-tiny"), DVAETrainConfig(), tmp_path, dataset=None
+        )
+        assert trainer.bf16 is want
+
+
+def test_sampling_dtype_follows_the_machine(cpu):
+    from ..pipelines.conftest import tiny_pipeline
+
+    pipe = tiny_pipeline()
+    cpu(SLOW)
+    pipe(["a red circle"], 1, batch_size=1)
+    assert pipe._bf16_transformer is None  # fp32 weights only
+    cpu(FAST)
+    pipe(["a red circle"], 1, batch_size=1)
+    assert pipe._bf16_transformer is not None
+    assert pipe._bf16_transformer.image_emb.weight.dtype == torch.bfloat16
