@@ -109,8 +109,13 @@ class ShapesStream(IterableDataset):
             return True
         two = len(sample_scene(self.split, index, self.seed).objects) == 2
         p = self.two_objects
-        # keep-probabilities that turn the split's 50/50 into p / (1 - p)
-        keep = (1 - p) / p if two is False and p > 0.5 else p / (1 - p) if two and p < 0.5 else 1
+        # thin the over-represented kind so that the split's 50/50 becomes p / (1 - p)
+        if p > 0.5 and not two:
+            keep = (1 - p) / p
+        elif p < 0.5 and two:
+            keep = p / (1 - p)
+        else:
+            return True
         return HashRandom("shapes-mix", self.split, self.seed, index).random() < keep
 
     def at_position(self, position: int) -> ShapesStream:
