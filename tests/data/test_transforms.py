@@ -4,7 +4,8 @@ import torch
 from PIL import Image
 
 from dalle.config import ConfigError
-from dalle.data.transforms import ImageTransform, TransformConfig, pil_to_tensor, swap_left_right
+from dalle.data.transforms import ImageTransform, TransformConfig, swap_left_right
+from dalle.utils.images import pil_to_tensor
 
 
 def coordinate_image(width: int, height: int) -> Image.Image:

@@ -6,8 +6,8 @@ from PIL import Image
 
 from dalle.cli import main
 from dalle.eval.reconstruction import shapes_reconstruction_report
+from dalle.folders import ASSETS
 from dalle.models.dvae import DiscreteVAE
-from dalle.models.pretrained import ASSETS
 from dalle.shapes.dataset import shapes_example
 
 

@@ -11,7 +11,7 @@ from safetensors import safe_open
 from dalle.cli import main
 from dalle.eval.clip_eval import shapes_clip_report
 from dalle.eval.generation import shapes_generation_report
-from dalle.models.pretrained import ASSETS
+from dalle.folders import ASSETS
 from dalle.pipelines.dalle_pipeline import DallePipeline
 from dalle.shapes.prompts import evaluation_prompts
 
@@ -20,9 +20,12 @@ BUNDLED = ASSETS / "shapes"
 
 def test_model_index_names_small_half_precision_parts():
     index = json.loads((BUNDLED / "model_index.json").read_text())
-    assert index["tokenizer"] == "tokenizer.json" and (BUNDLED / "tokenizer.json").is_file()
+    parts = index["parts"]
+    assert parts["tokenizer"] == {"class": "TextTokenizer", "path": "tokenizer.json"}
+    assert parts["clip"]["tokenizer"] == "tokenizer"  # one tokenizer file, shared
+    assert [p.name for p in BUNDLED.rglob("tokenizer.json")] == ["tokenizer.json"]
     for part in ("vae", "transformer", "clip"):
-        with safe_open(str(BUNDLED / index[part] / "model.safetensors"), "pt") as f:
+        with safe_open(str(BUNDLED / parts[part]["path"] / "model.safetensors"), "pt") as f:
             assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
     total = sum(p.stat().st_size for p in BUNDLED.rglob("*") if p.is_file())
     assert total < 40_000_000  # tens of MB at most, as the project promises

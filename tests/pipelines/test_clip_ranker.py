@@ -5,6 +5,7 @@ from PIL import Image
 
 from dalle.cli import main
 from dalle.eval.clip_score import folder_clipscore
+from dalle.folders import PipelineIndex
 from dalle.models.clip import CLIP, CLIPConfig
 from dalle.pipelines.clip_ranker import ClipRanker
 from dalle.pipelines.dalle_pipeline import DallePipeline
@@ -53,7 +54,9 @@ def test_reranking_needs_clip_and_enough_candidates():
 def test_pipeline_with_clip_round_trips(tmp_path):
     pipe = with_clip(tiny_pipeline())
     folder = pipe.save_pretrained(tmp_path / "pipe")
-    assert (folder / "clip" / "tokenizer.json").is_file()
+    index = PipelineIndex.read(folder)  # the CLIP reads the pipeline's one tokenizer part
+    assert index.parts["clip"].tokenizer == "tokenizer" and "clip_tokenizer" not in index.parts
+    assert not (folder / "clip" / "tokenizer.json").exists()
     loaded = DallePipeline.from_pretrained(folder)
     a = pipe(["a red circle"], 1, candidates=3)[0]
     b = loaded(["a red circle"], 1, candidates=3)[0]

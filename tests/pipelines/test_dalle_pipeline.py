@@ -14,8 +14,12 @@ from .conftest import tiny_pipeline
 
 def test_folder_layout_and_round_trip(pipeline_dir):
     index = json.loads((pipeline_dir / "model_index.json").read_text())
-    assert index["tokenizer"] == "tokenizer.json" and index["vae"] == "vae"
-    assert index["transformer"] == "transformer" and index["sampling"]["top_k"] == 4
+    assert index["_class_name"] == "DallePipeline" and index["sampling"]["top_k"] == 4
+    assert index["parts"] == {
+        "tokenizer": {"class": "TextTokenizer", "path": "tokenizer.json"},
+        "vae": {"class": "DiscreteVAE", "path": "vae"},
+        "transformer": {"class": "DalleTransformer", "path": "transformer"},
+    }
     for part in ("vae", "transformer"):
         assert (pipeline_dir / part / "config.json").is_file()
         assert (pipeline_dir / part / "model.safetensors").is_file()
@@ -67,5 +71,8 @@ def test_mismatched_parts_and_missing_folders_are_refused(tmp_path):
     wrong = DalleTransformer(DalleConfig.from_preset("dalle-tiny").replace(image_grid=4))
     with pytest.raises(ValueError, match="dVAE gives"):
         DallePipeline(pipe.tokenizer, pipe.vae, wrong)
-    with pytest.raises(FileNotFoundError, match="model_index.json"):
+    with pytest.raises(FileNotFoundError, match="no model at .*nothing-here"):
         DallePipeline.from_pretrained(tmp_path / "nothing-here")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="not a pipeline folder .no model_index.json"):
+        DallePipeline.from_pretrained(tmp_path / "empty")

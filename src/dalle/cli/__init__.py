@@ -14,12 +14,15 @@ from dalle.cli import (
     data_cmd,
     eval_cmd,
     generate_cmd,
+    pipeline_cmd,
     reconstruct_cmd,
     tokenizer_cmd,
     train_cmd,
 )
 
-COMMAND_GROUPS = (generate_cmd, data_cmd, tokenizer_cmd, train_cmd, reconstruct_cmd, eval_cmd)
+COMMAND_GROUPS = (
+    generate_cmd, data_cmd, tokenizer_cmd, train_cmd, reconstruct_cmd, eval_cmd, pipeline_cmd,
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,8 +11,12 @@ import torch
 from tqdm.auto import tqdm
 
 from dalle import __version__
-from dalle.cli.sampling_args import add_candidates_argument, add_sampling_arguments, png_info
-from dalle.utils.io import atomic_path
+from dalle.cli.sampling_args import (
+    add_candidates_argument,
+    add_sampling_arguments,
+    given_settings,
+)
+from dalle.utils.images import output_name, save_png
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -79,18 +83,15 @@ def _output_folder(path: str) -> Path:
 
 def _load(args: argparse.Namespace):
     from dalle.pipelines.dalle_pipeline import DallePipeline
-    from dalle.pipelines.sampling import SamplingSettings
     from dalle.utils.device import use_bf16
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.num_images < 1 or (args.batch_size is not None and args.batch_size < 1):
         raise ValueError("--num-images and --batch-size must be at least 1")
-    given = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
-             "guidance": args.guidance}  # fmt: skip
-    SamplingSettings(**{k: v for k, v in given.items() if v is not None})  # checked before loading
+    given = given_settings(args)  # checked before loading
     pipe = DallePipeline.from_pretrained(args.model)
-    settings = pipe.settings(args.temperature, args.top_k, args.top_p, args.guidance)
+    settings = pipe.settings(**given)
     args.bf16 = use_bf16(args.bf16, pipe.device)  # recorded in the PNGs as decided
     return pipe, settings
 
@@ -105,11 +106,6 @@ def _fields(args, prompt: str, image_index: int, settings) -> dict[str, object]:
         "bf16": args.bf16,
         "software": f"dalle {__version__}",
     }
-
-
-def _save(image, path: Path, fields: dict[str, object]) -> None:
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG", pnginfo=png_info(fields))
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -129,7 +125,7 @@ def _generate(args: argparse.Namespace) -> int:
                 if "clip_score" in image.info:  # reranked: the score and which candidate
                     fields.update(candidates=args.candidates, candidate=image.info["candidate"],
                                   clip_score=f"{image.info['clip_score']:.4f}")  # fmt: skip
-                _save(image, out / f"{i:04d}_{j:02d}.png", fields)
+                save_png(image, out / output_name(i, j), fields)
     print(f"wrote {total} images ({len(prompts)} prompts x {args.num_images}) to {out}/")
     return 0
 
@@ -145,6 +141,6 @@ def _complete(args: argparse.Namespace) -> int:
     )
     for j, result in enumerate(images):
         fields = {**_fields(args, args.prompt, j, settings), "rows": args.rows, "image": args.image}
-        _save(result, out / f"0000_{j:02d}.png", fields)
+        save_png(result, out / output_name(0, j), fields)
     print(f"wrote {len(images)} completions of {args.image} to {out}/")
     return 0

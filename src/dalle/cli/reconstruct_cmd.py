@@ -15,6 +15,7 @@ from dalle.data.images import IMAGE_EXTENSIONS, BadImageError, load_image
 from dalle.data.transforms import ImageTransform, TransformConfig
 from dalle.eval.reconstruction import psnr
 from dalle.models.dvae import DiscreteVAE
+from dalle.utils.images import to_uint8
 from dalle.utils.io import atomic_path
 
 
@@ -60,7 +61,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
         images = torch.stack(batch)
         recon = vae.decode(vae.encode(images))
         scores += psnr(recon, images).tolist()
-        pixels = (recon.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        pixels = to_uint8(recon)
         for name, array in zip(names, pixels, strict=True):
             fmt = Image.registered_extensions().get(Path(name).suffix.lower(), "PNG")
             with atomic_path(out_dir / name) as tmp:

@@ -1,4 +1,4 @@
-"""Sampling options shared by ``dalle generate`` and ``dalle complete``."""
+"""Sampling options shared by ``dalle generate``, ``dalle complete`` and ``dalle pipeline``."""
 
 from __future__ import annotations
 
@@ -13,24 +13,7 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--num-images", type=int, default=4, help="images per prompt (default 4)")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    p.add_argument(
-        "--temperature", type=float, default=None,
-        help="softmax temperature; 0 takes the most likely token (default: the model's)",
-    )  # fmt: skip
-    p.add_argument(
-        "--top-k", type=int, default=None,
-        help="sample among the K most likely tokens; 0 keeps all (default: the model's)",
-    )  # fmt: skip
-    p.add_argument(
-        "--top-p", type=float, default=None,
-        help="sample from the smallest set of tokens holding probability P; 1 keeps all "
-        "(default: the model's)",
-    )  # fmt: skip
-    p.add_argument(
-        "--guidance", type=float, default=None,
-        help="classifier-free guidance scale g: uncond + g * (cond - uncond); 1 is off "
-        "(default: the model's)",
-    )  # fmt: skip
+    add_settings_arguments(p)
     p.add_argument(
         "--batch-size", type=int, default=None,
         help="images sampled at once (default: the pipeline's, chosen by measurement: "
@@ -45,14 +28,37 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
-def png_info(fields: dict[str, object]):
-    """PNG text chunks from ``fields`` (None values are written as 'none')."""
-    from PIL.PngImagePlugin import PngInfo
+def add_settings_arguments(p: argparse.ArgumentParser, default: str = "the model's") -> None:
+    """--temperature, --top-k, --top-p and --guidance (None where not given)."""
+    p.add_argument(
+        "--temperature", type=float, default=None,
+        help=f"softmax temperature; 0 takes the most likely token (default: {default})",
+    )  # fmt: skip
+    p.add_argument(
+        "--top-k", type=int, default=None,
+        help=f"sample among the K most likely tokens; 0 keeps all (default: {default})",
+    )  # fmt: skip
+    p.add_argument(
+        "--top-p", type=float, default=None,
+        help="sample from the smallest set of tokens holding probability P; 1 keeps all "
+        f"(default: {default})",
+    )  # fmt: skip
+    p.add_argument(
+        "--guidance", type=float, default=None,
+        help="classifier-free guidance scale g: uncond + g * (cond - uncond); 1 is off "
+        f"(default: {default})",
+    )  # fmt: skip
 
-    info = PngInfo()
-    for key, value in fields.items():
-        info.add_text(key, "none" if value is None else str(value))
-    return info
+
+def given_settings(args: argparse.Namespace) -> dict[str, float | int]:
+    """The sampling settings given on the command line, checked before any model is loaded."""
+    from dalle.pipelines.sampling import SamplingSettings
+
+    given = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
+             "guidance": args.guidance}  # fmt: skip
+    given = {k: v for k, v in given.items() if v is not None}
+    SamplingSettings(**given)  # raises ValueError naming a bad value
+    return given
 
 
 def add_candidates_argument(p: argparse.ArgumentParser) -> None:

@@ -57,8 +57,9 @@ def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], out: str) 
 
 
 def run_config(cls: type[C], args: argparse.Namespace) -> C:
-    """The preset's run config (or the defaults) with every option the user gave applied."""
-    base = cls.presets.get(args.preset, cls())
+    """The preset's run config with every option the user gave applied; a preset name that
+    does not exist is an error that lists the known ones (never a fallback to defaults)."""
+    base = cls.from_preset(args.preset)
     changes = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(cls)  # type: ignore[arg-type]

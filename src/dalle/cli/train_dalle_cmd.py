@@ -87,8 +87,8 @@ def _sample_prompts(config: DalleTrainConfig, dataset) -> list[str]:
 
 def _train_dalle(args: argparse.Namespace) -> int:
     from dalle.data import open_dataset
+    from dalle.folders import part_path
     from dalle.models.dvae import DiscreteVAE
-    from dalle.models.pretrained import resolve_model_dir
     from dalle.pipelines.dalle_pipeline import DallePipeline
 
     if args.threads:
@@ -96,8 +96,7 @@ def _train_dalle(args: argparse.Namespace) -> int:
     config = run_config(DalleTrainConfig, args)
     out = run_folder(args)
     accelerator = make_accelerator(config.bf16)
-    vae_dir = resolve_model_dir(config.vae, "vae")
-    vae = DiscreteVAE.from_pretrained(vae_dir, accelerator.device)
+    vae = DiscreteVAE.from_pretrained(config.vae, accelerator.device)
     dataset = open_dataset(config.data, image_size=vae.config.image_size, seed=config.seed)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = prepare_tokenizer(args.tokenizer, config, dataset, out, accelerator)
@@ -112,7 +111,7 @@ def _train_dalle(args: argparse.Namespace) -> int:
         from dalle.models.transformer import DalleTransformer
 
         trainer.init_from(DalleTransformer.from_pretrained(args.init, accelerator.device))
-        print(f"initialised from {resolve_model_dir(args.init, 'transformer')}")
+        print(f"initialised from {part_path(args.init, 'DalleTransformer')}")
 
     seconds = run_trainer(
         trainer, args, config, model_config, out, "dalle",

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from dalle.config import Config, ConfigError
+from dalle.utils.images import pil_to_tensor
 
 _LEFT_RIGHT = re.compile(r"\b(left|right|leftmost|rightmost)\b", re.IGNORECASE)
 _SWAP = {"left": "right", "right": "left", "leftmost": "rightmost", "rightmost": "leftmost"}
@@ -61,12 +62,6 @@ def swap_left_right(caption: str) -> str:
         return new
 
     return _LEFT_RIGHT.sub(swap, caption)
-
-
-def pil_to_tensor(image: Image.Image) -> torch.Tensor:
-    """RGB PIL image to a float32 tensor (3, H, W) in [0, 1]."""
-    pixels = np.array(image.convert("RGB"), dtype=np.uint8)  # (H, W, 3), a writable copy
-    return torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255).contiguous()
 
 
 def resize_shorter_side(image: Image.Image, size: int) -> Image.Image:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from dalle.eval.shapes_report import IMAGE_NAME
 from dalle.pipelines.clip_ranker import ClipRanker
+from dalle.utils.images import parse_output_name
 
 
 def folder_clipscore(
@@ -21,13 +21,13 @@ def folder_clipscore(
         raise FileNotFoundError(f"no such folder: {folder}")
     images, texts = [], []
     for path in sorted(folder.iterdir()):
-        m = IMAGE_NAME.match(path.name)
-        if m is None:
+        parsed = parse_output_name(path.name)
+        if parsed is None:
             continue
         with Image.open(path) as im:
             im.load()
             if prompts is not None:
-                index = int(m[1])
+                index = parsed[0]
                 if index >= len(prompts):
                     raise ValueError(
                         f"{path.name}: prompt {index} but the prompts file has {len(prompts)}"

@@ -9,7 +9,8 @@ from pathlib import Path
 from dalle.eval.shapes_report import ShapesReport, score_folder
 from dalle.pipelines.dalle_pipeline import DallePipeline
 from dalle.pipelines.sampling import SamplingSettings
-from dalle.utils.io import atomic_path, atomic_write_text
+from dalle.utils.images import output_name, save_png
+from dalle.utils.io import atomic_write_text
 
 
 def shapes_generation_report(
@@ -35,6 +36,5 @@ def shapes_generation_report(
     )
     for i, images in found:
         for j, image in enumerate(images):
-            with atomic_path(out / f"{i:04d}_{j:02d}.png") as tmp:
-                image.save(tmp, format="PNG")
+            save_png(image, out / output_name(i, j), {"prompt": prompts[i], "seed": seed})
     return score_folder(out, prompts)

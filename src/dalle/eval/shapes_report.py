@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +14,10 @@ from dalle.data.images import BadImageError, load_image
 from dalle.eval.shapes_scorer import ATTRIBUTES, score_image
 from dalle.shapes.captions import parse_caption
 from dalle.shapes.spec import CANVAS
+from dalle.utils.images import parse_output_name
 from dalle.utils.io import atomic_path
 
 CATEGORIES = ("one_object", "two_objects", "size_stated", "size_open", "seen", "held_out")
-IMAGE_NAME = re.compile(r"^(\d{4,})_(\d{2,})\.png$")
 
 
 @dataclass(frozen=True)
@@ -111,10 +110,10 @@ def score_folder(folder: str | os.PathLike, prompts: list[str]) -> ShapesReport:
     parsed = [parse_caption(p) for p in prompts]  # an unreadable prompt is an error up front
     report = ShapesReport()
     for path in sorted(folder.iterdir()):
-        m = IMAGE_NAME.match(path.name)
-        if m is None:
+        parsed_name = parse_output_name(path.name)
+        if parsed_name is None:
             continue
-        index = int(m[1])
+        index = parsed_name[0]
         if index >= len(prompts):
             raise ValueError(f"{path.name}: prompt {index} but the prompts file has {len(prompts)}")
         try:

@@ -119,7 +119,6 @@ class VisionEncoder(nn.Module):
 
 class CLIP(PretrainedMixin, nn.Module):
     config_class = CLIPConfig
-    pipeline_part = "clip"
 
     def __init__(self, config: CLIPConfig) -> None:
         super().__init__()

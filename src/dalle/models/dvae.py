@@ -153,7 +153,6 @@ class Decoder(nn.Module):
 
 class DiscreteVAE(PretrainedMixin, nn.Module):
     config_class = DVAEConfig
-    pipeline_part = "vae"
 
     def __init__(self, config: DVAEConfig) -> None:
         super().__init__()

@@ -1,7 +1,7 @@
 """Saving and loading models as ``config.json`` + ``model.safetensors`` folders.
 
-A name that is not an existing folder is looked up among the pipelines bundled with the package
-(``dalle/assets/NAME``); ``part`` is the sub-folder of that pipeline holding the model.
+Names and folders are resolved by :mod:`dalle.folders` (a user's folder, a bundled pipeline, a
+pipeline's part); every subclass is a part class that pipeline folders can record.
 """
 
 from __future__ import annotations
@@ -16,30 +16,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from dalle.config import Config
+from dalle.folders import CONFIG_FILE, part_path, register_part
 from dalle.utils.io import atomic_path
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 M = TypeVar("M", bound="PretrainedMixin")
-
-
-def bundled_names() -> list[str]:
-    return sorted(p.name for p in ASSETS.iterdir() if p.is_dir()) if ASSETS.is_dir() else []
-
-
-def resolve_model_dir(name_or_dir: str | os.PathLike, part: str) -> Path:
-    """The folder holding ``config.json``: a user's folder, a pipeline's part, or a bundled one."""
-    path = Path(name_or_dir)
-    for candidate in (path, path / part):
-        if (candidate / "config.json").is_file():
-            return candidate
-    bundled = ASSETS / str(name_or_dir) / part
-    if (bundled / "config.json").is_file():
-        return bundled
-    raise FileNotFoundError(
-        f"no model at {str(name_or_dir)!r}: expected a folder with config.json and "
-        f"model.safetensors (or its {part}/ sub-folder), or a bundled name "
-        f"({', '.join(bundled_names()) or 'none installed'})"
-    )
 
 
 def weights_id(model: nn.Module) -> str:
@@ -55,8 +35,11 @@ class PretrainedMixin:
     """For ``nn.Module``s built as ``Model(config)``; the config travels with the weights."""
 
     config_class: ClassVar[type[Config]]
-    pipeline_part: ClassVar[str]
     config: Config
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        register_part(cls)
 
     def save_pretrained(
         self, directory: str | os.PathLike, dtype: torch.dtype | None = None
@@ -71,19 +54,39 @@ class PretrainedMixin:
         }
         with atomic_path(directory / "model.safetensors") as tmp:
             save_file(tensors, str(tmp), metadata={"format": "pt"})
-        self.config.save(directory / "config.json")
+        self.config.save(directory / CONFIG_FILE)
         return directory
 
     @classmethod
     def from_pretrained(
-        cls: type[M], name_or_dir: str | os.PathLike, device: str | torch.device = "cpu"
+        cls: type[M],
+        name_or_dir: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        part: str | None = None,
     ) -> M:
-        """Load from a folder or a bundled pipeline name; weights come back as float32."""
-        directory = resolve_model_dir(name_or_dir, cls.pipeline_part)
-        config = cls.config_class.load(directory / "config.json")
+        """Load from a model folder, a pipeline folder or a bundled name (the pipeline's part of
+        this class, or the one called ``part``); weights come back as float32."""
+        directory = part_path(name_or_dir, cls.__name__, part)
+        if not (directory / CONFIG_FILE).is_file():
+            inside = sorted(p.parent.name for p in directory.glob(f"*/{CONFIG_FILE}"))
+            hint = f" (its sub-folders {', '.join(inside)} have one)" if inside else ""
+            raise FileNotFoundError(
+                f"no {cls.__name__} at {directory}: expected {CONFIG_FILE} and model.safetensors"
+                f"{hint}"
+            )
+        config = cls.config_class.load(directory / CONFIG_FILE)
         model = cls(config)  # type: ignore[call-arg]
         state = load_file(str(directory / "model.safetensors"))  # to the CPU, then moved
         expected = model.state_dict()  # type: ignore[attr-defined]
         state = {k: v.to(expected[k].dtype) if k in expected else v for k, v in state.items()}
         model.load_state_dict(state)  # type: ignore[attr-defined]
         return model.to(device).eval()  # type: ignore[attr-defined]
+
+    # -- as a pipeline part (dalle.folders) ------------------------------------------------------
+    @classmethod
+    def load_part(cls: type[M], path: Path, device: str | torch.device = "cpu") -> M:
+        return cls.from_pretrained(path, device)
+
+    def save_part(self, directory: Path, name: str, dtype: torch.dtype | None = None) -> str:
+        self.save_pretrained(directory / name, dtype)
+        return name

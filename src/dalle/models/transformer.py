@@ -66,7 +66,6 @@ def text_targets(text: torch.Tensor, config: DalleConfig) -> torch.Tensor:
 
 class DalleTransformer(PretrainedMixin, nn.Module):
     config_class = DalleConfig
-    pipeline_part = "transformer"
 
     def __init__(self, config: DalleConfig) -> None:
         super().__init__()

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dalle.folders import INDEX_FILE, TOKENIZER_FILE, PipelineIndex, load_part, resolve
 from dalle.models.clip import CLIP
-from dalle.models.pretrained import resolve_model_dir
 from dalle.text.tokenizer import TextTokenizer
 
 CLIPSCORE_WEIGHT = 2.5  # Hessel et al. 2021: CLIPScore = 2.5 * max(cos, 0)
@@ -34,13 +34,20 @@ class ClipRanker:
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | os.PathLike, device: str = "cpu") -> ClipRanker:
-        directory = resolve_model_dir(name_or_dir, CLIP.pipeline_part)
-        if not (directory / "tokenizer.json").is_file():
-            raise FileNotFoundError(f"{directory} has no tokenizer.json beside the CLIP weights")
-        return cls(
-            CLIP.from_pretrained(directory, device),
-            TextTokenizer.from_file(directory / "tokenizer.json"),
-        )
+        """A pipeline's CLIP part with the tokenizer part it reads, or a CLIP folder holding its
+        own tokenizer.json (what ``dalle train clip`` writes)."""
+        path = resolve(name_or_dir)
+        if (path / INDEX_FILE).is_file():
+            index = PipelineIndex.read(path)
+            record = index.parts[index.find("CLIP")]
+            if record.tokenizer is None:
+                raise ValueError(f"{path / INDEX_FILE}: the CLIP part names no tokenizer part")
+            return cls(
+                load_part(path, record, device), load_part(path, index.parts[record.tokenizer])
+            )
+        if not (path / TOKENIZER_FILE).is_file():
+            raise FileNotFoundError(f"{path} has no {TOKENIZER_FILE} beside the CLIP weights")
+        return cls(CLIP.from_pretrained(path, device), TextTokenizer.from_file(path))
 
     @classmethod
     def from_openai(
@@ -54,8 +61,9 @@ class ClipRanker:
     def save_pretrained(
         self, directory: str | os.PathLike, dtype: torch.dtype | None = None
     ) -> Path:
+        """A CLIP folder with its own tokenizer.json (a pipeline records the tokenizer as a part)."""
         directory = self.clip.save_pretrained(directory, dtype)
-        self.tokenizer.save(directory / "tokenizer.json")
+        self.tokenizer.save(directory / TOKENIZER_FILE)
         return directory
 
     @property

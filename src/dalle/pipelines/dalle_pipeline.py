@@ -1,19 +1,15 @@
 """Text in, images out: the DALL·E pipeline (tokenizer -> transformer -> dVAE decoder).
 
-On disk a pipeline is a folder (or a bundled name, ``dalle/assets/NAME``)::
-
-    model_index.json        names the parts
-    tokenizer.json          the text tokenizer
-    vae/                    config.json + model.safetensors
-    transformer/            config.json + model.safetensors
-    clip/                   config.json + model.safetensors + tokenizer.json (optional: reranking)
+On disk a pipeline is a folder (or a bundled name) in the format of :mod:`dalle.folders`: a
+``model_index.json`` recording the parts ``tokenizer`` (TextTokenizer), ``vae`` (DiscreteVAE),
+``transformer`` (DalleTransformer) and optionally ``clip`` (CLIP, reading the ``tokenizer`` part:
+reranking), and the default sampling settings.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -22,47 +18,21 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dalle import __version__
+from dalle.folders import INDEX_FILE, load_parts, read_index, write_pipeline
 from dalle.models.dvae import DiscreteVAE
-from dalle.models.pretrained import ASSETS, bundled_names
 from dalle.models.transformer import DalleTransformer
 from dalle.pipelines.clip_ranker import ClipRanker
 from dalle.pipelines.sampling import DEFAULT_SETTINGS, SamplingSettings, sample_image_tokens
-from dalle.text.tokenizer import FILE_NAME as TOKENIZER_FILE
 from dalle.text.tokenizer import TextTokenizer
 from dalle.utils.device import use_bf16
-from dalle.utils.io import atomic_write_text
+from dalle.utils.images import to_pil
 
-INDEX_FILE = "model_index.json"
 DEFAULT_BATCH_SIZE = 256  # images drawn at once: the fastest measured (docs/benchmarks.md)
-
-
-def resolve_pipeline_dir(name_or_dir: str | os.PathLike) -> Path:
-    """A user's pipeline folder, or the bundled pipeline of that name."""
-    path = Path(name_or_dir)
-    for candidate in (path, ASSETS / str(name_or_dir)):
-        if (candidate / INDEX_FILE).is_file():
-            return candidate
-    if (ASSETS / str(name_or_dir)).is_dir():
-        raise FileNotFoundError(
-            f"the bundled {str(name_or_dir)!r} is not a whole pipeline yet (no {INDEX_FILE}; it "
-            f"holds {', '.join(sorted(p.name for p in (ASSETS / str(name_or_dir)).iterdir()))})"
-        )
-    raise FileNotFoundError(
-        f"no pipeline at {str(name_or_dir)!r}: expected a folder with {INDEX_FILE}, or a bundled "
-        f"name ({', '.join(bundled_names()) or 'none installed'})"
-    )
 
 
 def image_seed(seed: int, prompt_index: int, image_index: int) -> int:
     """The seed of one image: a hash of (seed, prompt, image), independent of batching."""
     return int(np.random.SeedSequence([seed, prompt_index, image_index]).generate_state(1)[0])
-
-
-def to_pil(images: torch.Tensor) -> list[Image.Image]:
-    """(B, 3, H, W) in [0, 1] -> PIL RGB images."""
-    arrays = (images.clamp(0, 1).permute(0, 2, 3, 1).float().numpy() * 255).round()
-    return [Image.fromarray(a.astype(np.uint8)) for a in arrays]
 
 
 class DallePipeline:
@@ -94,47 +64,38 @@ class DallePipeline:
     def from_pretrained(
         cls, name_or_dir: str | os.PathLike, device: str | torch.device = "cpu"
     ) -> DallePipeline:
-        root = resolve_pipeline_dir(name_or_dir)
-        try:
-            index = json.loads((root / INDEX_FILE).read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{root / INDEX_FILE}: not valid JSON ({e})") from None
-        if not isinstance(index, dict):
-            raise ValueError(f"{root / INDEX_FILE}: expected a JSON object")
-        missing = [k for k in ("tokenizer", "vae", "transformer") if k not in index]
+        root, index = read_index(name_or_dir)
+        if index.class_name != cls.__name__:
+            raise ValueError(
+                f"{root / INDEX_FILE}: holds a {index.class_name}, not a {cls.__name__}"
+            )
+        missing = [k for k in ("tokenizer", "vae", "transformer") if k not in index.parts]
         if missing:
             raise ValueError(f"{root / INDEX_FILE} does not name the parts {missing}")
+        parts = load_parts(root, index, device)
+        clip = None
+        if "clip" in parts:
+            clip = ClipRanker(parts["clip"], parts[index.parts["clip"].tokenizer or "tokenizer"])
         return cls(
-            TextTokenizer.from_file(root / index["tokenizer"]),
-            DiscreteVAE.from_pretrained(root / index["vae"], device),
-            DalleTransformer.from_pretrained(root / index["transformer"], device),
-            SamplingSettings(**index.get("sampling", {})),
-            ClipRanker.from_pretrained(root / index["clip"], str(device))
-            if "clip" in index
-            else None,
-        )
+            parts["tokenizer"], parts["vae"], parts["transformer"],
+            SamplingSettings(**index.defaults.get("sampling", {})), clip,
+        )  # fmt: skip
 
     def save_pretrained(
         self, directory: str | os.PathLike, dtype: torch.dtype | None = None
     ) -> Path:
         """Write the folder ``from_pretrained`` reads (weights cast to ``dtype`` if given)."""
-        directory = Path(directory)
-        self.tokenizer.save(directory / TOKENIZER_FILE)
-        self.vae.save_pretrained(directory / "vae", dtype)
-        self.transformer.save_pretrained(directory / "transformer", dtype)
-        index = {
-            "_class_name": type(self).__name__,
-            "_dalle_version": __version__,
-            "tokenizer": TOKENIZER_FILE,
-            "vae": "vae",
-            "transformer": "transformer",
-            "sampling": dataclasses.asdict(self.defaults),
-        }
+        parts = {"tokenizer": self.tokenizer, "vae": self.vae, "transformer": self.transformer}
+        tokenizers = {}
         if self.clip is not None:
-            self.clip.save_pretrained(directory / "clip", dtype)
-            index["clip"] = "clip"
-        atomic_write_text(directory / INDEX_FILE, json.dumps(index, indent=2) + "\n")
-        return directory
+            parts["clip"], tokenizers["clip"] = self.clip.clip, "tokenizer"
+            own = getattr(self.clip.tokenizer, "to_json", lambda: None)()
+            if own != self.tokenizer.to_json():  # CLIP reads a tokenizer of its own
+                parts["clip_tokenizer"], tokenizers["clip"] = self.clip.tokenizer, "clip_tokenizer"
+        return write_pipeline(
+            directory, type(self).__name__, parts,
+            {"sampling": dataclasses.asdict(self.defaults)}, tokenizers, dtype,
+        )  # fmt: skip
 
     def settings(
         self,

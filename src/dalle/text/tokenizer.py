@@ -22,6 +22,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers.trainers import BpeTrainer
 
+from dalle.folders import register_part
 from dalle.utils.io import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ def _resolve_file(path: str | os.PathLike) -> Path:
     return path
 
 
+@register_part
 class TextTokenizer:
     """Lowercasing byte-level BPE with ``<pad>``, ``<eot>`` and ``<unk>`` special tokens."""
 
@@ -173,6 +175,26 @@ class TextTokenizer:
         if not file.is_file():
             raise FileNotFoundError(f"no tokenizer file at {file}")
         return cls(Tokenizer.from_str(file.read_text(encoding="utf-8")))
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | os.PathLike) -> TextTokenizer:
+        """A tokenizer.json, its folder, a pipeline's tokenizer part or a bundled name's."""
+        from dalle.folders import part_path
+
+        return cls.from_file(part_path(name_or_dir, cls.__name__))
+
+    def to_json(self) -> str:
+        """The tokenizer.json text."""
+        return self._json
+
+    @classmethod
+    def load_part(cls, path: Path, device: object = None) -> TextTokenizer:
+        """As a pipeline part (``dalle.folders``): the recorded ``tokenizer.json``."""
+        return cls.from_file(path)
+
+    def save_part(self, directory: Path, name: str, dtype: object = None) -> str:
+        self.save(directory / f"{name}.json")
+        return f"{name}.json"
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``tokenizer.json`` atomically to ``path`` (or into it, if a folder); return the file."""

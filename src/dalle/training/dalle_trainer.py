@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from PIL import Image
 
 from dalle.data.base import SkipReport
 from dalle.models.dvae import DiscreteVAE
@@ -23,7 +22,7 @@ from dalle.pipelines.dalle_pipeline import DallePipeline
 from dalle.text.tokenizer import TextTokenizer
 from dalle.training.image_tokens import TokenBatches
 from dalle.training.loop import AcceleratedTrainer, RunConfig, make_accelerator
-from dalle.utils.io import atomic_path
+from dalle.utils.images import image_grid, save_png
 
 __all__ = ["DalleTrainConfig", "DalleTrainer", "fit_model_config", "make_accelerator"]
 
@@ -89,15 +88,8 @@ class DalleTrainer(AcceleratedTrainer):
         """A grid, one row per sample prompt, drawn from the EMA weights with seed 0."""
         pipe = self.pipeline()
         images = pipe(self.sample_prompts, images_per_prompt, seed=0, batch_size=32)
-        size = images[0].width
-        grid = Image.new("RGB", (size * images_per_prompt, size * len(self.sample_prompts)))
-        for i, image in enumerate(images):
-            grid.paste(image, ((i % images_per_prompt) * size, (i // images_per_prompt) * size))
         out = self.run_dir / "samples" / f"step_{self.step:07d}.png"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out) as tmp:
-            grid.resize((grid.width * 2, grid.height * 2), Image.NEAREST).save(tmp, format="PNG")
-        return out
+        return save_png(image_grid(images, images_per_prompt, scale=2), out, {"step": self.step})
 
     def _text(self, captions: list[str]) -> torch.Tensor:
         text = self.tokenizer.encode(captions, self.model_config.text_seq_len).ids

@@ -13,9 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from dalle.config import Config
 from dalle.data.base import SkipReport
@@ -26,7 +24,7 @@ from dalle.training.ema import EMA
 from dalle.training.metrics_log import MetricsLog
 from dalle.training.schedules import cosine_anneal, cosine_ramp
 from dalle.utils.device import use_bf16
-from dalle.utils.io import atomic_path
+from dalle.utils.images import image_grid, save_png, to_pil
 
 logger = logging.getLogger(__name__)
 
@@ -166,15 +164,8 @@ class DVAETrainer:
         vae = self.ema_model()
         images = images[:8].float().contiguous()
         recon = vae.decode(vae.encode(images))
-        grid = torch.cat([torch.cat(list(images), dim=2), torch.cat(list(recon), dim=2)], dim=1)
-        array = (grid.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
-        out = self.run_dir / "samples" / f"step_{self.step:07d}.png"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out) as tmp:
-            Image.fromarray(array).resize(
-                (array.shape[1] * 2, array.shape[0] * 2), Image.NEAREST
-            ).save(tmp, format="PNG")
-        return out
+        grid = image_grid(to_pil(torch.cat([images, recon])), len(images), scale=2)
+        return save_png(grid, self.run_dir / "samples" / f"step_{self.step:07d}.png")
 
     # -- the loop -------------------------------------------------------------------------------
     def train_step(self, images: torch.Tensor) -> StepStats:
