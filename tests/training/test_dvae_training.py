@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -14,7 +18,9 @@ TINY = DVAEConfig.from_preset("dvae-tiny")
 
 
 def test_schedules_hit_their_end_points():
-    config = DVAETrainConfig(steps=1000, kl_ramp_fraction=0.05, temperature_fraction=0.6)
+    config = DVAETrainConfig(
+        steps=1000, kl_ramp_fraction=0.05, temperature_fraction=0.6, bf16=False
+    )
     trainer = DVAETrainer(TINY, config, "/nonexistent-run", dataset=None)
     assert trainer.temperature_at(0) == 1.0
     assert abs(trainer.temperature_at(600) - 1 / 16) < 1e-12
@@ -49,7 +55,7 @@ def test_tiny_model_overfits_eight_images(tmp_path):
     data = EightImages()
     config = DVAETrainConfig(
         steps=300, batch_size=8, lr=3e-3, warmup_steps=10, ema_decay=0.9,
-        checkpoint_every=10**6, sample_every=10**6, channels_last=False,
+        checkpoint_every=10**6, sample_every=10**6, channels_last=False, bf16=False,
     )  # fmt: skip
     trainer = DVAETrainer(TINY, config, tmp_path, data)
     images = torch.stack([x for x, _ in data.items])
@@ -100,3 +106,23 @@ def test_existing_run_needs_resume(tmp_path):
     from dalle.cli import main
 
     assert main(["train", "dvae", "--preset", "dvae-tiny", "--out", str(tmp_path)]) == 2
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one(tmp_path):
+    """On the shared loop under torchrun (gloo on the CPU) each process takes half of every
+    global batch and its slice of the batch's Gumbel noise: the run matches one process."""
+    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+    args = ["-m", "dalle", "train", "dvae", "--preset", "dvae-tiny", "--threads", "1",
+            "--no-bf16", "--steps", "10", "--checkpoint-every", "10"]  # fmt: skip
+    subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], check=True, env=env,
+                   capture_output=True)  # fmt: skip
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_port", "29519"]  # fmt: skip
+    subprocess.run([*torchrun, *args, "--out", str(tmp_path / "two")], check=True, env=env,
+                   capture_output=True, timeout=300)  # fmt: skip
+    one = load_file(str(tmp_path / "one/checkpoints/step_0000010/model.safetensors"))
+    two = load_file(str(tmp_path / "two/checkpoints/step_0000010/model.safetensors"))
+    for key in one:
+        torch.testing.assert_close(one[key], two[key], atol=1e-5, rtol=1e-4)
+    assert (tmp_path / "two" / "vae" / "model.safetensors").is_file()  # exported once

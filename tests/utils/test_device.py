@@ -53,15 +53,20 @@ def test_training_autocast_follows_the_machine(cpu):
 
 
 def test_dvae_trainer_autocast_follows_the_machine(cpu, tmp_path):
+    """The dVAE trains on the shared loop: its autocast is the shared decision."""
+    from accelerate.state import AcceleratorState
+
     from dalle.models.dvae import DVAEConfig
     from dalle.training.dvae_trainer import DVAETrainConfig, DVAETrainer
 
-    for flags, want in ((FAST, True), (SLOW, False)):
+    for flags, want in ((FAST, "bf16"), (SLOW, "no")):
         cpu(flags)
+        AcceleratorState._reset_state(reset_partial_state=True)
         trainer = DVAETrainer(
             DVAEConfig.from_preset("dvae-tiny"), DVAETrainConfig(), tmp_path, dataset=None
         )
-        assert trainer.bf16 is want
+        assert trainer.accelerator.mixed_precision == want
+    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def test_sampling_dtype_follows_the_machine(cpu):

@@ -95,10 +95,10 @@ def run_folder(args: argparse.Namespace) -> Path:
 
 def run_trainer(
     trainer, args, config, model_config, out: Path, desc: str, postfix, init=None
-) -> float | None:
+) -> Path | None:
     """Resume if asked, else (or with no checkpoint yet) call ``init()`` if given; save the
-    configs, train under a progress bar showing ``postfix(stats)``; the seconds taken when the
-    run reached its last step, None if it stopped early."""
+    configs, train under a progress bar showing ``postfix(stats)``; when the run reached its
+    last step, export the model (``trainer.export()``, on the main process) and return where."""
     from tqdm.auto import tqdm
 
     main = trainer.accelerator.is_main_process
@@ -123,4 +123,9 @@ def run_trainer(
     if trainer.step < config.steps:
         print(f"stopped at step {trainer.step}; continue with --resume")
         return None
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    if not main:
+        return None
+    folder = trainer.export()
+    print(f"trained {trainer.step} steps in {seconds:.0f} s; model: {folder}")
+    return folder

@@ -58,13 +58,8 @@ def _train_clip(args: argparse.Namespace) -> int:
     tokenizer = prepare_tokenizer(args.tokenizer, config, dataset, out, accelerator)
     model_config = fit_clip_config(base, tokenizer, base.image_size)
     trainer = CLIPTrainer(model_config, config, out, tokenizer, dataset, accelerator)
-    seconds = run_trainer(
+    run_trainer(
         trainer, args, config, model_config, out, "clip",
         lambda s: {"loss": f"{s.loss:.3f}", "scale": f"{s.scale:.1f}", "lr": f"{s.lr:.1e}"},
     )  # fmt: skip
-    if seconds is None:
-        return 0
-    if accelerator.is_main_process:
-        folder = trainer.save_model(out / "clip")
-        print(f"trained {trainer.step} steps in {seconds:.0f} s; model: {folder}")
     return 0

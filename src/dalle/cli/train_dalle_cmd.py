@@ -89,7 +89,6 @@ def _train_dalle(args: argparse.Namespace) -> int:
     from dalle.data import open_dataset
     from dalle.folders import part_path
     from dalle.models.dvae import DiscreteVAE
-    from dalle.pipelines.dalle_pipeline import DallePipeline
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -113,7 +112,7 @@ def _train_dalle(args: argparse.Namespace) -> int:
         trainer.init_from(DalleTransformer.from_pretrained(args.init, accelerator.device))
         print(f"initialised from {part_path(args.init, 'DalleTransformer')}")
 
-    seconds = run_trainer(
+    run_trainer(
         trainer, args, config, model_config, out, "dalle",
         lambda s: {
             "loss": f"{s.loss:.3f}", "text": f"{s.text_loss:.3f}", "image": f"{s.image_loss:.3f}",
@@ -121,10 +120,4 @@ def _train_dalle(args: argparse.Namespace) -> int:
         },
         init=init if args.init else None,
     )  # fmt: skip
-    if seconds is None:
-        return 0
-    if accelerator.is_main_process:
-        pipe = DallePipeline(tokenizer, vae, trainer.ema_model())
-        folder = pipe.save_pretrained(out / "pipeline", dtype=torch.float16)
-        print(f"trained {trainer.step} steps in {seconds:.0f} s; pipeline: {folder}")
     return 0

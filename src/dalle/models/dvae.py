@@ -160,6 +160,20 @@ class DiscreteVAE(PretrainedMixin, nn.Module):
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
 
+    def forward(
+        self,
+        images: torch.Tensor,
+        temperature: float,
+        generator: torch.Generator | None = None,
+        uniform: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The relaxed pass of training: (B, C, H, W) images in [0, 1] -> codebook logits
+        (B, K, h, w) and the logit-Laplace ``(mu, log_b)`` of a Gumbel-softmax sample of them
+        (its uniform noise drawn from ``generator``, or given as ``uniform``)."""
+        logits = self.logits(images)
+        z = gumbel_softmax(logits, temperature, generator, uniform)
+        return (logits, *self.decode_soft(z.to(logits.dtype)))
+
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) images in [0, 1] -> (B, K, h, w) codebook logits."""
         return self.encoder(logit_laplace.map_pixels(images, self.config.eps))
@@ -190,11 +204,18 @@ class DiscreteVAE(PretrainedMixin, nn.Module):
 
 
 def gumbel_softmax(
-    logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None
+    logits: torch.Tensor,
+    temperature: float,
+    generator: torch.Generator | None = None,
+    uniform: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Relaxed one-hot sample over dim 1 (Jang et al. 2017; Maddison et al. 2017)."""
+    """Relaxed one-hot sample over dim 1 (Jang et al. 2017; Maddison et al. 2017), from
+    ``uniform`` noise of the logits' shape if given (data-parallel training draws the global
+    batch's noise and gives each process its slice), else drawn from ``generator``."""
     # uniform + two logs: torch's exponential_ sampler is several times slower on the CPU
-    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=torch.float32)
+    if uniform is None:
+        uniform = torch.rand(logits.shape, generator=generator, dtype=torch.float32)
+    u = uniform.to(logits.device)
     gumbel = -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
     return F.softmax((logits.float() + gumbel) / temperature, dim=1)
 
@@ -213,18 +234,20 @@ def elbo_loss(
     generator: torch.Generator | None = None,
     nll_weight: float = 1.0,
     sq_weight: float = 0.0,
+    config: DVAEConfig | None = None,
+    uniform: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The negative ELBO with weighted KL; every term is a sum divided by the number of pixels.
 
     ``loss = nll_weight * nll + kl_weight * kl + sq_weight * sq``. The paper's objective is the
     default (``nll_weight`` 1, ``sq_weight`` 0); ``sq`` is the squared error of the decoded
     median ``sigmoid(mu)`` against the mapped pixels, an optional auxiliary term (see
-    docs/dvae.md for why the shapes recipe uses it).
+    docs/dvae.md for why the shapes recipe uses it). ``vae`` may be wrapped (DDP), in which case
+    ``config`` gives its configuration.
     """
-    logits = vae.logits(images)
-    z = gumbel_softmax(logits, temperature, generator)
-    mu, log_b = vae.decode_soft(z.to(logits.dtype))
-    target = logit_laplace.map_pixels(images.float(), vae.config.eps)
+    eps = (config if config is not None else vae.config).eps
+    logits, mu, log_b = vae(images, temperature, generator, uniform)
+    target = logit_laplace.map_pixels(images.float(), eps)
     pixels = images.shape[-2] * images.shape[-1]  # normalised per pixel (channels summed)
     grad = torch.is_grad_enabled()
     # a term with weight 0 is still reported, but builds no graph for the backward pass
@@ -236,7 +259,7 @@ def elbo_loss(
         sq = (median - target).square().flatten(1).sum(1).mean() / pixels
     loss = nll_weight * nll + kl_weight * kl + sq_weight * sq
     with torch.no_grad():
-        mse = F.mse_loss(logit_laplace.unmap_pixels(median, vae.config.eps), images.float())
+        mse = F.mse_loss(logit_laplace.unmap_pixels(median, eps), images.float())
     return {"loss": loss, "nll": nll, "kl": kl, "sq": sq, "mse": mse, "logits": logits}
 
 

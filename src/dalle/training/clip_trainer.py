@@ -76,6 +76,8 @@ def fit_clip_config(config: CLIPConfig, tokenizer: TextTokenizer, image_size: in
 
 
 class CLIPTrainer(AcceleratedTrainer):
+    export_name = "clip"
+
     def __init__(
         self,
         model_config: CLIPConfig,
@@ -139,10 +141,10 @@ class CLIPTrainer(AcceleratedTrainer):
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1))
 
-    def save_model(self, directory: str | Path) -> Path:
-        """The EMA weights (fp16) with the tokenizer: ``config.json``, ``model.safetensors``,
-        ``tokenizer.json``."""
-        directory = self.ema_model().save_pretrained(directory, dtype=torch.float16)
+    def export(self) -> Path:
+        """The EMA weights (fp16) with the tokenizer they read: ``OUT/clip`` holds
+        ``config.json``, ``model.safetensors`` and ``tokenizer.json``."""
+        directory = super().export()
         self.tokenizer.save(directory / "tokenizer.json")
         return directory
 

@@ -56,6 +56,8 @@ def fit_model_config(
 class DalleTrainer(AcceleratedTrainer):
     """Data, tokenizer and dVAE are prepared by the caller (see ``cli/train_dalle_cmd``)."""
 
+    export_name = "pipeline"
+
     def __init__(
         self,
         model_config: DalleConfig,
@@ -83,6 +85,11 @@ class DalleTrainer(AcceleratedTrainer):
     def pipeline(self) -> DallePipeline:
         """The EMA weights as a ready pipeline."""
         return DallePipeline(self.tokenizer, self.vae, self.ema_model())
+
+    def export(self) -> Path:
+        """``OUT/pipeline``: the tokenizer, the dVAE and the EMA transformer (fp16), a pipeline
+        folder ``dalle generate --model`` reads."""
+        return self.pipeline().save_pretrained(self.run_dir / self.export_name, torch.float16)
 
     def sample(self, images_per_prompt: int = 4) -> Path:
         """A grid, one row per sample prompt, drawn from the EMA weights with seed 0."""

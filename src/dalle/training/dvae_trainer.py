@@ -1,43 +1,37 @@
-"""Training the discrete VAE (Ramesh et al. 2021, appendix A.2).
+"""Training the discrete VAE (Ramesh et al. 2021, appendix A.2) on the shared loop.
 
 Gumbel-softmax temperature annealed 1 -> 1/16 (cosine), KL weight ramped 0 -> beta (cosine, first
-few percent of updates), AdamW with cosine learning-rate decay, an EMA of the weights for use.
+few percent of updates), AdamW with warm-up and cosine learning-rate decay, an EMA of the weights
+for use; ``accelerate`` as for every stage (:mod:`dalle.training.loop`), so the same command trains
+on a GPU or data-parallel under ``torchrun``.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+from accelerate import Accelerator
 
-from dalle.config import Config
 from dalle.data.base import SkipReport
 from dalle.models.dvae import DiscreteVAE, DVAEConfig, elbo_loss
-from dalle.training import checkpoint as ckpt
 from dalle.training.batches import step_batches
-from dalle.training.ema import EMA
-from dalle.training.metrics_log import MetricsLog
+from dalle.training.loop import AcceleratedTrainer, RunConfig
 from dalle.training.schedules import cosine_anneal, cosine_ramp
-from dalle.utils.device import use_bf16
 from dalle.utils.images import image_grid, save_png, to_pil
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class DVAETrainConfig(Config):
-    data: str = "shapes"
+class DVAETrainConfig(RunConfig):
     steps: int = 6000
-    batch_size: int = 32
-    lr: float = 1e-3
     lr_end: float = 2e-5
-    weight_decay: float = 1e-4
-    warmup_steps: int = 200
+    weight_decay: float = 1e-4  # on weight matrices and convolution kernels
+    beta2: float = 0.999
+    ema_decay: float = 0.995
     kl_weight: float = 6.6  # beta
     kl_ramp_fraction: float = 0.05  # of the steps
     temperature_start: float = 1.0
@@ -48,15 +42,9 @@ class DVAETrainConfig(Config):
     # only after this fraction of the steps. 0 and 0 give the paper's objective.
     sq_weight: float = 0.0
     nll_start_fraction: float = 0.0
-    ema_decay: float = 0.995
-    grad_clip: float = 1.0
-    bf16: bool | None = None  # autocast; None: where the machine has bf16 units (utils.device)
     channels_last: bool = True  # faster at 32 x 32 too: 116-118 ms vs 137-144 ms in fp32
-    seed: int = 0
-    checkpoint_every: int = 500
     sample_every: int = 500
     usage_window: int = 50  # steps over which codebook use is counted
-    log_every: int = 10  # steps between lines of OUT/metrics.jsonl
 
 
 @dataclass
@@ -69,6 +57,7 @@ class StepStats:
     temperature: float
     perplexity: float
     dead_codes: int
+    lr: float
 
 
 class CodebookUsage:
@@ -79,7 +68,7 @@ class CodebookUsage:
         self.cursor = 0
 
     def add(self, logits: torch.Tensor) -> None:
-        codes = logits.argmax(dim=1).flatten()
+        codes = logits.argmax(dim=1).flatten().cpu()
         self.window[self.cursor] = torch.bincount(codes, minlength=len(self.window[0]))
         self.cursor = (self.cursor + 1) % len(self.window)
 
@@ -90,35 +79,28 @@ class CodebookUsage:
         return perplexity, int((counts == 0).sum())
 
 
-class DVAETrainer:
+class DVAETrainer(AcceleratedTrainer):
+    export_name = "vae"
+
     def __init__(
-        self, model_config: DVAEConfig, config: DVAETrainConfig, run_dir: str | Path, dataset
+        self,
+        model_config: DVAEConfig,
+        config: DVAETrainConfig,
+        run_dir: str | Path,
+        dataset,
+        accelerator: Accelerator | None = None,
     ) -> None:
-        self.model_config, self.config = model_config, config
-        self.run_dir = Path(run_dir)
-        self.dataset = dataset
-        self.bf16 = use_bf16(config.bf16)  # autocast, decided once from the machine
         torch.manual_seed(config.seed)
-        self.model = DiscreteVAE(model_config)
+        model = DiscreteVAE(model_config)
         if config.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.ema = EMA(self.model, config.ema_decay)
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
-        )
-        self.generator = torch.Generator().manual_seed(config.seed)
+            model = model.to(memory_format=torch.channels_last)
+        super().__init__(model, model_config, config, run_dir, accelerator)
+        self.dataset = dataset
         self.usage = CodebookUsage(model_config.num_tokens, config.usage_window)
         self.skipped = SkipReport()
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
-        self.step = 0
+        self._last_images: torch.Tensor | None = None  # for the sample grid
 
     # -- schedules --------------------------------------------------------------------------
-    def lr_at(self, step: int) -> float:
-        c = self.config
-        if step < c.warmup_steps:
-            return c.lr * (step + 1) / c.warmup_steps
-        return cosine_anneal(step - c.warmup_steps, c.steps - c.warmup_steps, c.lr, c.lr_end)
-
     def temperature_at(self, step: int) -> float:
         c = self.config
         span = int(c.steps * c.temperature_fraction)
@@ -132,90 +114,58 @@ class DVAETrainer:
     def nll_weight_at(self, step: int) -> float:
         return 0.0 if step < int(self.config.steps * self.config.nll_start_fraction) else 1.0
 
-    # -- checkpoints --------------------------------------------------------------------------
-    def save_checkpoint(self) -> Path:
-        return ckpt.save_training_checkpoint(
-            self.run_dir, self.step, self.model, self.ema, self.optimizer, self.generator,
-            self.model_config, self.config,
-            extra_tensors={"usage": {"counts": torch.stack(self.usage.window)}},
-            extra_state={"usage_cursor": self.usage.cursor},
-        )  # fmt: skip
-
-    def resume(self) -> bool:
-        """Load the newest checkpoint of the run folder; False if there is none."""
-        found = ckpt.load_training_checkpoint(
-            self.run_dir, self.model, self.ema, self.optimizer, self.generator, self.model_config
-        )
-        if found is None:
-            return False
-        path, tensors, state = found
-        self.usage.window = list(tensors["usage"]["counts"].unbind(0))
-        self.usage.cursor = state["usage_cursor"]
-        self.step = state["step"]
-        self.metrics.rewind(self.step)
-        logger.info("resumed from %s at step %d", path, self.step)
-        return True
-
-    def ema_model(self) -> DiscreteVAE:
-        return self.ema.copy_to(DiscreteVAE(self.model_config)).eval()
-
-    def save_sample_grid(self, images: torch.Tensor) -> Path:
-        """Originals (top row) over EMA reconstructions (bottom row)."""
-        vae = self.ema_model()
-        images = images[:8].float().contiguous()
-        recon = vae.decode(vae.encode(images))
-        grid = image_grid(to_pil(torch.cat([images, recon])), len(images), scale=2)
-        return save_png(grid, self.run_dir / "samples" / f"step_{self.step:07d}.png")
-
-    # -- the loop -------------------------------------------------------------------------------
-    def train_step(self, images: torch.Tensor) -> StepStats:
+    # -- the shared loop's hooks ----------------------------------------------------------------
+    def batches(self, start_step: int) -> Iterator[Any]:
         c = self.config
+        return step_batches(self.dataset, c.batch_size, start_step, c.seed, self.skipped)
+
+    def state_tensors(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {"usage": {"counts": torch.stack(self.usage.window)}}
+
+    def state_values(self) -> dict[str, Any]:
+        return {"usage_cursor": self.usage.cursor}
+
+    def load_state(self, tensors: dict[str, dict[str, torch.Tensor]], values: dict) -> None:
+        self.usage.window = list(tensors["usage"]["counts"].unbind(0))
+        self.usage.cursor = values["usage_cursor"]
+
+    def train_step(self, batch: tuple[torch.Tensor, list[str]]) -> StepStats:
+        c = self.config
+        images = batch[0]
+        self._last_images = images
         temperature, kl_weight = self.temperature_at(self.step), self.kl_weight_at(self.step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr_at(self.step)
+        lr = self.set_lr()
+        local = self.local_slice(images)
         if c.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            local = local.contiguous(memory_format=torch.channels_last)
+        # the Gumbel noise of the whole global batch, so that every process draws what a single
+        # process would for its rows: data-parallel runs match one-process runs
+        grid, codes = self.model_config.grid_size, self.model_config.num_tokens
+        uniform = torch.rand((len(images), codes, grid, grid), generator=self.generator)
+        with self.accelerator.autocast():
             out = elbo_loss(
-                self.model, images, temperature, kl_weight, self.generator,
-                nll_weight=self.nll_weight_at(self.step), sq_weight=c.sq_weight,
+                self.model, local, temperature, kl_weight, nll_weight=self.nll_weight_at(self.step),
+                sq_weight=c.sq_weight, config=self.model_config,
+                uniform=self.local_slice(uniform),
             )  # fmt: skip
-        self.optimizer.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        if c.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
-        self.optimizer.step()
-        self.ema.update(self.model)
         self.usage.add(out["logits"].detach())
-        self.step += 1
+        stats = self.optimize({k: out[k] for k in ("loss", "nll", "kl", "mse")})
         perplexity, dead = self.usage.stats()
         return StepStats(
-            self.step, out["loss"].item(), out["nll"].item(), out["kl"].item(), out["mse"].item(),
-            temperature, perplexity, dead,
+            self.step, stats["loss"], stats["nll"], stats["kl"], stats["mse"], temperature,
+            perplexity, dead, lr,
         )  # fmt: skip
 
-    def train(
-        self, on_step: Callable[[StepStats], None] | None = None, stop_at: int | None = None
-    ) -> None:
-        """Train up to ``stop_at`` (default: the configured steps), checkpointing on the way."""
-        c = self.config
-        stop_at = c.steps if stop_at is None else min(stop_at, c.steps)
-        batches = step_batches(self.dataset, c.batch_size, self.step, c.seed, self.skipped)
-        start = time.perf_counter()
-        while self.step < stop_at:
-            images, _ = next(batches)
-            stats = self.train_step(images)
-            if self.step % c.log_every == 0 or self.step == stop_at:
-                self.metrics.append(
-                    {**asdict(stats), "time": round(time.perf_counter() - start, 3)}
-                )
-            if on_step is not None:
-                on_step(stats)
-            if self.step % c.sample_every == 0 or self.step == c.steps:
-                self.save_sample_grid(images)
-            if self.step % c.checkpoint_every == 0 or self.step == stop_at:
-                self.save_checkpoint()
-        logger.info("trained to step %d in %.1f s", self.step, time.perf_counter() - start)
+    def sample(self) -> None:
+        """Originals (top row) over EMA reconstructions (bottom row) of the last batch."""
+        if self._last_images is None:
+            return
+        vae = self.ema_model()
+        images = self._last_images[:8].float().contiguous().to(self.accelerator.device)
+        with torch.no_grad():
+            recon = vae.decode(vae.encode(images))
+        grid = image_grid(to_pil(torch.cat([images, recon])), len(images), scale=2)
+        save_png(grid, self.run_dir / "samples" / f"step_{self.step:07d}.png", {"step": self.step})
 
 
 # The shapes recipe (docs/dvae.md): squared error alone for the first 10 % of the steps, then the

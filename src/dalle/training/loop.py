@@ -79,7 +79,10 @@ def _config_diff(a: Config | None, b: Config) -> str:
 
 
 class AcceleratedTrainer:
-    """Subclasses give ``batches(start_step)``, ``train_step(batch)`` and ``sample()``."""
+    """Subclasses give ``batches(start_step)``, ``train_step(batch)`` and ``sample()``, and
+    ``export_name``, the folder of the run their model is exported to."""
+
+    export_name = "model"
 
     def __init__(
         self,
@@ -116,6 +119,24 @@ class AcceleratedTrainer:
         """JSON-able facts saved with every checkpoint and checked on resume (e.g. which frozen
         model the run depends on)."""
         return {}
+
+    def state_tensors(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Groups of tensors of the trainer's own state, saved with every checkpoint."""
+        return {}
+
+    def state_values(self) -> dict[str, Any]:
+        """JSON-able values of the trainer's own state, saved with every checkpoint."""
+        return {}
+
+    def load_state(self, tensors: dict[str, dict[str, torch.Tensor]], values: dict) -> None:
+        """Restore what ``state_tensors`` and ``state_values`` saved."""
+
+    def export(self) -> Path:
+        """The trained model, ready for use: the EMA weights in fp16 as ``OUT/<export_name>``
+        (a folder ``from_pretrained`` reads). Every trainer exports through this."""
+        directory = self.run_dir / self.export_name
+        self.ema_model().save_pretrained(directory, dtype=torch.float16)
+        return directory
 
     # -- shared ---------------------------------------------------------------------------------
     @property
@@ -163,7 +184,8 @@ class AcceleratedTrainer:
             return None
         return ckpt.save_training_checkpoint(
             self.run_dir, self.step, self.unwrapped, self.ema, self.optimizer.optimizer,
-            self.generator, self.model_config, self.config, extra_state=self.extra_state(),
+            self.generator, self.model_config, self.config, extra_tensors=self.state_tensors(),
+            extra_state={**self.extra_state(), **self.state_values()},
         )  # fmt: skip
 
     def init_from(self, model: nn.Module) -> None:
@@ -188,12 +210,13 @@ class AcceleratedTrainer:
         )  # fmt: skip
         if found is None:
             return False
-        path, _, state = found
+        path, tensors, state = found
         for key, value in self.extra_state().items():
             if state.get(key) != value:
                 raise ValueError(
                     f"{path}: the run was made with {key} = {state.get(key)!r}, not {value!r}"
                 )
+        self.load_state(tensors, state)
         self.step = state["step"]
         self.metrics.rewind(self.step)
         logger.info("resumed from %s at step %d", path, self.step)
