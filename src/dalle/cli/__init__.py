@@ -12,6 +12,7 @@ import sys
 from dalle import __version__
 from dalle.cli import (
     data_cmd,
+    embed_cmd,
     eval_cmd,
     generate_cmd,
     pipeline_cmd,
@@ -22,6 +23,7 @@ from dalle.cli import (
 
 COMMAND_GROUPS = (
     generate_cmd, data_cmd, tokenizer_cmd, train_cmd, reconstruct_cmd, eval_cmd, pipeline_cmd,
+    embed_cmd,
 )  # fmt: skip
 
 

@@ -6,7 +6,7 @@ import argparse
 
 import torch
 
-from dalle.cli import train_clip_cmd, train_dalle_cmd
+from dalle.cli import train_clip_cmd, train_dalle_cmd, train_prior_cmd
 from dalle.cli.train_args import add_run_arguments, run_config, run_folder, run_trainer
 from dalle.data import open_dataset
 from dalle.models.dvae import DVAEConfig
@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     dvae.set_defaults(func=_train_dvae)
     train_dalle_cmd.register(train_sub)
     train_clip_cmd.register(train_sub)
+    train_prior_cmd.register(train_sub)
 
 
 def _train_dvae(args: argparse.Namespace) -> int:

@@ -75,17 +75,26 @@ class TextEncoder(nn.Module):
 
     def forward(self, text: torch.Tensor) -> torch.Tensor:
         """(B, T) token ids -> (B, embed_dim) features, not normalised."""
+        return self.pool(text, self.hidden(text))
+
+    def hidden(self, text: torch.Tensor) -> torch.Tensor:
+        """(B, T) token ids -> (B, T, text_dim): every position's final (normalised) state."""
         n = text.shape[1]
         x = self.token_emb(text) + self.pos_emb[:n]
         mask = self.causal[:n, :n]
         for block in self.blocks:
             x = block(x, mask)
-        x = self.ln_final(x)
-        # the first <eot> of each row (a row without one is read at its last position)
+        return self.ln_final(x)
+
+    def end_index(self, text: torch.Tensor) -> torch.Tensor:
+        """(B,) the first <eot> of each row (a row without one: its last position)."""
         is_eot = text == self.eot_id
-        last = torch.full_like(text[:, 0], n - 1)
-        index = torch.where(is_eot.any(1), is_eot.int().argmax(1), last)
-        return self.proj(x[torch.arange(len(text), device=text.device), index])
+        last = torch.full_like(text[:, 0], text.shape[1] - 1)
+        return torch.where(is_eot.any(1), is_eot.int().argmax(1), last)
+
+    def pool(self, text: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """The features read at each row's end-of-text, projected: (B, embed_dim)."""
+        return self.proj(hidden[torch.arange(len(text), device=text.device), self.end_index(text)])
 
 
 class VisionEncoder(nn.Module):
@@ -130,6 +139,17 @@ class CLIP(PretrainedMixin, nn.Module):
     def encode_text(self, text: torch.Tensor) -> torch.Tensor:
         """(B, T) ids -> (B, embed_dim), unit length."""
         return F.normalize(self.text(text).float(), dim=-1)
+
+    def encode_text_tokens(
+        self, text: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, T) ids -> the token encodings (B, T, text_dim), which of them are the caption's
+        (B, T) bool, up to and including its end-of-text, and the unit embedding (B, D): what
+        the unCLIP prior reads."""
+        hidden = self.text.hidden(text)
+        positions = torch.arange(text.shape[1], device=text.device)
+        mask = positions[None] <= self.text.end_index(text)[:, None]
+        return hidden, mask, F.normalize(self.text.pool(text, hidden).float(), dim=-1)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, embed_dim), unit length."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -107,3 +108,16 @@ class Block(nn.Module):
     def forward(self, x, mask=None, cache=None, layer=0, start=0) -> torch.Tensor:
         x = x + self.attn(self.ln_attn(x), mask, cache, layer, start)
         return x + self.mlp(self.ln_mlp(x))
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """(B,) diffusion timesteps -> (B, dim) sinusoidal features (Vaswani et al. 2017; as in
+    DDPM): ``cos`` then ``sin`` of ``t`` at ``dim / 2`` frequencies from 1 to ``1 / max_period``,
+    computed in float32."""
+    half = dim // 2
+    freqs = torch.exp(
+        -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half
+    )
+    angles = t.float()[:, None] * freqs[None]
+    out = torch.cat([angles.cos(), angles.sin()], dim=-1)
+    return F.pad(out, (0, dim % 2))  # an odd width gets a zero column

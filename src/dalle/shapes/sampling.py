@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from dalle.shapes.spec import (
     ALL_PAIRS,
@@ -26,6 +26,9 @@ from dalle.shapes.spec import (
 )
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:  # captions imports this module
+    from dalle.shapes.captions import Prompt
 
 TRAIN_PAIRS: tuple[tuple[str, str], ...] = tuple(p for p in ALL_PAIRS if p not in HELD_OUT_PAIRS)
 TWO_OBJECT_PROB = 0.5
@@ -107,3 +110,23 @@ def sample_scene(split: str, index: int, seed: int = 0) -> Scene:
             a, b = _place_one(rng, spec_a), _place_one(rng, spec_b)
             if satisfies_relation(a, b, relation):
                 return Scene((a, b), relation)
+
+
+def scene_for_prompt(prompt: Prompt, *key: object) -> Scene:
+    """A scene that realises ``prompt`` (a size the prompt leaves open drawn at random, positions
+    that satisfy its relation), drawn from a hash of ``key``: one image a caption describes."""
+    rng = HashRandom("shapes-v1-prompt", *key)
+
+    def spec(obj) -> tuple[str, str, str, int]:
+        size = obj.size if obj.size is not None else rng.choice(("small", "large"))
+        lo, hi = SIZES[size]
+        return obj.colour, obj.shape, size, rng.randint(lo, hi)
+
+    if prompt.relation is None:
+        return Scene((_place_one(rng, spec(prompt.objects[0])),))
+    while True:
+        spec_a, spec_b = spec(prompt.objects[0]), spec(prompt.objects[1])
+        for _ in range(200):
+            a, b = _place_one(rng, spec_a), _place_one(rng, spec_b)
+            if satisfies_relation(a, b, prompt.relation):
+                return Scene((a, b), prompt.relation)

@@ -115,6 +115,10 @@ class AcceleratedTrainer:
     def sample(self) -> None:
         """Called on the main process every ``sample_every`` steps (sample grids, evaluations)."""
 
+    def begin(self) -> None:
+        """Called once before the first step of a new run (not on resume): e.g. statistics the
+        model keeps as buffers, measured on the data."""
+
     def extra_state(self) -> dict[str, Any]:
         """JSON-able facts saved with every checkpoint and checked on resume (e.g. which frozen
         model the run depends on)."""
@@ -233,6 +237,8 @@ class AcceleratedTrainer:
                 f"batch_size {c.batch_size} does not split over "
                 f"{self.accelerator.num_processes} processes"
             )
+        if self.step == 0:
+            self.begin()
         self.model.train()
         batches = self.batches(self.step)
         start = time.perf_counter()

@@ -1,0 +1,32 @@
+"""The sampling loop shared by every sampler (guidance is the model function's business)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from dalle.diffusion.base import Sampler
+from dalle.diffusion.noise import Generators
+
+ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@torch.no_grad()
+def sample(
+    model_fn: ModelFn,
+    sampler: Sampler,
+    x: torch.Tensor,
+    num_steps: int,
+    generator: Generators = None,
+) -> torch.Tensor:
+    """Run ``sampler`` for ``num_steps`` steps from ``x`` (x_T, or clean data for the inverter).
+
+    ``model_fn(x, t)`` gets (B, ...) x and a (B,) long tensor of training timesteps and returns
+    the sampler's prediction type. Runs without autograd; ``generator`` as in :meth:`Sampler.step`.
+    """
+    sampler.set_timesteps(num_steps)
+    for t in sampler.timesteps.tolist():
+        t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+        x = sampler.step(model_fn(x, t_batch), t, x, generator=generator)
+    return x

@@ -1,0 +1,145 @@
+"""Training the unCLIP diffusion prior (Ramesh et al. 2022, section 2.2) on the shared loop.
+
+Each step encodes the batch with the frozen CLIP (the caption's token encodings and text
+embedding, the image's embedding), noises the standardised image embedding at a random timestep,
+and regresses the clean one (x0) with a mean squared error. The caption is replaced by the learned
+null caption for ``text_dropout`` of the samples (classifier-free guidance). The timesteps, noise
+and dropout of a step are drawn for the whole global batch from the run's generator, so that a
+data-parallel run draws what a single process would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+
+from dalle.data.base import SkipReport
+from dalle.models.clip import CLIP
+from dalle.models.pretrained import weights_id
+from dalle.models.prior import DiffusionPrior, PriorConfig
+from dalle.pipelines.unclip_pipeline import PriorSettings, UnclipPipeline, make_schedule
+from dalle.text.tokenizer import TextTokenizer
+from dalle.training.batches import step_batches
+from dalle.training.loop import AcceleratedTrainer, RunConfig
+
+
+@dataclass(frozen=True)
+class PriorTrainConfig(RunConfig):
+    clip: str = "shapes"  # the frozen CLIP: a folder, a pipeline or a bundled name
+    text_dropout: float = 0.1  # the paper's 10 %, for classifier-free guidance
+    stat_batches: int = 16  # batches whose image embeddings set the standardisation
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    beta2: float = 0.999
+    ema_decay: float = 0.999
+    eval_prompts: int = 64  # shapes runs: retrieval of the prior's embeddings at each sample
+
+
+@dataclass
+class StepStats:
+    step: int
+    loss: float
+    lr: float
+
+
+class PriorTrainer(AcceleratedTrainer):
+    export_name = "pipeline"
+
+    def __init__(
+        self,
+        model_config: PriorConfig,
+        config: PriorTrainConfig,
+        run_dir: str | Path,
+        clip: CLIP,
+        tokenizer: TextTokenizer,
+        dataset,
+        accelerator: Accelerator | None = None,
+    ) -> None:
+        torch.manual_seed(config.seed)
+        super().__init__(DiffusionPrior(model_config), model_config, config, run_dir, accelerator)
+        self.clip = clip.to(self.accelerator.device).eval().requires_grad_(False)
+        self.tokenizer, self.dataset = tokenizer, dataset
+        self.schedule = make_schedule(self.unwrapped)
+        self.skipped = SkipReport()
+
+    def extra_state(self) -> dict[str, str]:
+        return {"clip": weights_id(self.clip)}  # a resumed run must read the same CLIP
+
+    def batches(self, start_step: int) -> Iterator[Any]:
+        c = self.config
+        return step_batches(self.dataset, c.batch_size, start_step, c.seed, self.skipped)
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor, captions: list[str]):
+        """The frozen CLIP's token encodings, caption mask, text and image embeddings."""
+        ids = self.tokenizer.encode(captions, self.clip.config.text_seq_len).ids
+        tokens, mask, text = self.clip.encode_text_tokens(ids.to(self.accelerator.device))
+        return tokens, mask, text, self.clip.encode_image(images.to(self.accelerator.device))
+
+    def begin(self) -> None:
+        """Standardise by the image embeddings of the first ``stat_batches`` batches."""
+        batches = self.batches(0)
+        embeds = [self.encode(*next(batches))[3] for _ in range(self.config.stat_batches)]
+        self.unwrapped.set_statistics(torch.cat(embeds).float())
+        self.ema.shadow["embed_mean"] = self.unwrapped.embed_mean.detach().clone().float()
+        self.ema.shadow["embed_std"] = self.unwrapped.embed_std.detach().clone().float()
+
+    def train_step(self, batch: tuple[torch.Tensor, list[str]]) -> StepStats:
+        images, captions = batch
+        lr = self.set_lr()
+        n = len(captions)
+        t = torch.randint(0, self.schedule.num_steps, (n,), generator=self.generator)
+        noise = torch.randn(n, self.model_config.embed_dim, generator=self.generator)
+        keep = torch.rand(n, generator=self.generator) >= self.config.text_dropout
+        local = slice(*self._local_range(n))
+        tokens, mask, text, image = self.encode(images[local], captions[local])
+        x0 = self.unwrapped.standardise(image)
+        t, noise, keep = (self.local_slice(x) for x in (t, noise, keep))
+        x_t = self.schedule.add_noise(x0, noise, t)
+        with self.accelerator.autocast():
+            pred = self.model(x_t, t, tokens, text, mask, keep)
+        loss = F.mse_loss(pred.float(), x0)
+        stats = self.optimize({"loss": loss})
+        return StepStats(self.step, stats["loss"], lr)
+
+    def _local_range(self, n: int) -> tuple[int, int]:
+        per = n // self.accelerator.num_processes
+        return self.accelerator.process_index * per, (self.accelerator.process_index + 1) * per
+
+    def pipeline(self, settings: PriorSettings | None = None) -> UnclipPipeline:
+        """The EMA prior with the frozen CLIP and its tokenizer."""
+        return UnclipPipeline(
+            self.tokenizer, self.clip, self.ema_model(), settings or PriorSettings()
+        )
+
+    def sample(self) -> None:
+        """Retrieval of rendered test images by the prior's embeddings, logged (shapes data)."""
+        if not self.config.data.startswith("shapes"):
+            return
+        from dalle.eval.prior_eval import shapes_prior_report
+
+        report = shapes_prior_report(self.pipeline(), n=self.config.eval_prompts, seed=1)
+        self.metrics.append({"step": self.step, "eval": report})
+
+    def export(self) -> Path:
+        """``OUT/pipeline``: tokenizer, CLIP and the EMA prior (fp16), an unCLIP pipeline
+        folder ``dalle embed --model`` reads."""
+        return self.pipeline().save_pretrained(self.run_dir / self.export_name, torch.float16)
+
+
+PriorTrainConfig.register_preset(
+    "shapes",
+    PriorTrainConfig(data="shapes", steps=6000, batch_size=128, warmup_steps=200,
+                     checkpoint_every=500, sample_every=1000),
+)  # fmt: skip
+PriorTrainConfig.register_preset(
+    "prior-tiny",
+    PriorTrainConfig(data="shapes", steps=12, batch_size=8, warmup_steps=2, checkpoint_every=4,
+                     sample_every=6, stat_batches=2, eval_prompts=8),
+)  # fmt: skip

@@ -1,0 +1,153 @@
+"""`dalle train prior` and `dalle embed`: a tiny prior on a tiny frozen CLIP."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from dalle.cli import main
+from dalle.models.clip import CLIP, CLIPConfig
+from dalle.models.prior import PriorConfig
+from dalle.pipelines.clip_ranker import ClipRanker
+from dalle.pipelines.unclip_pipeline import PriorSettings, UnclipPipeline
+from dalle.shapes.captions import sample_caption
+from dalle.shapes.sampling import HashRandom, sample_scene
+from dalle.text.tokenizer import TextTokenizer
+from dalle.training.metrics_log import MetricsLog
+from dalle.training.prior_trainer import PriorTrainConfig, PriorTrainer
+
+from .cli_runs import kill_after_checkpoint, run_train
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    """A random clip-tiny CLIP with a tokenizer of shapes captions, as `dalle train clip` writes."""
+    captions = [sample_caption(sample_scene("train", i), HashRandom("t", i))[0] for i in range(300)]
+    tokenizer = TextTokenizer.train(captions, vocab_size=300, min_frequency=1)
+    torch.manual_seed(0)
+    config = CLIPConfig.from_preset("clip-tiny").replace(
+        num_text_tokens=tokenizer.vocab_size, eot_id=tokenizer.eot_id
+    )
+    return ClipRanker(CLIP(config), tokenizer).save_pretrained(tmp_path_factory.mktemp("clip"))
+
+
+def test_a_tiny_prior_learns(tiny_clip, tmp_path):
+    from dalle.data import open_dataset
+
+    torch.set_num_threads(1)
+    ranker = ClipRanker.from_pretrained(tiny_clip)
+    c = ranker.clip.config
+    model_config = PriorConfig.from_preset("prior-tiny")
+    config = PriorTrainConfig(
+        data="shapes", steps=150, batch_size=32, lr=3e-3, warmup_steps=10, bf16=False,
+        checkpoint_every=10**6, sample_every=10**6, stat_batches=4,
+    )  # fmt: skip
+    data = open_dataset("shapes", image_size=c.image_size, seed=0)
+    trainer = PriorTrainer(model_config, config, tmp_path, ranker.clip, ranker.tokenizer, data)
+    losses = []
+    trainer.train(lambda s: losses.append(s.loss))
+    assert abs(trainer.unwrapped.embed_std.mean().item() - 1) > 0.01  # statistics were set
+    first, last = np.mean(losses[:15]), np.mean(losses[-15:])
+    assert last < 0.6 * first, (first, last)
+
+
+def run_cli(clip, out, *extra, wait=True):
+    return run_train("prior", "prior-tiny", out, "--clip", str(clip), "--no-bf16", *extra,
+                     wait=wait)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_is_bit_exact(tiny_clip, tmp_path):
+    run_cli(tiny_clip, tmp_path / "straight")
+    proc = run_cli(tiny_clip, tmp_path / "killed", wait=False)
+    killed_at = kill_after_checkpoint(proc, tmp_path / "killed", "step_0000004")
+    assert killed_at is not None and killed_at.name < "step_0000012", "run ended before the kill"
+    result = run_cli(tiny_clip, tmp_path / "killed", "--resume")
+    assert "trained 12 steps" in result.stdout
+    for name in ("model", "ema"):
+        a = load_file(str(tmp_path / "straight/checkpoints/step_0000012" / f"{name}.safetensors"))
+        b = load_file(str(tmp_path / "killed/checkpoints/step_0000012" / f"{name}.safetensors"))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    logs = [MetricsLog(tmp_path / r / "metrics.jsonl").records() for r in ("straight", "killed")]
+    assert [r.get("loss") for r in logs[0]] == [r.get("loss") for r in logs[1]]
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one(tiny_clip, tmp_path):
+    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+    args = ["-m", "dalle", "train", "prior", "--preset", "prior-tiny", "--clip", str(tiny_clip),
+            "--threads", "1", "--no-bf16", "--steps", "6", "--checkpoint-every", "6",
+            "--sample-every", "100"]  # fmt: skip
+    subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], check=True, env=env,
+                   capture_output=True)  # fmt: skip
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_port", "29521"]  # fmt: skip
+    subprocess.run([*torchrun, *args, "--out", str(tmp_path / "two")], check=True, env=env,
+                   capture_output=True, timeout=300)  # fmt: skip
+    one = load_file(str(tmp_path / "one/checkpoints/step_0000006/model.safetensors"))
+    two = load_file(str(tmp_path / "two/checkpoints/step_0000006/model.safetensors"))
+    for key in one:  # Adam divides by the gradients' size: round-off in near-zero ones shows
+        torch.testing.assert_close(one[key], two[key], atol=1e-4, rtol=1e-3)
+
+
+def test_train_then_embed(tiny_clip, tmp_path, capsys):
+    run_cli(tiny_clip, tmp_path / "run")
+    pipe_dir = tmp_path / "run" / "pipeline"
+    pipe = UnclipPipeline.from_pretrained(pipe_dir)
+    assert pipe.prior is not None and pipe.prior_defaults == PriorSettings()
+    prompts = ["a red circle", "a small blue square above a large green cross", "a white cross"]
+    (tmp_path / "prompts.txt").write_text("".join(p + "\n" for p in prompts))
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("b.png", "a.png", "c.jpg"):
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(images / name)
+    (images / "notes.txt").write_text("not an image")
+
+    def embed(*args):
+        out = tmp_path / f"e{len(list(tmp_path.glob('e*.npy')))}.npy"
+        assert main(["embed", *args, "--model", str(pipe_dir), "--out", str(out)]) == 0
+        array = np.load(out)
+        assert array.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(array, axis=1), 1.0, atol=1e-5)
+        return array
+
+    text = embed("--prompts", str(tmp_path / "prompts.txt"))
+    np.testing.assert_allclose(text, pipe.text_embeddings(prompts).numpy(), atol=1e-6)
+    prior = embed("--prompts", str(tmp_path / "prompts.txt"), "--prior", "--seed", "3")
+    assert prior.shape == (3, pipe.clip.config.embed_dim)
+    np.testing.assert_allclose(prior, pipe.prior_embeddings(prompts, seed=3).numpy(), atol=1e-5)
+    # one prompt alone draws what it drew among the others
+    alone = pipe.prior_embeddings(prompts[1:2], seed=3, first_index=1)
+    np.testing.assert_allclose(alone[0].numpy(), prior[1], atol=1e-5)
+    pictures = embed("--images", str(images))
+    ranker = ClipRanker.from_pretrained(pipe_dir)
+    files = [Image.open(images / n).convert("RGB") for n in ("a.png", "b.png", "c.jpg")]
+    with torch.no_grad():
+        want = ranker.clip.encode_image(ranker.to_tensor(files)).numpy()
+    np.testing.assert_allclose(pictures, want, atol=1e-5)  # sorted file-name order
+
+
+def test_embed_refuses_bad_input_before_loading(tiny_clip, tmp_path, capsys):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a red circle\n")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.png").write_bytes(b"not a png")
+    cases = [
+        (["--prompts", str(prompts), "--out", str(tmp_path / "e.txt")], "ending in .npy"),
+        (["--images", str(tmp_path), "--prior", "--out", str(tmp_path / "e.npy")], "--prompts"),
+        (["--images", str(tmp_path / "none"), "--out", str(tmp_path / "e.npy")], "no such folder"),
+        (["--prompts", str(prompts), "--out", str(tmp_path / "no/e.npy")], "does not exist"),
+        (["--images", str(bad), "--model", str(tiny_clip), "--out", str(tmp_path / "e.npy")],
+         "x.png"),
+    ]  # fmt: skip
+    for args, message in cases:
+        assert main(["embed", *args]) == 2
+        assert message in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.npy"))
