@@ -1,5 +1,6 @@
 """`dalle train prior` and `dalle embed`: a tiny prior on a tiny frozen CLIP."""
 
+import json
 import os
 import subprocess
 import sys
@@ -131,6 +132,14 @@ def test_train_then_embed(tiny_clip, tmp_path, capsys):
     with torch.no_grad():
         want = ranker.clip.encode_image(ranker.to_tensor(files)).numpy()
     np.testing.assert_allclose(pictures, want, atol=1e-5)  # sorted file-name order
+    capsys.readouterr()
+    assert main(["eval", "prior", "--model", str(pipe_dir), "--n", "8", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["prior"]["seen"]["prompts"] + report["prior"]["held_out"]["prompts"] == 8
+    for which in ("text", "prior"):
+        for split in ("seen", "held_out"):
+            assert 0 <= report[which][split]["top1"] <= 1
+            assert -1 <= report[which][split]["cosine"] <= 1
 
 
 def test_embed_refuses_bad_input_before_loading(tiny_clip, tmp_path, capsys):

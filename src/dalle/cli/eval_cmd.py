@@ -103,6 +103,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     clip.add_argument("--json", action="store_true", help="print the report as one JSON line")
     clip.set_defaults(func=_eval_clip)
 
+    prior = ev_sub.add_parser(
+        "prior",
+        help="retrieval by the unCLIP prior's embeddings against the text embeddings",
+        description=(
+            "Render one image for each of --n canonical prompts of the users mix (three quarters "
+            "two-object, most stating sizes, a quarter held-out); retrieve among them by each "
+            "prompt's CLIP text embedding and by the prior's image embedding. Prints retrieval "
+            "top-1 and the mean cosine to the right image, seen and held-out, and the prior's "
+            "top-1 as a fraction of the text's (docs/unclip.md)."
+        ),
+    )
+    prior.add_argument("--model", default="shapes-unclip", help="unCLIP pipeline or bundled name")
+    prior.add_argument("--n", type=int, default=128, help="prompts (default 128)")
+    prior.add_argument(
+        "--prompts-seed", type=int, default=0, help="0: the reported set; 1: validation"
+    )
+    prior.add_argument("--seed", type=int, default=0, help="seed of the prior's draws")
+    prior.add_argument("--sampler", choices=("dpm++2m", "ddim", "ddpm"), default=None)
+    prior.add_argument("--steps", type=int, default=None, help="prior sampling steps")
+    prior.add_argument("--guidance", type=float, default=None, help="prior guidance scale")
+    prior.add_argument("--best-of", type=int, default=None, help="draws per prompt kept by CLIP")
+    prior.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    prior.set_defaults(func=_eval_prior)
+
     score = ev_sub.add_parser(
         "clipscore",
         help="CLIPScore of a folder of images with their prompts",
@@ -205,6 +229,33 @@ def _eval_clip(args: argparse.Namespace) -> int:
     for attribute, z in report["zero_shot"].items():
         print(
             f"zero-shot {attribute:<9} seen {_percent(z['seen'])}, held-out {_percent(z['held_out'])}"
+        )
+    return 0
+
+
+def _eval_prior(args: argparse.Namespace) -> int:
+    from dalle.eval.prior_eval import shapes_prior_report
+    from dalle.pipelines.unclip_pipeline import UnclipPipeline
+
+    if args.n < 1:
+        raise ValueError("--n must be at least 1")
+    pipe = UnclipPipeline.from_pretrained(args.model)
+    settings = pipe.prior_settings(
+        sampler=args.sampler, steps=args.steps, guidance=args.guidance, best_of=args.best_of
+    )
+    report = shapes_prior_report(pipe, args.n, args.seed, args.prompts_seed, settings)
+    report["settings"] = dataclasses.asdict(settings)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"prompts         {args.n} (users mix, prompts seed {args.prompts_seed}); {settings}")
+    for split in ("seen", "held_out"):
+        t, p = report["text"][split], report["prior"][split]
+        ratio = report["prior_vs_text"][split]
+        print(
+            f"{split:<9} ({t['prompts']:>3})  top-1 text {_percent(t['top1'])}, prior "
+            f"{_percent(p['top1'])} ({'-' if ratio is None else f'{ratio:.2f}'} of text); cosine "
+            f"text {t['cosine']:.3f}, prior {p['cosine']:.3f}"
         )
     return 0
 

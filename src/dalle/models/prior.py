@@ -125,7 +125,8 @@ class DiffusionPrior(PretrainedMixin, nn.Module):
         return self.out(self.ln_out(x[:, -1]))
 
 
-PriorConfig.register_preset("shapes", PriorConfig())
+# the shapes world: 4 layers of width 256 (the depth of the public port's benchmark case D)
+PriorConfig.register_preset("shapes", PriorConfig(num_layers=4))
 PriorConfig.register_preset(
     "prior-tiny",
     PriorConfig(embed_dim=16, text_dim=16, text_seq_len=20, dim=32, num_layers=2, num_heads=2,
