@@ -13,7 +13,7 @@ from dalle.models.transformer import DalleConfig
 from dalle.pipelines.sampling import SamplingSettings
 from dalle.text.tokenizer import TextTokenizer
 from dalle.training.dalle_trainer import DalleTrainConfig, DalleTrainer, fit_model_config
-from dalle.training.image_tokens import TokenBatches, load_token_cache
+from dalle.training.encoded_data import EncodedBatches, dvae_tokens, load_cache
 from dalle.training.metrics_log import MetricsLog
 
 from .cli_runs import kill_after_checkpoint, run_train
@@ -34,7 +34,7 @@ def toy_setup(tmp_path, steps=150):
         bf16=False, checkpoint_every=10**6, sample_every=10**6,
     )  # fmt: skip
     model_config = fit_model_config(DalleConfig.from_preset("dalle-tiny"), tokenizer, vae)
-    batches = TokenBatches(None, vae, config.batch_size, 0, (pictures, CAPTIONS), SkipReport())
+    batches = EncodedBatches(None, None, config.batch_size, 0, (pictures, CAPTIONS), SkipReport())
     trainer = DalleTrainer(model_config, config, tmp_path, tokenizer, vae, batches, CAPTIONS[:2])
     return trainer, pictures
 
@@ -60,7 +60,7 @@ def test_lr_schedule_end_points(tmp_path):
 
 def test_cached_batches_cover_each_epoch_once():
     tokens = torch.arange(10).view(10, 1, 1)
-    batches = TokenBatches(None, None, 4, 0, (tokens, [str(i) for i in range(10)]), SkipReport())
+    batches = EncodedBatches(None, None, 4, 0, (tokens, [str(i) for i in range(10)]), SkipReport())
     first = [b for _, (b, _) in zip(range(5), batches(0))]
     seen = torch.cat(first).flatten().tolist()
     assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:20]) == list(range(10))
@@ -110,12 +110,13 @@ def test_finite_data_is_tokenized_once_and_cached(tmp_path):
     assert "skipped 1 unreadable file" in result.stdout
     cache = tmp_path / "run" / "image_tokens.safetensors"
     from dalle.models.dvae import DiscreteVAE
-    from dalle.models.pretrained import weights_id
 
     # keyed by the dVAE's weights: another dVAE's tokens are never read back
-    assert load_token_cache(cache, "0" * 16) is None
-    tokens, captions = load_token_cache(cache, weights_id(DiscreteVAE.from_pretrained("shapes")))
-    assert tokens.shape == (6, 16, 16) and sorted(captions)[0] == "picture number 0"
+    other = DiscreteVAE(DiscreteVAE.from_pretrained("shapes").config)
+    assert load_cache(cache, dvae_tokens(other)) is None
+    tokens, captions = load_cache(cache, dvae_tokens(DiscreteVAE.from_pretrained("shapes")))
+    assert tokens.shape == (6, 256) and tokens.dtype == torch.long
+    assert sorted(captions)[0] == "picture number 0"
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from dalle.cli import main
+from dalle.data.base import SkipReport
 from dalle.models.clip import CLIP, CLIPConfig
 from dalle.models.prior import PriorConfig
 from dalle.pipelines.clip_ranker import ClipRanker
@@ -19,6 +20,7 @@ from dalle.pipelines.unclip_pipeline import PriorSettings, UnclipPipeline
 from dalle.shapes.captions import sample_caption
 from dalle.shapes.sampling import HashRandom, sample_scene
 from dalle.text.tokenizer import TextTokenizer
+from dalle.training.encoded_data import EncodedBatches, clip_image_embeddings, load_cache
 from dalle.training.metrics_log import MetricsLog
 from dalle.training.prior_trainer import PriorTrainConfig, PriorTrainer
 
@@ -49,7 +51,9 @@ def test_a_tiny_prior_learns(tiny_clip, tmp_path):
         checkpoint_every=10**6, sample_every=10**6, stat_batches=4,
     )  # fmt: skip
     data = open_dataset("shapes", image_size=c.image_size, seed=0)
-    trainer = PriorTrainer(model_config, config, tmp_path, ranker.clip, ranker.tokenizer, data)
+    encoder = clip_image_embeddings(ranker.clip)
+    batches = EncodedBatches(data, encoder, config.batch_size, config.seed, None, SkipReport())
+    trainer = PriorTrainer(model_config, config, tmp_path, ranker.clip, ranker.tokenizer, batches)
     losses = []
     trainer.train(lambda s: losses.append(s.loss))
     assert abs(trainer.unwrapped.embed_std.mean().item() - 1) > 0.01  # statistics were set
@@ -160,3 +164,31 @@ def test_embed_refuses_bad_input_before_loading(tiny_clip, tmp_path, capsys):
         assert main(["embed", *args]) == 2
         assert message in capsys.readouterr().err
     assert not list(tmp_path.glob("*.npy"))
+
+
+def test_a_finite_data_set_is_embedded_once_and_cached(tiny_clip, tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(data / f"{i}.png")
+        (data / f"{i}.txt").write_text(f"a red circle number {i}")
+    (data / "broken.png").write_bytes(b"not an image")
+    (data / "broken.txt").write_text("broken")
+    out = tmp_path / "run"
+    result = run_train("prior", "prior-tiny", out, "--clip", str(tiny_clip), "--no-bf16",
+                       "--data", str(data), "--batch-size", "4", "--steps", "4",
+                       "--checkpoint-every", "4")  # fmt: skip
+    assert "cached the CLIP image embeddings of 5 images" in result.stdout
+    assert "skipped 1 unreadable file" in result.stdout
+    ranker = ClipRanker.from_pretrained(tiny_clip)
+    embeddings, captions = load_cache(out / "clip_embeddings.safetensors",
+                                      clip_image_embeddings(ranker.clip))  # fmt: skip
+    assert embeddings.shape == (5, ranker.clip.config.embed_dim) and len(captions) == 5
+    image = Image.open(data / "3.png").convert("RGB")
+    with torch.no_grad():
+        want = ranker.clip.encode_image(ranker.to_tensor([image]))[0]
+    torch.testing.assert_close(embeddings[captions.index("a red circle number 3")], want,
+                               atol=1e-5, rtol=0)  # fmt: skip
+    other = CLIP(ranker.clip.config)  # another CLIP's embeddings are never read back
+    assert load_cache(out / "clip_embeddings.safetensors", clip_image_embeddings(other)) is None

@@ -83,6 +83,36 @@ def prepare_tokenizer(given: str | None, config, dataset, out: Path, accelerator
     return TextTokenizer.from_file(path)
 
 
+def encoded_batches(config, dataset, encoder, out: Path, accelerator):
+    """Batches of ``encoder``'s view of the data: a finite data set is encoded once (by the main
+    process, under a progress bar) into ``OUT/<encoder.cache_file>`` and read from there."""
+    from tqdm.auto import tqdm
+
+    from dalle.data.base import SkipReport
+    from dalle.training.encoded_data import (
+        EncodedBatches,
+        encode_dataset,
+        is_finite,
+        load_cache,
+        save_cache,
+    )
+
+    report, cache = SkipReport(), None
+    if is_finite(dataset):
+        path = out / encoder.cache_file
+        if accelerator.is_main_process and load_cache(path, encoder) is None:
+            with tqdm(
+                total=len(dataset), desc=f"encode images ({encoder.kind})", unit="img"
+            ) as bar:
+                encoded, captions = encode_dataset(dataset, encoder, report=report,
+                                                   on_batch=bar.update)  # fmt: skip
+            save_cache(path, encoder, encoded, captions)
+            print(f"cached the {encoder.description} of {len(captions)} images in {path}")
+        accelerator.wait_for_everyone()
+        cache = load_cache(path, encoder)
+    return EncodedBatches(dataset, encoder, config.batch_size, config.seed, cache, report)
+
+
 def run_folder(args: argparse.Namespace) -> Path:
     """``--out``, refused if it already holds a run and ``--resume`` was not given."""
     out = Path(args.out)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from dalle.cli.train_args import (
     add_run_arguments,
+    encoded_batches,
     prepare_tokenizer,
     run_config,
     run_folder,
@@ -52,31 +51,6 @@ def register(train_sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_train_dalle)
 
 
-def _token_batches(config, dataset, vae, out: Path, accelerator):
-    from dalle.data.base import SkipReport
-    from dalle.models.pretrained import weights_id
-    from dalle.training.image_tokens import (
-        CACHE_FILE,
-        TokenBatches,
-        encode_dataset,
-        is_finite,
-        load_token_cache,
-        save_token_cache,
-    )
-
-    report, cache = SkipReport(), None
-    if is_finite(dataset):
-        path, vae_id = out / CACHE_FILE, weights_id(vae)
-        if accelerator.is_main_process and load_token_cache(path, vae_id) is None:
-            with tqdm(total=len(dataset), desc="encode images", unit="img") as bar:
-                tokens, captions = encode_dataset(dataset, vae, report=report, on_batch=bar.update)
-            save_token_cache(path, tokens, captions, vae_id)
-            print(f"cached the image tokens of {len(captions)} images in {path}")
-        accelerator.wait_for_everyone()
-        cache = load_token_cache(path, vae_id)
-    return TokenBatches(dataset, vae, config.batch_size, config.seed, cache, report)
-
-
 def _sample_prompts(config: DalleTrainConfig, dataset) -> list[str]:
     if config.data.startswith("shapes"):
         from dalle.shapes.prompts import SAMPLE_PROMPTS
@@ -89,6 +63,7 @@ def _train_dalle(args: argparse.Namespace) -> int:
     from dalle.data import open_dataset
     from dalle.folders import part_path
     from dalle.models.dvae import DiscreteVAE
+    from dalle.training.encoded_data import dvae_tokens
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -100,7 +75,7 @@ def _train_dalle(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = prepare_tokenizer(args.tokenizer, config, dataset, out, accelerator)
     model_config = fit_model_config(DalleConfig.from_preset(args.preset), tokenizer, vae)
-    batches = _token_batches(config, dataset, vae, out, accelerator)
+    batches = encoded_batches(config, dataset, dvae_tokens(vae), out, accelerator)
     trainer = DalleTrainer(
         model_config, config, out, tokenizer, vae, batches, _sample_prompts(config, dataset),
         accelerator,

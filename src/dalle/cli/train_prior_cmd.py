@@ -6,7 +6,13 @@ import argparse
 
 import torch
 
-from dalle.cli.train_args import add_run_arguments, run_config, run_folder, run_trainer
+from dalle.cli.train_args import (
+    add_run_arguments,
+    encoded_batches,
+    run_config,
+    run_folder,
+    run_trainer,
+)
 from dalle.training.prior_trainer import PriorTrainConfig
 
 
@@ -18,7 +24,8 @@ def register(train_sub: argparse._SubParsersAction) -> None:
             "Train the diffusion prior of unCLIP (Ramesh et al. 2022, section 2.2) on a data "
             "set's captions and images, encoded by a frozen CLIP (--clip: a CLIP folder with its "
             "tokenizer.json, a pipeline holding one, or a bundled name; default the bundled "
-            "shapes CLIP). Image embeddings are standardised by statistics of the first batches, "
+            "shapes CLIP); a finite data set's image embeddings are computed once and cached in "
+            "OUT/clip_embeddings.safetensors, keyed by the CLIP's weights. Image embeddings are standardised by statistics of the first batches, "
             "kept with the weights. Checkpoints go to OUT/checkpoints (exact resume); on the "
             "shapes world, retrieval by the prior's embeddings goes to OUT/metrics.jsonl every "
             "--sample-every steps; at the end OUT/pipeline holds the tokenizer, the CLIP and the "
@@ -35,6 +42,7 @@ def _train_prior(args: argparse.Namespace) -> int:
     from dalle.data import open_dataset
     from dalle.models.prior import PriorConfig
     from dalle.pipelines.clip_ranker import ClipRanker
+    from dalle.training.encoded_data import clip_image_embeddings
     from dalle.training.loop import make_accelerator
     from dalle.training.prior_trainer import PriorTrainer
 
@@ -51,8 +59,9 @@ def _train_prior(args: argparse.Namespace) -> int:
     )
     dataset = open_dataset(config.data, image_size=clip.image_size, seed=config.seed)
     out.mkdir(parents=True, exist_ok=True)
+    batches = encoded_batches(config, dataset, clip_image_embeddings(ranker.clip), out, accelerator)
     trainer = PriorTrainer(
-        model_config, config, out, ranker.clip, ranker.tokenizer, dataset, accelerator
+        model_config, config, out, ranker.clip, ranker.tokenizer, batches, accelerator
     )
     run_trainer(
         trainer, args, config, model_config, out, "prior",

@@ -20,7 +20,7 @@ from dalle.models.pretrained import weights_id
 from dalle.models.transformer import DalleConfig, DalleTransformer, dalle_loss
 from dalle.pipelines.dalle_pipeline import DallePipeline
 from dalle.text.tokenizer import TextTokenizer
-from dalle.training.image_tokens import TokenBatches
+from dalle.training.encoded_data import EncodedBatches
 from dalle.training.loop import AcceleratedTrainer, RunConfig, make_accelerator
 from dalle.utils.images import image_grid, save_png
 
@@ -65,7 +65,7 @@ class DalleTrainer(AcceleratedTrainer):
         run_dir: str | Path,
         tokenizer: TextTokenizer,
         vae: DiscreteVAE,
-        batches: TokenBatches,
+        batches: EncodedBatches,
         sample_prompts: list[str],
         accelerator: Accelerator | None = None,
     ) -> None:

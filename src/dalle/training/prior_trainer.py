@@ -1,7 +1,8 @@
 """Training the unCLIP diffusion prior (Ramesh et al. 2022, section 2.2) on the shared loop.
 
-Each step encodes the batch with the frozen CLIP (the caption's token encodings and text
-embedding, the image's embedding), noises the standardised image embedding at a random timestep,
+Each step reads the images' embeddings by the frozen CLIP (encoded once and cached for a finite
+data set, batch by batch for a stream: ``dalle.training.encoded_data``), encodes the captions
+(token encodings and text embedding), noises the standardised image embedding at a random timestep,
 and regresses the clean one (x0) with a mean squared error. The caption is replaced by the learned
 null caption for ``text_dropout`` of the samples (classifier-free guidance). The timesteps, noise
 and dropout of a step are drawn for the whole global batch from the run's generator, so that a
@@ -13,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,7 @@ from dalle.models.pretrained import weights_id
 from dalle.models.prior import DiffusionPrior, PriorConfig
 from dalle.pipelines.unclip_pipeline import PriorSettings, UnclipPipeline, make_schedule
 from dalle.text.tokenizer import TextTokenizer
-from dalle.training.batches import step_batches
+from dalle.training.encoded_data import EncodedBatches
 from dalle.training.loop import AcceleratedTrainer, RunConfig
 
 
@@ -58,48 +58,47 @@ class PriorTrainer(AcceleratedTrainer):
         run_dir: str | Path,
         clip: CLIP,
         tokenizer: TextTokenizer,
-        dataset,
+        batches: EncodedBatches,
         accelerator: Accelerator | None = None,
     ) -> None:
+        """``batches``: the data's CLIP image embeddings and captions
+        (``EncodedBatches`` of ``clip_image_embeddings(clip)``)."""
         torch.manual_seed(config.seed)
         super().__init__(DiffusionPrior(model_config), model_config, config, run_dir, accelerator)
         self.clip = clip.to(self.accelerator.device).eval().requires_grad_(False)
-        self.tokenizer, self.dataset = tokenizer, dataset
+        self.tokenizer, self.embedding_batches = tokenizer, batches
         self.schedule = make_schedule(self.unwrapped)
-        self.skipped = SkipReport()
+        self.skipped: SkipReport = batches.report
 
     def extra_state(self) -> dict[str, str]:
         return {"clip": weights_id(self.clip)}  # a resumed run must read the same CLIP
 
-    def batches(self, start_step: int) -> Iterator[Any]:
-        c = self.config
-        return step_batches(self.dataset, c.batch_size, start_step, c.seed, self.skipped)
+    def batches(self, start_step: int) -> Iterator[tuple[torch.Tensor, list[str]]]:
+        return self.embedding_batches(start_step)
 
     @torch.no_grad()
-    def encode(self, images: torch.Tensor, captions: list[str]):
-        """The frozen CLIP's token encodings, caption mask, text and image embeddings."""
+    def encode_captions(self, captions: list[str]):
+        """The frozen CLIP's token encodings, caption mask and text embedding."""
         ids = self.tokenizer.encode(captions, self.clip.config.text_seq_len).ids
-        tokens, mask, text = self.clip.encode_text_tokens(ids.to(self.accelerator.device))
-        return tokens, mask, text, self.clip.encode_image(images.to(self.accelerator.device))
+        return self.clip.encode_text_tokens(ids.to(self.accelerator.device))
 
     def begin(self) -> None:
         """Standardise by the image embeddings of the first ``stat_batches`` batches."""
         batches = self.batches(0)
-        embeds = [self.encode(*next(batches))[3] for _ in range(self.config.stat_batches)]
-        self.unwrapped.set_statistics(torch.cat(embeds).float())
+        embeds = [next(batches)[0] for _ in range(self.config.stat_batches)]
+        self.unwrapped.set_statistics(torch.cat(embeds).float().to(self.accelerator.device))
         self.ema.shadow["embed_mean"] = self.unwrapped.embed_mean.detach().clone().float()
         self.ema.shadow["embed_std"] = self.unwrapped.embed_std.detach().clone().float()
 
     def train_step(self, batch: tuple[torch.Tensor, list[str]]) -> StepStats:
-        images, captions = batch
+        image, captions = batch  # (B, D) CLIP image embeddings
         lr = self.set_lr()
         n = len(captions)
         t = torch.randint(0, self.schedule.num_steps, (n,), generator=self.generator)
         noise = torch.randn(n, self.model_config.embed_dim, generator=self.generator)
         keep = torch.rand(n, generator=self.generator) >= self.config.text_dropout
-        local = slice(*self._local_range(n))
-        tokens, mask, text, image = self.encode(images[local], captions[local])
-        x0 = self.unwrapped.standardise(image)
+        tokens, mask, text = self.encode_captions(captions[slice(*self._local_range(n))])
+        x0 = self.unwrapped.standardise(self.local_slice(image))
         t, noise, keep = (self.local_slice(x) for x in (t, noise, keep))
         x_t = self.schedule.add_noise(x0, noise, t)
         with self.accelerator.autocast():
