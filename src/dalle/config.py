@@ -141,11 +141,13 @@ class Config:
 
     @classmethod
     def load(cls: type[C], path: str | os.PathLike) -> C:
-        with open(path, encoding="utf-8") as f:
-            try:
+        try:
+            with open(path, encoding="utf-8") as f:
                 return cls.from_json(f.read())
-            except ConfigError as e:
-                raise ConfigError(f"{path}: {e}") from None
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: not valid JSON ({e})") from None
 
     def replace(self: C, **changes: Any) -> C:
         """A copy with ``changes`` applied, validated like a loaded config."""

@@ -197,8 +197,14 @@ def load_part(root: Path, record: PartRecord, device: Any = "cpu") -> Any:
 
 
 def load_parts(root: Path, index: PipelineIndex, device: Any = "cpu") -> dict[str, Any]:
-    """Every part of a pipeline, by name."""
-    return {name: load_part(root, record, device) for name, record in index.parts.items()}
+    """Every part of a pipeline, by name; a part that does not load is one error naming it."""
+    parts = {}
+    for name, record in index.parts.items():
+        try:
+            parts[name] = load_part(root, record, device)
+        except (ValueError, OSError) as e:
+            raise ValueError(f"{root}: part {name!r} ({record.cls}): {e}") from None
+    return parts
 
 
 def write_pipeline(

@@ -20,6 +20,41 @@ from dalle.folders import CONFIG_FILE, part_path, register_part
 from dalle.utils.io import atomic_path
 
 M = TypeVar("M", bound="PretrainedMixin")
+WEIGHTS_FILE = "model.safetensors"
+
+
+def _checked_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors of ``path``, checked against the model its config.json builds: one clear
+    error naming the file for anything unreadable, missing, extra, misshapen or not finite."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: missing (a model folder holds config.json and {path.name})"
+        )
+    try:
+        state = load_file(str(path))  # to the CPU; never unpickles anything
+    except Exception as e:  # safetensors raises its own error type for every malformed file
+        raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
+    expected = model.state_dict()
+    problems = []
+    missing, extra = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
+    if missing:
+        problems.append(f"{len(missing)} tensors missing (first {missing[0]})")
+    if extra:
+        problems.append(f"{len(extra)} tensors not in the model (first {extra[0]})")
+    for key in sorted(expected.keys() & state.keys()):
+        if state[key].shape != expected[key].shape:
+            problems.append(
+                f"{key} is {tuple(state[key].shape)}, the config makes {tuple(expected[key].shape)}"
+            )
+            break
+        if state[key].is_floating_point() and not bool(state[key].isfinite().all()):
+            problems.append(f"{key} holds NaN or infinite values")
+            break
+    if problems:
+        raise ValueError(
+            f"{path}: the weights do not match {path.parent / CONFIG_FILE}: {'; '.join(problems)}"
+        )
+    return {k: v.to(expected[k].dtype) for k, v in state.items()}
 
 
 def weights_id(model: nn.Module) -> str:
@@ -54,7 +89,7 @@ class PretrainedMixin:
             k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
             for k, v in self.state_dict().items()
         }
-        with atomic_path(directory / "model.safetensors") as tmp:
+        with atomic_path(directory / WEIGHTS_FILE) as tmp:
             save_file(tensors, str(tmp), metadata={"format": "pt"})
         self.config.save(directory / CONFIG_FILE)
         return directory
@@ -78,10 +113,7 @@ class PretrainedMixin:
             )
         config = cls.config_class.load(directory / CONFIG_FILE)
         model = cls(config)  # type: ignore[call-arg]
-        state = load_file(str(directory / "model.safetensors"))  # to the CPU, then moved
-        expected = model.state_dict()  # type: ignore[attr-defined]
-        state = {k: v.to(expected[k].dtype) if k in expected else v for k, v in state.items()}
-        model.load_state_dict(state)  # type: ignore[attr-defined]
+        model.load_state_dict(_checked_weights(directory / WEIGHTS_FILE, model))  # type: ignore[attr-defined]
         return model.to(device).eval()  # type: ignore[attr-defined]
 
     # -- as a pipeline part (dalle.folders) ------------------------------------------------------

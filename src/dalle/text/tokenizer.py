@@ -174,7 +174,10 @@ class TextTokenizer:
         file = _resolve_file(path)
         if not file.is_file():
             raise FileNotFoundError(f"no tokenizer file at {file}")
-        return cls(Tokenizer.from_str(file.read_text(encoding="utf-8")))
+        try:
+            return cls(Tokenizer.from_str(file.read_text(encoding="utf-8")))
+        except Exception as e:  # the tokenizers library raises plain Exceptions
+            raise ValueError(f"{file}: not a valid tokenizer.json ({e})") from None
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | os.PathLike) -> TextTokenizer:
