@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,3 +35,10 @@ def kill_after_checkpoint(proc: subprocess.Popen, run_dir: Path, at_least: str) 
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     return latest_checkpoint(run_dir)
+
+
+def free_port() -> str:
+    """A TCP port nothing listens on now, for a torchrun rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])

@@ -16,7 +16,7 @@ from dalle.training.dalle_trainer import DalleTrainConfig, DalleTrainer, fit_mod
 from dalle.training.encoded_data import EncodedBatches, dvae_tokens, load_cache
 from dalle.training.metrics_log import MetricsLog
 
-from .cli_runs import kill_after_checkpoint, run_train
+from .cli_runs import free_port, kill_after_checkpoint, run_train
 
 CAPTIONS = ["a red circle", "a blue square", "a green cross", "a white triangle"]
 
@@ -129,7 +129,7 @@ def test_two_processes_train_like_one(tmp_path):
     subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], check=True, env=env,
                    capture_output=True)  # fmt: skip
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                "--master_port", "29517"]  # fmt: skip
+                "--master_port", free_port()]  # fmt: skip
     subprocess.run([*torchrun, *args, "--out", str(tmp_path / "two")], check=True, env=env,
                    capture_output=True, timeout=300)  # fmt: skip
     one = load_file(str(tmp_path / "one/checkpoints/step_0000010/model.safetensors"))

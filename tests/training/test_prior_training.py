@@ -24,7 +24,7 @@ from dalle.training.encoded_data import EncodedBatches, clip_image_embeddings, l
 from dalle.training.metrics_log import MetricsLog
 from dalle.training.prior_trainer import PriorTrainConfig, PriorTrainer
 
-from .cli_runs import kill_after_checkpoint, run_train
+from .cli_runs import free_port, kill_after_checkpoint, run_train
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_two_processes_train_like_one(tiny_clip, tmp_path):
     subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], check=True, env=env,
                    capture_output=True)  # fmt: skip
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                "--master_port", "29521"]  # fmt: skip
+                "--master_port", free_port()]  # fmt: skip
     subprocess.run([*torchrun, *args, "--out", str(tmp_path / "two")], check=True, env=env,
                    capture_output=True, timeout=300)  # fmt: skip
     one = load_file(str(tmp_path / "one/checkpoints/step_0000006/model.safetensors"))

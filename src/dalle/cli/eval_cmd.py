@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from dalle.cli.sampling_args import add_candidates_argument, add_sampling_arguments
+from dalle.cli.validate import positive_int
 from dalle.eval.shapes_report import failure_grid, read_prompts, score_folder
 
 
@@ -115,15 +116,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     prior.add_argument("--model", default="shapes-unclip", help="unCLIP pipeline or bundled name")
-    prior.add_argument("--n", type=int, default=128, help="prompts (default 128)")
+    prior.add_argument("--n", type=positive_int, default=128, help="prompts (default 128)")
     prior.add_argument(
         "--prompts-seed", type=int, default=0, help="0: the reported set; 1: validation"
     )
     prior.add_argument("--seed", type=int, default=0, help="seed of the prior's draws")
     prior.add_argument("--sampler", choices=("dpm++2m", "ddim", "ddpm"), default=None)
-    prior.add_argument("--steps", type=int, default=None, help="prior sampling steps")
+    prior.add_argument("--steps", type=positive_int, default=None, help="prior sampling steps")
     prior.add_argument("--guidance", type=float, default=None, help="prior guidance scale")
-    prior.add_argument("--best-of", type=int, default=None, help="draws per prompt kept by CLIP")
+    prior.add_argument(
+        "--best-of", type=positive_int, default=None, help="draws per prompt kept by CLIP"
+    )
     prior.add_argument("--json", action="store_true", help="print the report as one JSON line")
     prior.set_defaults(func=_eval_prior)
 

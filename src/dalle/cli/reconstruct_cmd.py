@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from dalle.cli.validate import positive_int
 from dalle.data.images import IMAGE_EXTENSIONS, BadImageError, load_image
 from dalle.data.transforms import ImageTransform, TransformConfig
 from dalle.eval.reconstruction import psnr
@@ -34,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rec.add_argument(
         "--model", default="shapes", help="dVAE folder or bundled name (default shapes)"
     )
-    rec.add_argument("--batch-size", type=int, default=64)
+    rec.add_argument("--batch-size", type=positive_int, default=64)
     rec.set_defaults(func=_reconstruct)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from dalle.cli.validate import positive_int
+
 
 def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -11,11 +13,13 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
         default="shapes",
         help="pipeline folder (with model_index.json) or bundled name (default shapes)",
     )
-    p.add_argument("--num-images", type=int, default=4, help="images per prompt (default 4)")
+    p.add_argument(
+        "--num-images", type=positive_int, default=4, help="images per prompt (default 4)"
+    )
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     add_settings_arguments(p)
     p.add_argument(
-        "--batch-size", type=int, default=None,
+        "--batch-size", type=positive_int, default=None,
         help="images sampled at once (default: the pipeline's, chosen by measurement: "
         "docs/benchmarks.md)",
     )  # fmt: skip
@@ -25,7 +29,7 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
         "the machine has bf16 matrix units (Intel AMX / AVX512-BF16 CPUs, recent GPUs), fp32 "
         "elsewhere (on other CPUs bf16 is many times slower)",
     )  # fmt: skip
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
 
 
 def add_settings_arguments(p: argparse.ArgumentParser, default: str = "the model's") -> None:

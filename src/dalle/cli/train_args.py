@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TypeVar
 
+from dalle.cli.validate import positive_float, positive_int
 from dalle.config import Config
 
 C = TypeVar("C", bound=Config)
@@ -33,11 +34,17 @@ def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], out: str) 
         action="store_true",
         help="continue from the newest checkpoint in --out, exactly",
     )
-    p.add_argument("--steps", type=int, default=None, help="total optimizer steps")
-    p.add_argument("--batch-size", type=int, default=None, help="(global) batch size")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate")
-    p.add_argument("--checkpoint-every", type=int, default=None)
-    p.add_argument("--sample-every", type=int, default=None)
+    p.add_argument(
+        "--allow-changes",
+        action="store_true",
+        help="with --resume: continue although settings differ from the run's train_config.json "
+        "(e.g. more --steps); the earlier file is kept beside the new one",
+    )
+    p.add_argument("--steps", type=positive_int, default=None, help="total optimizer steps")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="(global) batch size")
+    p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate")
+    p.add_argument("--checkpoint-every", type=positive_int, default=None)
+    p.add_argument("--sample-every", type=positive_int, default=None)
     p.add_argument(
         "--bf16",
         action=argparse.BooleanOptionalAction,
@@ -47,10 +54,10 @@ def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], out: str) 
         "autocast made a step 22x slower)",
     )
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument(
         "--stop-at",
-        type=int,
+        type=positive_int,
         default=None,
         help="stop (after a checkpoint) at this step, keeping the schedule of --steps",
     )
@@ -123,6 +130,37 @@ def run_folder(args: argparse.Namespace) -> Path:
     return out
 
 
+HARMLESS_CHANGES = {"checkpoint_every", "sample_every", "log_every"}  # do not alter the run
+
+
+def check_resumed_config(out: Path, config: Config, allow: bool, main: bool = True) -> None:
+    """On ``--resume``: settings that alter the run (data, batch size, learning rate, steps, ...)
+    must match the run's ``train_config.json``; with ``allow`` they may differ, and the earlier
+    file is kept as ``train_config.until_<checkpoint>.json``."""
+    import shutil
+
+    from dalle.training.checkpoint import latest_checkpoint
+
+    path = out / "train_config.json"
+    if not path.is_file():
+        return
+    saved, now = type(config).load(path).to_dict(), config.to_dict()
+    changed = [k for k in now if saved.get(k) != now[k] and k not in HARMLESS_CHANGES]
+    if not changed:
+        return
+    listing = ", ".join(
+        f"--{k.replace('_', '-')} {saved.get(k)!r} (now {now[k]!r})" for k in changed
+    )  # fmt: skip
+    if not allow:
+        raise ValueError(
+            f"{out} was trained with other settings: {listing}. Resume with the run's settings, "
+            "or pass --allow-changes to continue with these"
+        )
+    last = latest_checkpoint(out)
+    if main and last is not None:
+        shutil.copy(path, out / f"train_config.until_{last.name}.json")
+
+
 def run_trainer(
     trainer, args, config, model_config, out: Path, desc: str, postfix, init=None
 ) -> Path | None:
@@ -132,6 +170,8 @@ def run_trainer(
     from tqdm.auto import tqdm
 
     main = trainer.accelerator.is_main_process
+    if args.resume:
+        check_resumed_config(out, config, getattr(args, "allow_changes", False), main)
     if args.resume and not trainer.resume():
         print(f"no checkpoint in {out}: starting from step 0")
     if init is not None and trainer.step == 0:

@@ -50,8 +50,13 @@ class SkipReport:
         self.max_examples = max_examples
         self.examples: list[BadFile] = []
         self._counts: Counter[str] = Counter()
+        self._seen: set[str] = set()  # a file read again (next epoch, a replayed stream) once
 
     def add(self, bad: BadFile) -> None:
+        key = str(bad.path)
+        if key in self._seen:
+            return
+        self._seen.add(key)
         self._counts[bad.reason] += 1
         if len(self.examples) < self.max_examples:
             self.examples.append(bad)

@@ -93,7 +93,7 @@ class ShapesReport:
 
 def read_prompts(path: str | os.PathLike) -> list[str]:
     """One prompt per line; blank lines are kept out, so line N is prompt N - 1."""
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # a byte-order mark is not part of prompt 0
         lines = [line.strip() for line in f]
     while lines and not lines[-1]:
         lines.pop()

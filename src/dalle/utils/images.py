@@ -68,7 +68,8 @@ def save_png(
     'none'): the prompt, seed, model and settings that made it travel with the file."""
     info = PngInfo()
     for key, value in (text or {}).items():
-        info.add_text(key, "none" if value is None else str(value))
+        value = "none" if value is None else str(value)
+        info.add_text(key, value.replace("\x00", "\ufffd"))  # PNG text cannot hold NUL
     path = Path(path)
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG", pnginfo=info)
