@@ -10,7 +10,7 @@ from dalle.cli import main
 from dalle.training.clip_trainer import CLIPTrainConfig
 from dalle.training.metrics_log import MetricsLog
 
-from .cli_runs import kill_after_checkpoint, run_train
+from .cli_runs import free_port, kill_after_checkpoint, run_train
 
 
 @pytest.mark.slow
@@ -41,7 +41,7 @@ def test_clip_two_processes_gather_features_and_train_like_one(tmp_path):
     subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], check=True, env=env,
                    capture_output=True)  # fmt: skip
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                "--master_port", "29518"]  # fmt: skip
+                "--master_port", free_port()]  # fmt: skip
     subprocess.run([*torchrun, *args, "--out", str(tmp_path / "two")], check=True, env=env,
                    capture_output=True, timeout=300)  # fmt: skip
     one = load_file(str(tmp_path / "one/checkpoints/step_0000006/model.safetensors"))
