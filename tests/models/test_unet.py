@@ -1,0 +1,109 @@
+"""The unCLIP U-Net (decoder and upsampler): shapes, conditioning paths, guidance nulls."""
+
+import pytest
+import torch
+
+from dalle.models.unet import UNet, UNetConfig
+
+TINY = UNetConfig.from_preset("unet-tiny")
+
+
+def perturbed(config=TINY, seed=0):
+    """A U-Net whose zero-initialised output layers are not zero, so every path shows."""
+    torch.manual_seed(seed)
+    model = UNet(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.abs().sum() == 0 and p.dim() > 0:
+                p.normal_(0, 0.1)
+    return model
+
+
+def inputs(b=3, config=TINY, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, 3, config.image_size, config.image_size, generator=g)
+    t = torch.randint(0, config.num_timesteps, (b,), generator=g)
+    clip = torch.randn(b, config.embed_dim, generator=g)
+    text = torch.randint(1, config.num_text_tokens, (b, config.text_seq_len), generator=g)
+    mask = torch.arange(config.text_seq_len)[None] <= torch.tensor([1, 3, 5])[:b, None]
+    return x, t, clip, text, mask
+
+
+def test_output_shape_zero_init_and_channels_last():
+    torch.manual_seed(0)
+    x, t, clip, text, mask = inputs()
+    fresh = UNet(TINY).eval()
+    assert torch.equal(fresh(x, t, clip, text, mask), torch.zeros_like(x))  # zero-init output
+    model = perturbed()
+    out = model(x, t, clip, text, mask)
+    assert out.shape == x.shape
+    last = model.to(memory_format=torch.channels_last)
+    got = last(x.contiguous(memory_format=torch.channels_last), t, clip, text, mask)
+    torch.testing.assert_close(got, out, atol=1e-5, rtol=1e-4)
+
+
+def test_every_condition_is_read_and_samples_are_independent():
+    model = perturbed()
+    x, t, clip, text, mask = inputs()
+    out = model(x, t, clip, text, mask)
+    assert not torch.allclose(model(x, t, clip + 0.5, text, mask), out)
+    assert not torch.allclose(model(x, (t + 9) % TINY.num_timesteps, clip, text, mask), out)
+    changed = text.clone()
+    changed[:, 0] = (changed[:, 0] % (TINY.num_text_tokens - 1)) + 1
+    assert not torch.allclose(model(x, t, clip, changed, mask), out)
+    after = text.clone()
+    after[~mask] = 1  # tokens after a caption's end are not read
+    torch.testing.assert_close(model(x, t, clip, after, mask), out)
+    alone = model(x[1:2], t[1:2], clip[1:2], text[1:2], mask[1:2])  # no batch coupling
+    torch.testing.assert_close(alone, out[1:2], atol=1e-5, rtol=1e-4)
+
+
+def test_dropped_conditions_read_the_learned_nulls():
+    model = perturbed()
+    x, t, clip, text, mask = inputs()
+    keep = torch.tensor([True, False, False])
+    a = model(x, t, clip, text, mask, keep_clip=keep, keep_text=keep)
+    other = inputs(seed=5)
+    b = model(x, t, other[2], other[3], ~mask, keep_clip=keep, keep_text=keep)
+    torch.testing.assert_close(a[1:], b[1:])
+    assert not torch.allclose(a[0], b[0])
+    only_text = model(x, t, clip, text, mask, keep_clip=torch.ones(3, dtype=torch.bool),
+                      keep_text=keep)  # fmt: skip
+    assert not torch.allclose(only_text[1:], a[1:])  # the CLIP embedding still counts
+
+
+def test_upsampler_reads_the_low_resolution_image_and_has_no_attention():
+    config = UNetConfig(image_size=16, base_channels=16, channel_mults=(1, 2), num_res_blocks=1,
+                        attention_resolutions=(), num_groups=8, low_res_channels=3)  # fmt: skip
+    model = perturbed(config)
+    assert not any("AttentionBlock" in type(m).__name__ for m in model.modules())
+    x = torch.randn(2, 3, 16, 16)
+    t = torch.tensor([3, 500])
+    low = torch.rand(2, 3, 8, 8)
+    out = model(x, t, low_res=low)
+    assert out.shape == x.shape
+    assert not torch.allclose(model(x, t, low_res=low.flip(-1)), out)
+    with pytest.raises(ValueError, match="low-resolution"):
+        model(x, t)
+
+
+def test_save_load_round_trip(tmp_path):
+    model = perturbed()
+    model.save_pretrained(tmp_path / "decoder")
+    loaded = UNet.from_pretrained(tmp_path / "decoder")
+    x, t, clip, text, mask = inputs()
+    assert torch.equal(loaded(x, t, clip, text, mask), model(x, t, clip, text, mask))
+
+
+def test_bad_configs_are_refused():
+    with pytest.raises(ValueError, match="attention_resolutions"):
+        UNetConfig(image_size=32, channel_mults=(1, 2), attention_resolutions=(8,))
+    with pytest.raises(ValueError, match="halve"):
+        UNetConfig(image_size=20, channel_mults=(1, 2, 2, 2))
+
+
+def test_the_shapes_presets_build():
+    for name in ("shapes-decoder", "shapes-upsampler"):
+        with torch.device("meta"):
+            model = UNet(UNetConfig.from_preset(name))
+        assert sum(p.numel() for p in model.parameters()) < 30_000_000
