@@ -136,6 +136,15 @@ def test_train_then_embed(tiny_clip, tmp_path, capsys):
     with torch.no_grad():
         want = ranker.clip.encode_image(ranker.to_tensor(files)).numpy()
     np.testing.assert_allclose(pictures, want, atol=1e-5)  # sorted file-name order
+    # the same unCLIP pipeline assembled again from its parts, byte for byte
+    again = tmp_path / "again"
+    assert main(["pipeline", "assemble", str(again), "--tokenizer", str(pipe_dir), "--clip",
+                 str(pipe_dir), "--prior", str(pipe_dir)]) == 0  # fmt: skip
+    for file in ("model_index.json", "prior/model.safetensors", "clip/model.safetensors"):
+        assert (again / file).read_bytes() == (pipe_dir / file).read_bytes(), file
+    mixed = ["pipeline", "assemble", str(tmp_path / "mixed"), "--tokenizer", str(pipe_dir),
+             "--prior", str(pipe_dir), "--vae", "shapes"]  # fmt: skip
+    assert main(mixed) == 2 and not (tmp_path / "mixed").exists()
     capsys.readouterr()
     assert main(["eval", "prior", "--model", str(pipe_dir), "--n", "8", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     commands = group.add_subparsers(dest="pipeline_command", metavar="COMMAND", required=True)
     p = commands.add_parser(
         "assemble",
-        help="write a DALL·E pipeline folder from a tokenizer, a dVAE, a transformer (and a CLIP)",
+        help="write a pipeline folder from trained parts: DALL·E (tokenizer, dVAE, transformer, "
+        "CLIP) or unCLIP (tokenizer, CLIP, prior)",
         description=(
             "Write OUT as a pipeline folder (model_index.json recording each part's class, one "
             "sub-folder per part) that `dalle generate --model OUT` reads. Each part is a folder "
@@ -28,14 +29,17 @@ def register(sub: argparse._SubParsersAction) -> None:
             "guidance). For example, the bundled shapes pipeline from its training runs: "
             "dalle pipeline assemble shapes-rebuilt --tokenizer runs/dalle/tokenizer.json "
             "--vae runs/vae/vae --transformer runs/dalle/pipeline --clip runs/clip/clip "
-            "--top-k 3 --guidance 2"
+            "--top-k 3 --guidance 2. With --prior instead of --vae and --transformer it writes an "
+            "unCLIP pipeline (tokenizer, CLIP, prior; the prior's sampling defaults taken from its "
+            "pipeline, if --prior is one)."
         ),
     )
     p.add_argument("out", metavar="OUT", help="the pipeline folder to write (must not exist)")
     p.add_argument("--tokenizer", required=True, help="tokenizer.json, its folder or a pipeline")
-    p.add_argument("--vae", required=True, help="dVAE folder, pipeline or bundled name")
-    p.add_argument("--transformer", required=True, help="transformer folder, pipeline or name")
+    p.add_argument("--vae", default=None, help="DALL·E: dVAE folder, pipeline or bundled name")
+    p.add_argument("--transformer", default=None, help="DALL·E: transformer folder or pipeline")
     p.add_argument("--clip", default=None, help="CLIP folder (with its tokenizer.json) or pipeline")
+    p.add_argument("--prior", default=None, help="unCLIP: prior folder or unCLIP pipeline")
     add_settings_arguments(p, default="the --transformer pipeline's, if it is one")
     p.add_argument(
         "--dtype", choices=sorted(DTYPES), default="fp16",
@@ -45,30 +49,68 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _assemble(args: argparse.Namespace) -> int:
-    from dalle.folders import INDEX_FILE, PipelineIndex, resolve
-    from dalle.models.dvae import DiscreteVAE
-    from dalle.models.transformer import DalleTransformer
-    from dalle.pipelines.clip_ranker import ClipRanker
-    from dalle.pipelines.dalle_pipeline import DallePipeline
-    from dalle.pipelines.sampling import SamplingSettings
     from dalle.text.tokenizer import TextTokenizer
 
     given = given_settings(args)
     out = Path(args.out)
     if out.exists():
         raise ValueError(f"{out} exists: give a new folder to write the pipeline into")
-    defaults = SamplingSettings()
-    source = resolve(args.transformer)
+    dalle = args.vae is not None or args.transformer is not None
+    if dalle == (args.prior is not None) or (dalle and not (args.vae and args.transformer)):
+        raise ValueError(
+            "give --vae and --transformer (a DALL·E pipeline) or --prior with --clip (unCLIP)"
+        )
+    tokenizer = TextTokenizer.from_pretrained(args.tokenizer)
+    if dalle:
+        pipe = _dalle(args, tokenizer, given)
+        what = f"sampling {dataclasses.asdict(pipe.defaults)}"
+    else:
+        if given:
+            raise ValueError(
+                "the sampling options set DALL·E defaults: an unCLIP pipeline has none"
+            )
+        pipe = _unclip(args, tokenizer)
+        what = f"prior sampling {dataclasses.asdict(pipe.prior_defaults)}"
+    pipe.save_pretrained(out, DTYPES[args.dtype])
+    print(f"wrote the {type(pipe).__name__} {out}/ ({what})")
+    return 0
+
+
+def _source_defaults(name_or_dir: str, key: str) -> dict:
+    """The defaults recorded under ``key`` by the pipeline a part is taken from, if it is one."""
+    from dalle.folders import INDEX_FILE, PipelineIndex, resolve
+
+    source = resolve(name_or_dir)
     if (source / INDEX_FILE).is_file():
-        defaults = SamplingSettings(**PipelineIndex.read(source).defaults.get("sampling", {}))
-    pipe = DallePipeline(
-        TextTokenizer.from_pretrained(args.tokenizer),
+        return dict(PipelineIndex.read(source).defaults.get(key, {}))
+    return {}
+
+
+def _dalle(args, tokenizer, given):
+    from dalle.models.dvae import DiscreteVAE
+    from dalle.models.transformer import DalleTransformer
+    from dalle.pipelines.clip_ranker import ClipRanker
+    from dalle.pipelines.dalle_pipeline import DallePipeline
+    from dalle.pipelines.sampling import SamplingSettings
+
+    defaults = SamplingSettings(**_source_defaults(args.transformer, "sampling"))
+    return DallePipeline(
+        tokenizer,
         DiscreteVAE.from_pretrained(args.vae),
         DalleTransformer.from_pretrained(args.transformer),
         dataclasses.replace(defaults, **given),
         ClipRanker.from_pretrained(args.clip) if args.clip else None,
     )
-    pipe.save_pretrained(out, DTYPES[args.dtype])
-    parts = "tokenizer, vae, transformer" + (", clip" if args.clip else "")
-    print(f"wrote the pipeline {out}/ ({parts}; sampling {dataclasses.asdict(pipe.defaults)})")
-    return 0
+
+
+def _unclip(args, tokenizer):
+    from dalle.models.clip import CLIP
+    from dalle.models.prior import DiffusionPrior
+    from dalle.pipelines.unclip_pipeline import PriorSettings, UnclipPipeline
+
+    if args.clip is None:
+        raise ValueError("an unCLIP pipeline needs its --clip")
+    return UnclipPipeline(
+        tokenizer, CLIP.from_pretrained(args.clip), DiffusionPrior.from_pretrained(args.prior),
+        PriorSettings(**_source_defaults(args.prior, "prior")),
+    )  # fmt: skip
