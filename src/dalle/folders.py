@@ -171,6 +171,19 @@ def read_index(name_or_dir: str | os.PathLike) -> tuple[Path, PipelineIndex]:
     return root, PipelineIndex.read(root)
 
 
+def read_pipeline(
+    name_or_dir: str | os.PathLike, class_name: str, required: tuple[str, ...]
+) -> tuple[Path, PipelineIndex]:
+    """A pipeline folder of class ``class_name`` naming at least the parts ``required``."""
+    root, index = read_index(name_or_dir)
+    if index.class_name != class_name:
+        raise ValueError(f"{root / INDEX_FILE}: holds a {index.class_name}, not a {class_name}")
+    missing = [k for k in required if k not in index.parts]
+    if missing:
+        raise ValueError(f"{root / INDEX_FILE} does not name the parts {missing}")
+    return root, index
+
+
 def part_path(name_or_dir: str | os.PathLike, cls: str, part: str | None = None) -> Path:
     """Where a model of class ``cls`` is: the folder (or tokenizer file) itself, or the part of a
     pipeline (the one of that class, or the one called ``part``)."""

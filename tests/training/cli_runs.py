@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from safetensors.torch import load_file
+
 from dalle.training.checkpoint import latest_checkpoint
 
 
@@ -42,3 +44,19 @@ def free_port() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return str(s.getsockname()[1])
+
+
+def one_and_two_processes(stage: str, preset: str, tmp_path: Path, steps: int, *extra: str):
+    """Train ``stage`` for ``steps`` steps alone (``tmp_path/one``) and under torchrun with two
+    processes over gloo (``tmp_path/two``); the two final checkpoints' model weights."""
+    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+    args = ["-m", "dalle", "train", stage, "--preset", preset, "--threads", "1", "--no-bf16",
+            "--steps", str(steps), "--checkpoint-every", str(steps), *extra]  # fmt: skip
+    subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], check=True, env=env,
+                   capture_output=True)  # fmt: skip
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_port", free_port()]  # fmt: skip
+    subprocess.run([*torchrun, *args, "--out", str(tmp_path / "two")], check=True, env=env,
+                   capture_output=True, timeout=300)  # fmt: skip
+    step = f"checkpoints/step_{steps:07d}/model.safetensors"
+    return load_file(str(tmp_path / "one" / step)), load_file(str(tmp_path / "two" / step))

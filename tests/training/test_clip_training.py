@@ -1,7 +1,3 @@
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -10,7 +6,7 @@ from dalle.cli import main
 from dalle.training.clip_trainer import CLIPTrainConfig
 from dalle.training.metrics_log import MetricsLog
 
-from .cli_runs import free_port, kill_after_checkpoint, run_train
+from .cli_runs import kill_after_checkpoint, one_and_two_processes, run_train
 
 
 @pytest.mark.slow
@@ -35,17 +31,7 @@ def test_clip_resume_after_sigkill_is_bit_exact(tmp_path):
 
 @pytest.mark.slow
 def test_clip_two_processes_gather_features_and_train_like_one(tmp_path):
-    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
-    args = ["-m", "dalle", "train", "clip", "--preset", "clip-tiny", "--threads", "1",
-            "--no-bf16", "--steps", "6", "--checkpoint-every", "6", "--sample-every", "100"]  # fmt: skip
-    subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], check=True, env=env,
-                   capture_output=True)  # fmt: skip
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                "--master_port", free_port()]  # fmt: skip
-    subprocess.run([*torchrun, *args, "--out", str(tmp_path / "two")], check=True, env=env,
-                   capture_output=True, timeout=300)  # fmt: skip
-    one = load_file(str(tmp_path / "one/checkpoints/step_0000006/model.safetensors"))
-    two = load_file(str(tmp_path / "two/checkpoints/step_0000006/model.safetensors"))
+    one, two = one_and_two_processes("clip", "clip-tiny", tmp_path, 6, "--sample-every", "100")
     # The key bias of attention gets a zero gradient in exact arithmetic (softmax ignores a
     # shift), so its float noise, reduced in another order over two processes, is all Adam sees:
     # it may move by up to lr per step. Every other weight agrees to float precision.

@@ -1,7 +1,3 @@
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -16,7 +12,7 @@ from dalle.training.dalle_trainer import DalleTrainConfig, DalleTrainer, fit_mod
 from dalle.training.encoded_data import EncodedBatches, dvae_tokens, load_cache
 from dalle.training.metrics_log import MetricsLog
 
-from .cli_runs import free_port, kill_after_checkpoint, run_train
+from .cli_runs import kill_after_checkpoint, one_and_two_processes, run_train
 
 CAPTIONS = ["a red circle", "a blue square", "a green cross", "a white triangle"]
 
@@ -123,17 +119,7 @@ def test_finite_data_is_tokenized_once_and_cached(tmp_path):
 def test_two_processes_train_like_one(tmp_path):
     """Under torchrun (gloo on the CPU) each process takes half of every global batch; the
     averaged gradients make the run match a single-process run."""
-    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
-    args = ["-m", "dalle", "train", "dalle", "--preset", "dalle-tiny", "--threads", "1",
-            "--no-bf16", "--steps", "10", "--checkpoint-every", "10"]  # fmt: skip
-    subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], check=True, env=env,
-                   capture_output=True)  # fmt: skip
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                "--master_port", free_port()]  # fmt: skip
-    subprocess.run([*torchrun, *args, "--out", str(tmp_path / "two")], check=True, env=env,
-                   capture_output=True, timeout=300)  # fmt: skip
-    one = load_file(str(tmp_path / "one/checkpoints/step_0000010/model.safetensors"))
-    two = load_file(str(tmp_path / "two/checkpoints/step_0000010/model.safetensors"))
+    one, two = one_and_two_processes("dalle", "dalle-tiny", tmp_path, 10)
     for key in one:
         torch.testing.assert_close(one[key], two[key], atol=1e-5, rtol=1e-4)
     losses = [

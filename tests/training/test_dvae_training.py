@@ -1,7 +1,3 @@
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -12,7 +8,7 @@ from dalle.training.dvae_trainer import DVAETrainConfig, DVAETrainer
 from dalle.training.metrics_log import MetricsLog
 from dalle.training.schedules import cosine_anneal, cosine_ramp
 
-from .cli_runs import free_port, kill_after_checkpoint, run_train
+from .cli_runs import kill_after_checkpoint, one_and_two_processes, run_train
 
 TINY = DVAEConfig.from_preset("dvae-tiny")
 
@@ -112,17 +108,7 @@ def test_existing_run_needs_resume(tmp_path):
 def test_two_processes_train_like_one(tmp_path):
     """On the shared loop under torchrun (gloo on the CPU) each process takes half of every
     global batch and its slice of the batch's Gumbel noise: the run matches one process."""
-    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
-    args = ["-m", "dalle", "train", "dvae", "--preset", "dvae-tiny", "--threads", "1",
-            "--no-bf16", "--steps", "10", "--checkpoint-every", "10"]  # fmt: skip
-    subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], check=True, env=env,
-                   capture_output=True)  # fmt: skip
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                "--master_port", free_port()]  # fmt: skip
-    subprocess.run([*torchrun, *args, "--out", str(tmp_path / "two")], check=True, env=env,
-                   capture_output=True, timeout=300)  # fmt: skip
-    one = load_file(str(tmp_path / "one/checkpoints/step_0000010/model.safetensors"))
-    two = load_file(str(tmp_path / "two/checkpoints/step_0000010/model.safetensors"))
+    one, two = one_and_two_processes("dvae", "dvae-tiny", tmp_path, 10)
     for key in one:  # Adam divides by the gradients' size: round-off in near-zero ones shows
         torch.testing.assert_close(one[key], two[key], atol=1e-4, rtol=1e-3)
     assert (tmp_path / "two" / "vae" / "model.safetensors").is_file()  # exported once

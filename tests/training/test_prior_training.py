@@ -1,9 +1,6 @@
 """`dalle train prior` and `dalle embed`: a tiny prior on a tiny frozen CLIP."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -24,7 +21,7 @@ from dalle.training.encoded_data import EncodedBatches, clip_image_embeddings, l
 from dalle.training.metrics_log import MetricsLog
 from dalle.training.prior_trainer import PriorTrainConfig, PriorTrainer
 
-from .cli_runs import free_port, kill_after_checkpoint, run_train
+from .cli_runs import kill_after_checkpoint, one_and_two_processes, run_train
 
 
 @pytest.fixture(scope="module")
@@ -84,18 +81,9 @@ def test_resume_after_sigkill_is_bit_exact(tiny_clip, tmp_path):
 
 @pytest.mark.slow
 def test_two_processes_train_like_one(tiny_clip, tmp_path):
-    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
-    args = ["-m", "dalle", "train", "prior", "--preset", "prior-tiny", "--clip", str(tiny_clip),
-            "--threads", "1", "--no-bf16", "--steps", "6", "--checkpoint-every", "6",
-            "--sample-every", "100"]  # fmt: skip
-    subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], check=True, env=env,
-                   capture_output=True)  # fmt: skip
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                "--master_port", free_port()]  # fmt: skip
-    subprocess.run([*torchrun, *args, "--out", str(tmp_path / "two")], check=True, env=env,
-                   capture_output=True, timeout=300)  # fmt: skip
-    one = load_file(str(tmp_path / "one/checkpoints/step_0000006/model.safetensors"))
-    two = load_file(str(tmp_path / "two/checkpoints/step_0000006/model.safetensors"))
+    one, two = one_and_two_processes(
+        "prior", "prior-tiny", tmp_path, 6, "--clip", str(tiny_clip), "--sample-every", "100"
+    )
     for key in one:  # Adam divides by the gradients' size: round-off in near-zero ones shows
         torch.testing.assert_close(one[key], two[key], atol=1e-4, rtol=1e-3)
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dalle.folders import INDEX_FILE, load_parts, read_index, write_pipeline
+from dalle.folders import load_parts, read_pipeline, write_pipeline
 from dalle.models.dvae import DiscreteVAE
 from dalle.models.transformer import DalleTransformer
 from dalle.pipelines.clip_ranker import ClipRanker
@@ -64,14 +64,7 @@ class DallePipeline:
     def from_pretrained(
         cls, name_or_dir: str | os.PathLike, device: str | torch.device = "cpu"
     ) -> DallePipeline:
-        root, index = read_index(name_or_dir)
-        if index.class_name != cls.__name__:
-            raise ValueError(
-                f"{root / INDEX_FILE}: holds a {index.class_name}, not a {cls.__name__}"
-            )
-        missing = [k for k in ("tokenizer", "vae", "transformer") if k not in index.parts]
-        if missing:
-            raise ValueError(f"{root / INDEX_FILE} does not name the parts {missing}")
+        root, index = read_pipeline(name_or_dir, cls.__name__, ("tokenizer", "vae", "transformer"))
         parts = load_parts(root, index, device)
         clip = None
         if "clip" in parts:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from dalle.diffusion import DDIMSampler, DDPMSampler, DPMSolverPP2MSampler, NoiseSchedule, sample
-from dalle.folders import INDEX_FILE, load_parts, read_index, write_pipeline
+from dalle.folders import load_parts, read_pipeline, write_pipeline
 from dalle.models.clip import CLIP
 from dalle.models.prior import DiffusionPrior
 from dalle.text.tokenizer import TextTokenizer
@@ -91,14 +91,7 @@ class UnclipPipeline:
     def from_pretrained(
         cls, name_or_dir: str | os.PathLike, device: str | torch.device = "cpu"
     ) -> UnclipPipeline:
-        root, index = read_index(name_or_dir)
-        if index.class_name != cls.__name__:
-            raise ValueError(
-                f"{root / INDEX_FILE}: holds a {index.class_name}, not a {cls.__name__}"
-            )
-        missing = [k for k in ("tokenizer", "clip") if k not in index.parts]
-        if missing:
-            raise ValueError(f"{root / INDEX_FILE} does not name the parts {missing}")
+        root, index = read_pipeline(name_or_dir, cls.__name__, ("tokenizer", "clip"))
         parts = load_parts(root, index, device)
         return cls(
             parts["tokenizer"], parts["clip"], parts.get("prior"),
