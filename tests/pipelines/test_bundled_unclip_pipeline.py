@@ -1,0 +1,47 @@
+"""The unCLIP pipeline bundled in ``dalle/assets/shapes-unclip``: tokenizer, CLIP and prior load by
+name, the parts are small fp16 files, and the prior's embeddings find the images prompts describe."""
+
+import json
+
+import numpy as np
+import torch
+from safetensors import safe_open
+
+from dalle.cli import main
+from dalle.eval.prior_eval import shapes_prior_report
+from dalle.folders import ASSETS
+from dalle.pipelines.unclip_pipeline import UnclipPipeline
+
+BUNDLED = ASSETS / "shapes-unclip"
+
+
+def test_model_index_records_small_half_precision_parts():
+    index = json.loads((BUNDLED / "model_index.json").read_text())
+    assert index["_class_name"] == "UnclipPipeline"
+    assert {"tokenizer", "clip", "prior"} <= index["parts"].keys()
+    for part in ("clip", "prior"):
+        with safe_open(
+            str(BUNDLED / index["parts"][part]["path"] / "model.safetensors"), "pt"
+        ) as f:
+            assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    assert sum(p.stat().st_size for p in BUNDLED.rglob("*") if p.is_file()) < 30_000_000
+
+
+def test_prior_embeddings_find_the_described_images():
+    torch.set_num_threads(2)
+    pipe = UnclipPipeline.from_pretrained("shapes-unclip")
+    # other prompts than the reported ones (docs/unclip.md: prompts seeds 0 and 1); floors well
+    # under the figures there
+    report = shapes_prior_report(pipe, n=64, seed=3, prompts_seed=5)
+    assert report["prior"]["seen"]["top1"] >= 0.5
+    assert report["prior"]["seen"]["cosine"] > report["text"]["seen"]["cosine"]
+
+
+def test_embed_defaults_to_the_bundled_unclip_pipeline(tmp_path):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a red circle\na small blue square to the left of a large white cross\n")
+    out = tmp_path / "e.npy"
+    assert main(["embed", "--prompts", str(prompts), "--prior", "--out", str(out)]) == 0
+    array = np.load(out)
+    assert array.shape == (2, 128)
+    np.testing.assert_allclose(np.linalg.norm(array, axis=1), 1.0, atol=1e-5)
