@@ -158,11 +158,16 @@ class AcceleratedTrainer:
         model = self.ema.copy_to(type(self.unwrapped)(self.model_config))
         return model.to(self.accelerator.device).eval()
 
+    def local_range(self, n: int) -> slice:
+        """Which rows of a global batch of ``n`` are this process's."""
+        per = n // self.accelerator.num_processes
+        return slice(
+            self.accelerator.process_index * per, (self.accelerator.process_index + 1) * per
+        )
+
     def local_slice(self, tensor: torch.Tensor) -> torch.Tensor:
         """This process's part of a global batch, on its device."""
-        n, rank = self.accelerator.num_processes, self.accelerator.process_index
-        per = tensor.shape[0] // n
-        return tensor[rank * per : (rank + 1) * per].to(self.accelerator.device)
+        return tensor[self.local_range(tensor.shape[0])].to(self.accelerator.device)
 
     def optimize(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
         """Backward ``losses["loss"]``, clip, step, update the EMA; the losses averaged over

@@ -97,7 +97,7 @@ class PriorTrainer(AcceleratedTrainer):
         t = torch.randint(0, self.schedule.num_steps, (n,), generator=self.generator)
         noise = torch.randn(n, self.model_config.embed_dim, generator=self.generator)
         keep = torch.rand(n, generator=self.generator) >= self.config.text_dropout
-        tokens, mask, text = self.encode_captions(captions[slice(*self._local_range(n))])
+        tokens, mask, text = self.encode_captions(captions[self.local_range(n)])
         x0 = self.unwrapped.standardise(self.local_slice(image))
         t, noise, keep = (self.local_slice(x) for x in (t, noise, keep))
         x_t = self.schedule.add_noise(x0, noise, t)
@@ -106,10 +106,6 @@ class PriorTrainer(AcceleratedTrainer):
         loss = F.mse_loss(pred.float(), x0)
         stats = self.optimize({"loss": loss})
         return StepStats(self.step, stats["loss"], lr)
-
-    def _local_range(self, n: int) -> tuple[int, int]:
-        per = n // self.accelerator.num_processes
-        return self.accelerator.process_index * per, (self.accelerator.process_index + 1) * per
 
     def pipeline(self, settings: PriorSettings | None = None) -> UnclipPipeline:
         """The EMA prior with the frozen CLIP and its tokenizer."""
