@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin,
 from dalle.utils.io import atomic_write_text
 
 C = TypeVar("C", bound="Config")
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -170,3 +171,9 @@ class Config:
 
 
 __all__ = ["Config", "ConfigError"]
+
+
+def replace_given(settings: T, given: dict) -> T:
+    """A frozen dataclass with the given fields replaced, those given as None left as they are
+    (sampling defaults overridden by the options a user gave)."""
+    return dataclasses.replace(settings, **{k: v for k, v in given.items() if v is not None})

@@ -3,11 +3,12 @@
 import json
 
 import pytest
+import torch
 from PIL import Image
 
 from dalle.cli import main
 from dalle.data.base import BadFile, SkipReport
-from dalle.eval.shapes_report import read_prompts
+from dalle.text.prompts import read_prompts
 from dalle.utils.images import save_png
 
 
@@ -68,3 +69,76 @@ def test_a_file_read_again_is_counted_once():
         report.add(BadFile("a.png", "corrupt image"))
         report.add(BadFile("b.png", "corrupt image"))
     assert report.count == 2 and report.by_reason() == {"corrupt image": 2}
+
+
+def test_reconstruct_refuses_to_overwrite_its_input_folder(tmp_path, capsys):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(folder / "a.png")
+    before = (folder / "a.png").read_bytes()
+    for out in (folder, tmp_path / "." / "pictures"):
+        assert main(["reconstruct", str(folder), "--out", str(out)]) == 2
+        assert "would overwrite the original images" in capsys.readouterr().err
+    assert (folder / "a.png").read_bytes() == before
+
+
+def test_complete_refuses_to_overwrite_its_input_image(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    Image.new("RGB", (64, 64)).save(out / "0000_00.png")
+    before = (out / "0000_00.png").read_bytes()
+    code = main(["complete", str(out / "0000_00.png"), "a red circle", "--rows", "4", "--out",
+                 str(out), "--replace"])  # fmt: skip
+    assert code == 2 and "would overwrite the input" in capsys.readouterr().err
+    assert (out / "0000_00.png").read_bytes() == before
+
+
+def test_a_folder_of_an_earlier_run_is_refused_unless_replaced(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    save_png(Image.new("RGB", (64, 64)), out / "0003_00.png", {"prompt": "a blue square"})
+    (out / "notes.txt").write_text("mine")
+    args = ["generate", "a red circle", "--num-images", "1", "--out", str(out), "--seed", "1"]
+    assert main(args) == 2
+    assert "holds 1 images of an earlier run" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["0003_00.png", "notes.txt"]
+    assert main([*args, "--replace"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["0000_00.png", "notes.txt"]
+
+
+def test_scoring_refuses_images_drawn_for_other_prompts(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    save_png(Image.new("RGB", (64, 64)), out / "0000_00.png", {"prompt": "a blue square"})
+    (tmp_path / "prompts.txt").write_text("a red circle\n")
+    assert main(["eval", "shapes", str(out), "--prompts", str(tmp_path / "prompts.txt")]) == 2
+    assert "was drawn for 'a blue square'" in capsys.readouterr().err
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(tmp_path, caplog):
+    from safetensors.torch import load_file
+
+    out, straight = tmp_path / "run", tmp_path / "straight"
+    base = ["train", "dvae", "--preset", "dvae-tiny", "--no-bf16", "--threads", "1",
+            "--checkpoint-every", "2", "--steps", "6"]  # fmt: skip
+    assert main([*base, "--out", str(straight)]) == 0
+    assert main([*base, "--out", str(out), "--stop-at", "4"]) == 0
+    weights = out / "checkpoints/step_0000004/model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # cut short, as by a full disk
+    with caplog.at_level("WARNING"):
+        assert main([*base, "--out", str(out), "--resume"]) == 0
+    assert "step_0000004" in caplog.text and "resuming from" in caplog.text
+    a = load_file(str(out / "checkpoints/step_0000006/model.safetensors"))
+    b = load_file(str(straight / "checkpoints/step_0000006/model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # went on from step 2, exactly
+    for state in (out / "checkpoints").glob("step_*/trainer_state.json"):
+        state.write_text("{")  # every checkpoint damaged: one clear error
+    assert main([*base, "--out", str(out), "--resume"]) == 2
+
+
+def test_embed_refuses_to_overwrite_its_prompts_file(tmp_path, capsys):
+    prompts = tmp_path / "prompts.npy"  # a prompts file, oddly named
+    prompts.write_text("a red circle\n")
+    assert main(["embed", "--prompts", str(prompts), "--out", str(prompts)]) == 2
+    assert "would overwrite the input" in capsys.readouterr().err
+    assert prompts.read_text() == "a red circle\n"

@@ -117,3 +117,17 @@ def test_url_forms(shard_dir):
         expand_shard_urls(f"{shard_dir}/shard-{{000000..000009}}.tar")
     with pytest.raises(FileNotFoundError, match=r"no \*\.tar shards in folder"):
         expand_shard_urls(shard_dir.parent)
+
+
+def test_a_shard_cut_at_a_member_boundary_is_reported(shard_dir, good_shard_captions):
+    import tarfile
+
+    path = shard_dir / "shard-000000.tar"
+    with tarfile.open(path) as tar:
+        members = tar.getmembers()
+    cut = members[2].offset  # after the first sample's two members: a tar reader sees an end
+    path.write_bytes(path.read_bytes()[:cut])
+    captions, report = read_all(WebDatasetShards(shard_dir, CFG))
+    assert len(captions) < len(good_shard_captions)  # samples after the cut are gone...
+    assert report.by_reason()["truncated shard"] == 1  # ...and the report says where
+    assert [b.path for b in report.examples if b.reason == "truncated shard"] == [str(path)]

@@ -74,7 +74,8 @@ def test_dropped_conditions_read_the_learned_nulls():
 
 def test_upsampler_reads_the_low_resolution_image_and_has_no_attention():
     config = UNetConfig(image_size=16, base_channels=16, channel_mults=(1, 2), num_res_blocks=1,
-                        attention_resolutions=(), num_groups=8, low_res_channels=3)  # fmt: skip
+                        attention_resolutions=(), num_groups=8, low_res_channels=3,
+                        low_res_size=4)  # fmt: skip
     model = perturbed(config)
     assert not any("AttentionBlock" in type(m).__name__ for m in model.modules())
     x = torch.randn(2, 3, 16, 16)
@@ -107,3 +108,15 @@ def test_the_shapes_presets_build():
         with torch.device("meta"):
             model = UNet(UNetConfig.from_preset(name))
         assert sum(p.numel() for p in model.parameters()) < 30_000_000
+
+
+def test_cpu_attention_matches_the_fused_kernel():
+    from dalle.models.unet import attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5 if i == 0 else 7, 8, generator=g) for i in range(3))
+    mask = torch.rand(2, 1, 1, 7, generator=g) > 0.3
+    mask[..., 0] = True  # every row reads at least one key
+    for m in (None, mask):
+        want = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m)
+        torch.testing.assert_close(attention(q, k, v, m), want, atol=1e-5, rtol=1e-5)

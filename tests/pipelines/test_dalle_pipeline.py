@@ -6,8 +6,9 @@ import torch
 from PIL import Image
 
 from dalle.models.transformer import DalleConfig, DalleTransformer
-from dalle.pipelines.dalle_pipeline import DallePipeline, image_seed
+from dalle.pipelines.dalle_pipeline import DallePipeline
 from dalle.pipelines.sampling import SamplingSettings
+from dalle.pipelines.seeds import image_seed
 
 from .conftest import tiny_pipeline
 

@@ -99,15 +99,30 @@ def test_guidance_needs_the_empty_caption_and_changes_samples():
     assert not torch.equal(plain, guided)
 
 
-def test_prefix_is_kept():
+def test_known_tokens_are_kept_and_the_rest_sampled_in_raster_order():
     model, text = model_and_text(2)
-    prefix = torch.randint(0, TINY.num_image_tokens, (2, 3 * TINY.image_grid))
-    out = sample_image_tokens(model, text, gens(0, 1), prefix=prefix)
-    assert torch.equal(out[:, : prefix.shape[1]], prefix)
-    with pytest.raises(ValueError, match="prefix"):
-        sample_image_tokens(
-            model, text, gens(0, 1), prefix=torch.zeros(2, TINY.image_seq_len, dtype=torch.long)
-        )
+    n = TINY.image_seq_len
+    known = torch.randint(0, TINY.num_image_tokens, (2, n))
+    prefix = torch.arange(n) < 3 * TINY.image_grid  # completion: the first rows kept
+    out = sample_image_tokens(model, text, gens(0, 1), known=known, keep=prefix)
+    assert torch.equal(out[:, prefix], known[:, prefix]) and not torch.equal(out, known)
+    scattered = torch.rand(n, generator=torch.Generator().manual_seed(3)) < 0.5
+    scattered[0] = False
+    out = sample_image_tokens(model, text, gens(0, 1), known=known, keep=scattered)
+    assert torch.equal(out[:, scattered], known[:, scattered])
+    again = sample_image_tokens(model, text, gens(0, 1), known=known, keep=scattered,
+                                use_cache=False)  # fmt: skip
+    assert torch.equal(out, again)
+    # tokens kept after the last sampled one are never seen by it: the first half sampled with
+    # the second half kept is a plain sample's first half
+    tail = torch.arange(n) >= n // 2
+    half = sample_image_tokens(model, text, gens(0, 1), known=known, keep=tail)
+    plain = sample_image_tokens(model, text, gens(0, 1))
+    assert torch.equal(half[:, : n // 2], plain[:, : n // 2])
+    with pytest.raises(ValueError, match="nothing to sample"):
+        sample_image_tokens(model, text, gens(0, 1), known=known, keep=torch.ones(n) > 0)
+    with pytest.raises(ValueError, match="neither"):
+        sample_image_tokens(model, text, gens(0, 1), known=known)
 
 
 def test_settings_are_validated():

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file
 
 from dalle.training.checkpoint import latest_checkpoint
@@ -60,3 +61,47 @@ def one_and_two_processes(stage: str, preset: str, tmp_path: Path, steps: int, *
                    capture_output=True, timeout=300)  # fmt: skip
     step = f"checkpoints/step_{steps:07d}/model.safetensors"
     return load_file(str(tmp_path / "one" / step)), load_file(str(tmp_path / "two" / step))
+
+
+def assert_resume_is_bit_exact(
+    stage: str, preset: str, tmp_path: Path, steps: int, kill_after: int, *extra: str
+):
+    """Train ``stage`` straight through (``tmp_path/straight``) and again killed by SIGKILL once
+    checkpoint ``kill_after`` is written, then ``--resume`` d (``tmp_path/killed``); assert the
+    final model and EMA weights are identical and the logged losses equal. Returns the resumed
+    run's finished process."""
+    from dalle.training.metrics_log import MetricsLog
+
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    run_train(stage, preset, straight, *extra)
+    proc = run_train(stage, preset, killed, *extra, wait=False)
+    at = kill_after_checkpoint(proc, killed, f"step_{kill_after:07d}")
+    assert at is not None and at.name < f"step_{steps:07d}", "the run ended before the kill"
+    result = run_train(stage, preset, killed, *extra, "--resume")
+    assert f"trained {steps} steps" in result.stdout
+    last = f"checkpoints/step_{steps:07d}"
+    for name in ("model", "ema"):
+        a = load_file(str(straight / last / f"{name}.safetensors"))
+        b = load_file(str(killed / last / f"{name}.safetensors"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    logs = [MetricsLog(run / "metrics.jsonl").records() for run in (straight, killed)]
+    assert [r.get("loss") for r in logs[0]] == [r.get("loss") for r in logs[1]]
+    return result
+
+
+def caption_folder(root: Path, n: int, broken: int = 1, size: int = 16, seed: int = 0) -> Path:
+    """``root`` as a folder data set: ``n`` random ``size`` x ``size`` PNGs captioned
+    "a red circle number i", and ``broken`` files that are not images (with captions)."""
+    import numpy as np
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / f"{i}.png")
+        (root / f"{i}.txt").write_text(f"a red circle number {i}")
+    for i in range(broken):
+        (root / f"broken{i}.png").write_bytes(b"not an image")
+        (root / f"broken{i}.txt").write_text("broken")
+    return root

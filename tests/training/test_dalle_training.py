@@ -1,7 +1,5 @@
-import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from dalle.data.base import SkipReport
 from dalle.models.dvae import DiscreteVAE, DVAEConfig
@@ -12,7 +10,12 @@ from dalle.training.dalle_trainer import DalleTrainConfig, DalleTrainer, fit_mod
 from dalle.training.encoded_data import EncodedBatches, dvae_tokens, load_cache
 from dalle.training.metrics_log import MetricsLog
 
-from .cli_runs import kill_after_checkpoint, one_and_two_processes, run_train
+from .cli_runs import (
+    assert_resume_is_bit_exact,
+    caption_folder,
+    one_and_two_processes,
+    run_train,
+)
 
 CAPTIONS = ["a red circle", "a blue square", "a green cross", "a white triangle"]
 
@@ -72,35 +75,17 @@ def run_cli(out, *extra, wait=True, data=None):
 
 @pytest.mark.slow
 def test_resume_after_sigkill_is_bit_exact(tmp_path):
-    run_cli(tmp_path / "straight", "--checkpoint-every", "4")
-    proc = run_cli(tmp_path / "killed", "--checkpoint-every", "4", wait=False)
-    killed_at = kill_after_checkpoint(proc, tmp_path / "killed", "step_0000008")
-    assert killed_at is not None and killed_at.name < "step_0000020", "run ended before the kill"
-    result = run_cli(tmp_path / "killed", "--checkpoint-every", "4", "--resume")
-    assert "trained 20 steps" in result.stdout
-    for name in ("model", "ema"):
-        a = load_file(str(tmp_path / "straight/checkpoints/step_0000020" / f"{name}.safetensors"))
-        b = load_file(str(tmp_path / "killed/checkpoints/step_0000020" / f"{name}.safetensors"))
-        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
-    logs = [MetricsLog(tmp_path / r / "metrics.jsonl").records() for r in ("straight", "killed")]
-    assert [r["step"] for r in logs[1]] == [10, 20]
-    assert [r["loss"] for r in logs[0]] == [r["loss"] for r in logs[1]]
+    assert_resume_is_bit_exact("dalle", "dalle-tiny", tmp_path, 20, 8, "--checkpoint-every", "4")
+    logs = MetricsLog(tmp_path / "killed/metrics.jsonl").records()
+    assert [r["step"] for r in logs] == [10, 20]
     assert (tmp_path / "killed/pipeline/model_index.json").is_file()
     assert list((tmp_path / "killed/samples").glob("step_*.png"))
 
 
 @pytest.mark.slow
 def test_finite_data_is_tokenized_once_and_cached(tmp_path):
-    from PIL import Image
 
-    rng = np.random.default_rng(0)
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(6):
-        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(data / f"{i}.png")
-        (data / f"{i}.txt").write_text(f"picture number {i}")
-    (data / "broken.png").write_bytes(b"not an image")
-    (data / "broken.txt").write_text("broken")
+    data = caption_folder(tmp_path / "data", 6, size=64)
     result = run_cli(tmp_path / "run", "--steps", "4", data=data)
     assert "cached the image tokens of 6 images" in result.stdout
     assert "skipped 1 unreadable file" in result.stdout
@@ -110,9 +95,9 @@ def test_finite_data_is_tokenized_once_and_cached(tmp_path):
     # keyed by the dVAE's weights: another dVAE's tokens are never read back
     other = DiscreteVAE(DiscreteVAE.from_pretrained("shapes").config)
     assert load_cache(cache, dvae_tokens(other)) is None
-    tokens, captions = load_cache(cache, dvae_tokens(DiscreteVAE.from_pretrained("shapes")))
+    tokens, captions, _ = load_cache(cache, dvae_tokens(DiscreteVAE.from_pretrained("shapes")))
     assert tokens.shape == (6, 256) and tokens.dtype == torch.long
-    assert sorted(captions)[0] == "picture number 0"
+    assert sorted(captions)[0] == "a red circle number 0"
 
 
 @pytest.mark.slow

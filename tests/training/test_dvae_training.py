@@ -1,6 +1,7 @@
+import json
+
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from dalle.models.dvae import DVAEConfig
 from dalle.shapes.dataset import ShapesStream
@@ -8,7 +9,7 @@ from dalle.training.dvae_trainer import DVAETrainConfig, DVAETrainer
 from dalle.training.metrics_log import MetricsLog
 from dalle.training.schedules import cosine_anneal, cosine_ramp
 
-from .cli_runs import kill_after_checkpoint, one_and_two_processes, run_train
+from .cli_runs import assert_resume_is_bit_exact, caption_folder, one_and_two_processes
 
 TINY = DVAEConfig.from_preset("dvae-tiny")
 
@@ -66,35 +67,12 @@ def test_tiny_model_overfits_eight_images(tmp_path):
     assert after < before / 4, (before, after)
 
 
-def run_cli(out, *extra, wait=True):
-    return run_train("dvae", "dvae-tiny", out, *extra, wait=wait)
-
-
 @pytest.mark.slow
 def test_resume_after_sigkill_is_bit_exact(tmp_path):
-    run_cli(tmp_path / "straight")
-    proc = run_cli(tmp_path / "killed", "--checkpoint-every", "5", wait=False)
-    killed_at = kill_after_checkpoint(proc, tmp_path / "killed", "step_0000015")
-    assert killed_at is not None and killed_at.name < "step_0000040", "run ended before the kill"
-    result = run_cli(tmp_path / "killed", "--checkpoint-every", "5", "--resume")
-    assert "trained 40 steps" in result.stdout
-    a = load_file(str(tmp_path / "straight" / "checkpoints" / "step_0000040" / "model.safetensors"))
-    b = load_file(str(tmp_path / "killed" / "checkpoints" / "step_0000040" / "model.safetensors"))
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
-    ema_a = load_file(
-        str(tmp_path / "straight" / "checkpoints" / "step_0000040" / "ema.safetensors")
-    )
-    ema_b = load_file(str(tmp_path / "killed" / "checkpoints" / "step_0000040" / "ema.safetensors"))
-    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+    assert_resume_is_bit_exact("dvae", "dvae-tiny", tmp_path, 40, 15, "--checkpoint-every", "5")
     assert (tmp_path / "killed" / "vae" / "model.safetensors").is_file()
-    # the metrics log of the resumed run lists every logged step once, with the same losses
-    logs = [
-        MetricsLog(tmp_path / run / "metrics.jsonl").records() for run in ("straight", "killed")
-    ]
-    assert [r["step"] for r in logs[1]] == [10, 20, 30, 40]
-    assert [r["loss"] for r in logs[0]] == [r["loss"] for r in logs[1]]
+    logs = MetricsLog(tmp_path / "killed" / "metrics.jsonl").records()
+    assert [r["step"] for r in logs] == [10, 20, 30, 40]  # each logged step once
 
 
 def test_existing_run_needs_resume(tmp_path):
@@ -112,3 +90,14 @@ def test_two_processes_train_like_one(tmp_path):
     for key in one:  # Adam divides by the gradients' size: round-off in near-zero ones shows
         torch.testing.assert_close(one[key], two[key], atol=1e-4, rtol=1e-3)
     assert (tmp_path / "two" / "vae" / "model.safetensors").is_file()  # exported once
+
+
+@pytest.mark.slow
+def test_resume_on_data_with_corrupt_files_is_bit_exact(tmp_path):
+    data = caption_folder(tmp_path / "data", 10, broken=10)  # half the files unreadable
+    extra = ["--data", str(data), "--no-bf16", "--steps", "12", "--checkpoint-every", "4"]
+    assert_resume_is_bit_exact("dvae", "dvae-tiny", tmp_path, 12, 4, *extra)
+    first = json.loads(
+        (tmp_path / "killed/checkpoints/step_0000012/trainer_state.json").read_text()
+    )
+    assert first["data_position"] > 12 * 4  # the skipped files moved it on

@@ -6,34 +6,23 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 
 from dalle.cli import main
+from dalle.data import open_dataset
 from dalle.data.base import SkipReport
-from dalle.models.clip import CLIP, CLIPConfig
+from dalle.models.clip import CLIP
 from dalle.models.prior import PriorConfig
 from dalle.pipelines.clip_ranker import ClipRanker
 from dalle.pipelines.unclip_pipeline import PriorSettings, UnclipPipeline
-from dalle.shapes.captions import sample_caption
-from dalle.shapes.sampling import HashRandom, sample_scene
-from dalle.text.tokenizer import TextTokenizer
 from dalle.training.encoded_data import EncodedBatches, clip_image_embeddings, load_cache
-from dalle.training.metrics_log import MetricsLog
 from dalle.training.prior_trainer import PriorTrainConfig, PriorTrainer
 
-from .cli_runs import kill_after_checkpoint, one_and_two_processes, run_train
-
-
-@pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory):
-    """A random clip-tiny CLIP with a tokenizer of shapes captions, as `dalle train clip` writes."""
-    captions = [sample_caption(sample_scene("train", i), HashRandom("t", i))[0] for i in range(300)]
-    tokenizer = TextTokenizer.train(captions, vocab_size=300, min_frequency=1)
-    torch.manual_seed(0)
-    config = CLIPConfig.from_preset("clip-tiny").replace(
-        num_text_tokens=tokenizer.vocab_size, eot_id=tokenizer.eot_id
-    )
-    return ClipRanker(CLIP(config), tokenizer).save_pretrained(tmp_path_factory.mktemp("clip"))
+from .cli_runs import (
+    assert_resume_is_bit_exact,
+    caption_folder,
+    one_and_two_processes,
+    run_train,
+)
 
 
 def test_a_tiny_prior_learns(tiny_clip, tmp_path):
@@ -65,18 +54,8 @@ def run_cli(clip, out, *extra, wait=True):
 
 @pytest.mark.slow
 def test_resume_after_sigkill_is_bit_exact(tiny_clip, tmp_path):
-    run_cli(tiny_clip, tmp_path / "straight")
-    proc = run_cli(tiny_clip, tmp_path / "killed", wait=False)
-    killed_at = kill_after_checkpoint(proc, tmp_path / "killed", "step_0000004")
-    assert killed_at is not None and killed_at.name < "step_0000012", "run ended before the kill"
-    result = run_cli(tiny_clip, tmp_path / "killed", "--resume")
-    assert "trained 12 steps" in result.stdout
-    for name in ("model", "ema"):
-        a = load_file(str(tmp_path / "straight/checkpoints/step_0000012" / f"{name}.safetensors"))
-        b = load_file(str(tmp_path / "killed/checkpoints/step_0000012" / f"{name}.safetensors"))
-        assert all(torch.equal(a[k], b[k]) for k in a), name
-    logs = [MetricsLog(tmp_path / r / "metrics.jsonl").records() for r in ("straight", "killed")]
-    assert [r.get("loss") for r in logs[0]] == [r.get("loss") for r in logs[1]]
+    assert_resume_is_bit_exact("prior", "prior-tiny", tmp_path, 12, 4, "--clip", str(tiny_clip),
+                               "--no-bf16")  # fmt: skip
 
 
 @pytest.mark.slow
@@ -164,14 +143,7 @@ def test_embed_refuses_bad_input_before_loading(tiny_clip, tmp_path, capsys):
 
 
 def test_a_finite_data_set_is_embedded_once_and_cached(tiny_clip, tmp_path):
-    rng = np.random.default_rng(0)
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(5):
-        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(data / f"{i}.png")
-        (data / f"{i}.txt").write_text(f"a red circle number {i}")
-    (data / "broken.png").write_bytes(b"not an image")
-    (data / "broken.txt").write_text("broken")
+    data = caption_folder(tmp_path / "data", 5)
     out = tmp_path / "run"
     result = run_train("prior", "prior-tiny", out, "--clip", str(tiny_clip), "--no-bf16",
                        "--data", str(data), "--batch-size", "4", "--steps", "4",
@@ -179,9 +151,11 @@ def test_a_finite_data_set_is_embedded_once_and_cached(tiny_clip, tmp_path):
     assert "cached the CLIP image embeddings of 5 images" in result.stdout
     assert "skipped 1 unreadable file" in result.stdout
     ranker = ClipRanker.from_pretrained(tiny_clip)
-    embeddings, captions = load_cache(out / "clip_embeddings.safetensors",
-                                      clip_image_embeddings(ranker.clip))  # fmt: skip
+    embeddings, captions, indices = load_cache(out / "clip_embeddings.safetensors",
+                                               clip_image_embeddings(ranker.clip))  # fmt: skip
     assert embeddings.shape == (5, ranker.clip.config.embed_dim) and len(captions) == 5
+    dataset = open_dataset(str(data), image_size=16)
+    assert [dataset[i][1] for i in indices.tolist()] == captions  # where each example came from
     image = Image.open(data / "3.png").convert("RGB")
     with torch.no_grad():
         want = ranker.clip.encode_image(ranker.to_tensor([image]))[0]

@@ -61,3 +61,31 @@ def test_output_names_round_trip():
     assert parse_output_name(output_name(12345, 120)) == (12345, 120)
     for other in ("prompts.txt", "failures.png", "0003_1.png", "3_01.png", "0003_01.jpg"):
         assert parse_output_name(other) is None
+
+
+def test_gaussian_blur_against_the_closed_form():
+    from dalle.utils.images import gaussian_blur
+
+    x = torch.zeros(3, 2, 15, 15)
+    x[:, :, 7, 7] = 1.0  # a point: its blur is the normalised 2-D Gaussian
+    sigma = torch.tensor([0.0, 0.5, 1.0])
+    out = gaussian_blur(x, sigma)
+    torch.testing.assert_close(out[0], x[0])  # sigma 0 leaves the image alone
+    for i in (1, 2):
+        r = torch.arange(-7, 8, dtype=torch.float64)
+        g = torch.exp(-(r**2) / (2 * sigma[i].double() ** 2))
+        g = g / g[(r.abs() <= max(1, int(3 * sigma.max() + 0.999)))].sum()
+        g[r.abs() > max(1, int(3 * sigma.max() + 0.999))] = 0
+        want = (g[:, None] * g[None, :]).float()
+        torch.testing.assert_close(out[i, 0], want, atol=1e-6, rtol=1e-5)
+        assert abs(out[i].sum().item() - 2.0) < 1e-5  # mass kept away from the borders
+    flat = torch.full((2, 3, 6, 6), 0.3)
+    torch.testing.assert_close(gaussian_blur(flat, torch.tensor([0.7, 2.0])), flat)
+
+
+def test_area_resize_averages_blocks():
+    from dalle.utils.images import area_resize
+
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    torch.testing.assert_close(area_resize(x, 2), torch.tensor([[[[2.5, 4.5], [10.5, 12.5]]]]))
+    assert area_resize(x, 4) is x

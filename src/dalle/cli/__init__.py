@@ -12,18 +12,20 @@ import sys
 from dalle import __version__
 from dalle.cli import (
     data_cmd,
+    edit_cmd,
     embed_cmd,
     eval_cmd,
     generate_cmd,
     pipeline_cmd,
     reconstruct_cmd,
+    serve_cmd,
     tokenizer_cmd,
     train_cmd,
 )
 
 COMMAND_GROUPS = (
-    generate_cmd, data_cmd, tokenizer_cmd, train_cmd, reconstruct_cmd, eval_cmd, pipeline_cmd,
-    embed_cmd,
+    generate_cmd, edit_cmd, data_cmd, tokenizer_cmd, train_cmd, reconstruct_cmd, eval_cmd,
+    pipeline_cmd, embed_cmd, serve_cmd,
 )  # fmt: skip
 
 

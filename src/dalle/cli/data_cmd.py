@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from dalle.cli.validate import output_file, output_folder, positive_int
 from dalle.shapes.dataset import export_shapes
 from dalle.shapes.spec import SPLITS
 
@@ -27,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="train",
         help="train never shows the four held-out colour/shape pairs; test does",
     )
-    shapes.add_argument("--n", type=int, required=True, help="number of images")
+    shapes.add_argument("--n", type=positive_int, required=True, help="number of images")
     shapes.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
     shapes.add_argument("--out", required=True, help="output folder (created if missing)")
     shapes.set_defaults(func=_export)
@@ -43,7 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "feeds `dalle generate --prompts-file` and `dalle eval shapes --prompts`."
         ),
     )
-    prompts.add_argument("--n", type=int, default=128, help="number of prompts (default 128)")
+    prompts.add_argument(
+        "--n", type=positive_int, default=128, help="number of prompts (default 128)"
+    )
     prompts.add_argument("--seed", type=int, default=0, help="seed of the set (default 0)")
     prompts.add_argument(
         "--mix", default="users", choices=("users", "balanced"), help="the mix (default users)"
@@ -53,21 +56,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    if args.n < 0:
-        raise ValueError("--n must be at least 0")
+    output_folder(args.out, names=lambda name: False)
     meta = export_shapes(args.out, args.split, args.n, args.seed, progress=True)
     print(f"wrote {args.n} images and {meta}")
     return 0
 
 
 def _prompts(args: argparse.Namespace) -> int:
+    from dalle.shapes.captions import parse_caption
     from dalle.shapes.prompts import evaluation_prompts
     from dalle.utils.io import atomic_write_text
 
-    if args.n < 1:
-        raise ValueError("--n must be at least 1")
-    from dalle.shapes.captions import parse_caption
-
+    output_file(args.out)
     prompts = evaluation_prompts(args.n, args.seed, args.mix)
     atomic_write_text(args.out, "".join(p + "\n" for p in prompts))
     parsed = [parse_caption(p) for p in prompts]

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dalle.cli.validate import refuse_overwriting
 from dalle.utils.io import atomic_write_bytes
 
 BATCH = 256
@@ -64,9 +65,10 @@ def _image_files(folder: str) -> list[Path]:
 
 
 def _embed(args: argparse.Namespace) -> int:
-    from dalle.eval.shapes_report import read_prompts
+    from dalle.text.prompts import read_prompts
 
     out = _output(args.out)
+    refuse_overwriting([out], [args.prompts] if args.prompts else [])
     if args.prior and args.prompts is None:
         raise ValueError("--prior draws image embeddings for prompts: give --prompts FILE")
     files = _image_files(args.images) if args.images else None

@@ -7,9 +7,22 @@ import dataclasses
 import json
 from pathlib import Path
 
-from dalle.cli.sampling_args import add_candidates_argument, add_sampling_arguments
-from dalle.cli.validate import positive_int
-from dalle.eval.shapes_report import failure_grid, read_prompts, score_folder
+from dalle.cli.sampling_args import (
+    add_candidates_argument,
+    add_sampling_arguments,
+    add_unclip_arguments,
+    check_pipeline_args,
+    given_unclip_settings,
+    load_pipeline,
+)
+from dalle.cli.validate import (
+    add_replace_argument,
+    clear_earlier_run,
+    output_folder,
+    positive_int,
+)
+from dalle.eval.shapes_report import failure_grid, score_folder
+from dalle.text.prompts import read_prompts
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rec.add_argument(
         "--model", default="shapes", help="dVAE folder or bundled name (default shapes)"
     )
-    rec.add_argument("--n", type=int, default=1000, help="number of images (default 1000)")
+    rec.add_argument("--n", type=positive_int, default=1000, help="number of images (1000)")
     rec.add_argument("--split", default="test", choices=("train", "test"))
     rec.add_argument("--seed", type=int, default=0)
     rec.add_argument("--json", action="store_true", help="print the report as one JSON line")
@@ -70,7 +83,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     gen.add_argument("--prompts", default=None, help="prompts file (default: the canonical set)")
-    gen.add_argument("--n-prompts", type=int, default=128, help="size of the canonical set (128)")
+    gen.add_argument(
+        "--n-prompts", type=positive_int, default=128, help="size of the canonical set (128)"
+    )
     gen.add_argument(
         "--mix", default="users", choices=("users", "balanced"),
         help="the canonical set's mix: users (three quarters two-object, most stating sizes; the "
@@ -81,8 +96,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="seed of the canonical set (0 is the reported set; choose settings on another)",
     )  # fmt: skip
     gen.add_argument("--out", default="eval_generation", help="where the images go")
+    add_replace_argument(gen)
     gen.add_argument("--json", action="store_true", help="print the report as one JSON line")
     add_sampling_arguments(gen)
+    add_unclip_arguments(gen)
     add_candidates_argument(gen)
     gen.set_defaults(func=_eval_generation)
 
@@ -99,7 +116,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     clip.add_argument(
         "--model", default="shapes", help="CLIP folder, pipeline folder or bundled name (shapes)"
     )
-    clip.add_argument("--n", type=int, default=1000, help="test images (default 1000)")
+    clip.add_argument("--n", type=positive_int, default=1000, help="test images (default 1000)")
     clip.add_argument("--seed", type=int, default=0)
     clip.add_argument("--json", action="store_true", help="print the report as one JSON line")
     clip.set_defaults(func=_eval_clip)
@@ -121,9 +138,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--prompts-seed", type=int, default=0, help="0: the reported set; 1: validation"
     )
     prior.add_argument("--seed", type=int, default=0, help="seed of the prior's draws")
-    prior.add_argument("--sampler", choices=("dpm++2m", "ddim", "ddpm"), default=None)
-    prior.add_argument("--steps", type=positive_int, default=None, help="prior sampling steps")
-    prior.add_argument("--guidance", type=float, default=None, help="prior guidance scale")
+    add_unclip_arguments(prior, stages=("prior",))
     prior.add_argument(
         "--best-of", type=positive_int, default=None, help="draws per prompt kept by CLIP"
     )
@@ -176,35 +191,32 @@ def _eval_generation(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from dalle.eval.generation import shapes_generation_report
-    from dalle.pipelines.dalle_pipeline import DallePipeline
     from dalle.shapes.prompts import evaluation_prompts
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     prompts = (
         read_prompts(args.prompts)
         if args.prompts
         else evaluation_prompts(args.n_prompts, args.prompts_seed, args.mix)
     )
-    pipe = DallePipeline.from_pretrained(args.model)
-    settings = pipe.settings(args.temperature, args.top_k, args.top_p, args.guidance)
+    out = output_folder(args.out, replace=args.replace)
+    check_pipeline_args(args)
+    if args.replace:  # every option checked: the earlier run's images can go
+        clear_earlier_run(out)
+    pipe, sampling, settings = load_pipeline(args)
     drawn = len(prompts) * (args.candidates or args.num_images)
     with tqdm(total=drawn, desc="generate", unit="img") as bar:
         report = shapes_generation_report(
-            pipe, prompts, args.out, args.num_images, args.seed, settings, args.batch_size,
-            args.bf16, args.candidates, on_image=bar.update,
-        )  # fmt: skip
+            pipe, prompts, args.out, args.num_images, args.seed, on_image=bar.update, **sampling
+        )
     summary = {
-        **report.to_dict(), "settings": dataclasses.asdict(settings), "model": args.model,
+        **report.to_dict(), "settings": settings, "model": args.model,
         "candidates": args.candidates,
     }  # fmt: skip
     if args.json:
         print(json.dumps(summary))
         return 0
     seen, held = summary["seen"], summary["held_out"]
-    print(f"model           {args.model} ({dataclasses.asdict(settings)})")
+    print(f"model           {args.model} ({settings})")
     print(
         f"images          {summary['images']} ({len(prompts)} prompts x {args.num_images}, seed {args.seed})"
     )
@@ -242,10 +254,9 @@ def _eval_prior(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ValueError("--n must be at least 1")
+    given = given_unclip_settings(args)["prior"]  # checked before loading
     pipe = UnclipPipeline.from_pretrained(args.model)
-    settings = pipe.prior_settings(
-        sampler=args.sampler, steps=args.steps, guidance=args.guidance, best_of=args.best_of
-    )
+    settings = pipe.prior_settings(**given, best_of=args.best_of)
     report = shapes_prior_report(pipe, args.n, args.seed, args.prompts_seed, settings)
     report["settings"] = dataclasses.asdict(settings)
     if args.json:

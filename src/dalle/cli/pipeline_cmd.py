@@ -8,7 +8,12 @@ from pathlib import Path
 
 import torch
 
-from dalle.cli.sampling_args import add_settings_arguments, given_settings
+from dalle.cli.sampling_args import (
+    add_settings_arguments,
+    add_unclip_arguments,
+    given_settings,
+    given_unclip_settings,
+)
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 
@@ -19,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "assemble",
         help="write a pipeline folder from trained parts: DALL·E (tokenizer, dVAE, transformer, "
-        "CLIP) or unCLIP (tokenizer, CLIP, prior)",
+        "CLIP) or unCLIP (tokenizer, CLIP, prior, decoder, upsampler)",
         description=(
             "Write OUT as a pipeline folder (model_index.json recording each part's class, one "
             "sub-folder per part) that `dalle generate --model OUT` reads. Each part is a folder "
@@ -30,8 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "dalle pipeline assemble shapes-rebuilt --tokenizer runs/dalle/tokenizer.json "
             "--vae runs/vae/vae --transformer runs/dalle/pipeline --clip runs/clip/clip "
             "--top-k 3 --guidance 2. With --prior instead of --vae and --transformer it writes an "
-            "unCLIP pipeline (tokenizer, CLIP, prior; the prior's sampling defaults taken from its "
-            "pipeline, if --prior is one)."
+            "unCLIP pipeline (tokenizer, CLIP, prior, and --decoder and --upsampler if given; "
+            "each stage's sampling defaults are the --prior-*, --decoder-*, --upsampler-* "
+            "options, else those of the pipeline the part is taken from, if it is one)."
         ),
     )
     p.add_argument("out", metavar="OUT", help="the pipeline folder to write (must not exist)")
@@ -40,7 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--transformer", default=None, help="DALL·E: transformer folder or pipeline")
     p.add_argument("--clip", default=None, help="CLIP folder (with its tokenizer.json) or pipeline")
     p.add_argument("--prior", default=None, help="unCLIP: prior folder or unCLIP pipeline")
+    p.add_argument("--decoder", default=None, help="unCLIP: decoder folder or unCLIP pipeline")
+    p.add_argument("--upsampler", default=None, help="unCLIP: upsampler folder or unCLIP pipeline")
     add_settings_arguments(p, default="the --transformer pipeline's, if it is one")
+    add_unclip_arguments(p, default="the part's pipeline's, if it is one")
     p.add_argument(
         "--dtype", choices=sorted(DTYPES), default="fp16",
         help="weights as stored (default fp16: half the size; loaded as float32)",
@@ -52,10 +61,15 @@ def _assemble(args: argparse.Namespace) -> int:
     from dalle.text.tokenizer import TextTokenizer
 
     given = given_settings(args)
+    unclip_given = given_unclip_settings(args)
     out = Path(args.out)
     if out.exists():
         raise ValueError(f"{out} exists: give a new folder to write the pipeline into")
     dalle = args.vae is not None or args.transformer is not None
+    if dalle and (args.decoder or args.upsampler):
+        raise ValueError("--decoder and --upsampler are parts of an unCLIP pipeline (--prior)")
+    if dalle and any(unclip_given.values()):
+        raise ValueError("the --prior-*, --decoder-*, --upsampler-* options are unCLIP's")
     if dalle == (args.prior is not None) or (dalle and not (args.vae and args.transformer)):
         raise ValueError(
             "give --vae and --transformer (a DALL·E pipeline) or --prior with --clip (unCLIP)"
@@ -69,21 +83,29 @@ def _assemble(args: argparse.Namespace) -> int:
             raise ValueError(
                 "the sampling options set DALL·E defaults: an unCLIP pipeline has none"
             )
-        pipe = _unclip(args, tokenizer)
+        pipe = _unclip(args, tokenizer, unclip_given)
         what = f"prior sampling {dataclasses.asdict(pipe.prior_defaults)}"
+        if pipe.decoder is not None:
+            what += f", decoder {dataclasses.asdict(pipe.decoder_defaults)}"
+        if pipe.upsampler is not None:
+            what += f", upsampler {dataclasses.asdict(pipe.upsampler_defaults)}"
     pipe.save_pretrained(out, DTYPES[args.dtype])
     print(f"wrote the {type(pipe).__name__} {out}/ ({what})")
     return 0
 
 
-def _source_defaults(name_or_dir: str, key: str) -> dict:
-    """The defaults recorded under ``key`` by the pipeline a part is taken from, if it is one."""
+def _source_index(name_or_dir: str):
+    """The index of the pipeline a part is taken from, or None for a part folder."""
     from dalle.folders import INDEX_FILE, PipelineIndex, resolve
 
     source = resolve(name_or_dir)
-    if (source / INDEX_FILE).is_file():
-        return dict(PipelineIndex.read(source).defaults.get(key, {}))
-    return {}
+    return PipelineIndex.read(source) if (source / INDEX_FILE).is_file() else None
+
+
+def _source_defaults(name_or_dir: str, key: str) -> dict:
+    """The defaults recorded under ``key`` by the pipeline a part is taken from, if it is one."""
+    index = _source_index(name_or_dir)
+    return {} if index is None else dict(index.defaults.get(key, {}))
 
 
 def _dalle(args, tokenizer, given):
@@ -103,14 +125,37 @@ def _dalle(args, tokenizer, given):
     )
 
 
-def _unclip(args, tokenizer):
+def _unclip(args, tokenizer, given: dict[str, dict]):
     from dalle.models.clip import CLIP
     from dalle.models.prior import DiffusionPrior
-    from dalle.pipelines.unclip_pipeline import PriorSettings, UnclipPipeline
+    from dalle.pipelines.unclip_pipeline import (
+        DecoderSettings,
+        PriorSettings,
+        UnclipPipeline,
+        UpsamplerSettings,
+    )
 
     if args.clip is None:
         raise ValueError("an unCLIP pipeline needs its --clip")
+
+    def settings(cls, source: str | None, stage: str):
+        recorded = _source_defaults(source, stage) if source else {}
+        return cls(**{**recorded, **given[stage]})
+
     return UnclipPipeline(
         tokenizer, CLIP.from_pretrained(args.clip), DiffusionPrior.from_pretrained(args.prior),
-        PriorSettings(**_source_defaults(args.prior, "prior")),
+        settings(PriorSettings, args.prior, "prior"),
+        _unet(args.decoder, "decoder"), _unet(args.upsampler, "upsampler"),
+        settings(DecoderSettings, args.decoder, "decoder"),
+        settings(UpsamplerSettings, args.upsampler, "upsampler"),
     )  # fmt: skip
+
+
+def _unet(name_or_dir: str | None, part: str):
+    """A decoder or upsampler: a U-Net folder, or the part so named of a pipeline."""
+    from dalle.models.unet import UNet
+
+    if name_or_dir is None:
+        return None
+    pipeline = _source_index(name_or_dir) is not None
+    return UNet.from_pretrained(name_or_dir, part=part if pipeline else None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,11 @@ def _reconstruct(args: argparse.Namespace) -> int:
     in_dir, out_dir = Path(args.in_dir), Path(args.out)
     if not in_dir.is_dir():
         raise FileNotFoundError(f"no such folder: {in_dir}")
+    if out_dir.exists() and os.path.samefile(out_dir, in_dir):
+        raise ValueError(
+            f"--out {out_dir} is the input folder: the reconstructions would overwrite the "
+            "original images; give another folder"
+        )
     vae = DiscreteVAE.from_pretrained(args.model)
     transform = ImageTransform(TransformConfig(image_size=vae.config.image_size))
     rng = np.random.default_rng(0)  # centre crop, no augmentation: unused but required

@@ -25,7 +25,8 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument(
         "--bf16", action=argparse.BooleanOptionalAction, default=None,
-        help="sample with a bf16 copy of the transformer (--no-bf16: fp32). Default: bf16 where "
+        help="sample in bf16 (DALL·E: a bf16 copy of the transformer; unCLIP: bf16 autocast) "
+        "(--no-bf16: fp32). Default: bf16 where "
         "the machine has bf16 matrix units (Intel AMX / AVX512-BF16 CPUs, recent GPUs), fp32 "
         "elsewhere (on other CPUs bf16 is many times slower)",
     )  # fmt: skip
@@ -67,7 +68,136 @@ def given_settings(args: argparse.Namespace) -> dict[str, float | int]:
 
 def add_candidates_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--candidates", type=int, default=None, metavar="M",
+        "--candidates", type=positive_int, default=None, metavar="M",
         help="draw M images per prompt and keep the --num-images that the pipeline's CLIP ranks "
         "best, best first (default: draw only --num-images)",
     )  # fmt: skip
+
+
+UNCLIP_STAGES = {
+    "prior": ("sampler", "steps", "guidance"),
+    "decoder": ("sampler", "steps", "guidance"),
+    "upsampler": ("sampler", "steps"),
+}
+
+
+def add_unclip_arguments(
+    p: argparse.ArgumentParser, default: str = "the model's", stages=tuple(UNCLIP_STAGES)
+) -> None:
+    """--prior-*, --decoder-* and --upsampler-* sampling options of unCLIP pipelines (of the
+    ``stages`` named)."""
+    from dalle.pipelines.unclip_pipeline import SAMPLERS
+
+    g = p.add_argument_group("unCLIP pipelines (each stage's sampler, steps and guidance)")
+    for stage in stages:
+        names = UNCLIP_STAGES[stage]
+        g.add_argument(
+            f"--{stage}-sampler", choices=SAMPLERS, default=None,
+            help=f"the {stage}'s sampler (default: {default})",
+        )  # fmt: skip
+        g.add_argument(
+            f"--{stage}-steps", type=positive_int, default=None,
+            help=f"the {stage}'s sampling steps (default: {default})",
+        )  # fmt: skip
+        if "guidance" in names:
+            g.add_argument(
+                f"--{stage}-guidance", type=float, default=None,
+                help=f"the {stage}'s classifier-free guidance scale; 1 is off (default: {default})",
+            )  # fmt: skip
+
+
+def given_unclip_settings(args: argparse.Namespace) -> dict[str, dict]:
+    """``{stage: {field: value}}`` of the unCLIP options given, checked before loading."""
+    from dalle.pipelines.unclip_pipeline import DecoderSettings, PriorSettings, UpsamplerSettings
+
+    classes = {"prior": PriorSettings, "decoder": DecoderSettings, "upsampler": UpsamplerSettings}
+    given = {}
+    for stage, names in UNCLIP_STAGES.items():
+        values = {n: getattr(args, f"{stage}_{n}", None) for n in names}
+        given[stage] = {k: v for k, v in values.items() if v is not None}
+        try:
+            classes[stage](**given[stage])  # raises ValueError naming a bad value
+        except ValueError as e:
+            raise ValueError(f"--{stage}-*: {e}") from None
+    return given
+
+
+DALLE_ONLY = ("temperature", "top_k", "top_p", "guidance")
+
+
+def check_pipeline_args(args: argparse.Namespace) -> str:
+    """Check every sampling option against the pipeline ``--model`` names, reading only its
+    model_index.json (no weights): before any output is touched or a model loaded. Returns the
+    pipeline's class name."""
+    from dalle.folders import read_index
+
+    if args.num_images < 1 or (args.batch_size is not None and args.batch_size < 1):
+        raise ValueError("--num-images and --batch-size must be at least 1")
+    candidates = getattr(args, "candidates", None)
+    if candidates is not None and candidates < args.num_images:
+        raise ValueError(
+            f"--candidates {candidates}: must be at least --num-images ({args.num_images})"
+        )
+    unclip = given_unclip_settings(args)
+    root, index = read_index(args.model)
+    if index.class_name == "UnclipPipeline":
+        wrong = [f"--{k.replace('_', '-')}" for k in DALLE_ONLY if getattr(args, k) is not None]
+        if wrong:
+            raise ValueError(
+                f"{', '.join(wrong)}: DALL·E sampling options; {args.model} is an unCLIP "
+                "pipeline (use --prior-guidance, --decoder-guidance and the other --prior-*, "
+                "--decoder-*, --upsampler-* options)"
+            )
+        missing = [part for part in ("prior", "decoder") if part not in index.parts]
+        if missing:
+            raise ValueError(
+                f"{root} has no {' or '.join(missing)}: it cannot draw images from text"
+            )
+    else:
+        stated = [f"--{stage}-*" for stage, values in unclip.items() if values]
+        if stated:
+            raise ValueError(f"{', '.join(stated)}: unCLIP options; {args.model} is DALL·E")
+        given_settings(args)
+        if candidates is not None and candidates > args.num_images and "clip" not in index.parts:
+            raise ValueError(f"--candidates: {root} has no CLIP to rank them with")
+    return index.class_name
+
+
+def load_pipeline(args: argparse.Namespace):
+    """The pipeline ``--model`` names (DALL·E or unCLIP, as its model_index.json says), the
+    keyword arguments of its ``iter_images`` from the options, and the settings as PNG text
+    fields; every option checked first (:func:`check_pipeline_args`). Sets ``args.bf16`` as
+    decided."""
+    import dataclasses
+
+    import torch
+
+    from dalle.utils.device import use_bf16
+
+    kind = check_pipeline_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    common = {"candidates": getattr(args, "candidates", None), "batch_size": args.batch_size}
+    if kind == "UnclipPipeline":
+        from dalle.pipelines.unclip_pipeline import UnclipPipeline
+
+        unclip = given_unclip_settings(args)
+        pipe = UnclipPipeline.from_pretrained(args.model)
+        stages = {
+            "prior": pipe.prior_settings(**unclip["prior"]),
+            "decoder": pipe.decoder_settings(**unclip["decoder"]),
+            "upsampler": pipe.upsampler_settings(**unclip["upsampler"]),
+        }
+        fields = {
+            f"{stage}_{k}": v for stage, s in stages.items() for k, v in dataclasses.asdict(s).items()
+        }  # fmt: skip
+        sampling = {**stages, **common}
+    else:
+        from dalle.pipelines.dalle_pipeline import DallePipeline
+
+        pipe = DallePipeline.from_pretrained(args.model)
+        settings = pipe.settings(**given_settings(args))
+        fields = dataclasses.asdict(settings)
+        sampling = {"settings": settings, **common}
+    args.bf16 = use_bf16(args.bf16, pipe.device)  # recorded in the PNGs as decided
+    return pipe, {**sampling, "bf16": args.bf16}, fields

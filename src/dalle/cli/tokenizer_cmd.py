@@ -7,6 +7,8 @@ import itertools
 import logging
 from collections.abc import Iterable, Iterator
 
+from dalle.cli.validate import int_at_least, output_file
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_CAPTIONS = 100_000
@@ -40,7 +42,7 @@ def _register_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="train", help="data set split to read (default: train)")
     p.add_argument(
         "--vocab-size",
-        type=int,
+        type=int_at_least(259),  # the byte alphabet and 3 special tokens: MIN_VOCAB_SIZE
         default=4096,
         metavar="N",
         help="target vocabulary size (default: 4096)",
@@ -104,6 +106,7 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.max_captions < 0:
         raise ValueError(f"--max-captions must be >= 0, got {args.max_captions}")
+    output_file(args.out)
     dataset = open_dataset(args.data, image_size=64, split=args.split)
     captions: Iterable[str] = dataset.captions()
     if args.max_captions:

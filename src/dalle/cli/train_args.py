@@ -90,9 +90,10 @@ def prepare_tokenizer(given: str | None, config, dataset, out: Path, accelerator
     return TextTokenizer.from_file(path)
 
 
-def encoded_batches(config, dataset, encoder, out: Path, accelerator):
-    """Batches of ``encoder``'s view of the data: a finite data set is encoded once (by the main
-    process, under a progress bar) into ``OUT/<encoder.cache_file>`` and read from there."""
+def encoded_batches(config, dataset, encoder, out: Path, accelerator, with_images: bool = False):
+    """Batches of ``encoder``'s view of the data (and the images, ``with_images``): a finite data
+    set is encoded once (by the main process, under a progress bar) into
+    ``OUT/<encoder.cache_file>`` and read from there."""
     from tqdm.auto import tqdm
 
     from dalle.data.base import SkipReport
@@ -107,17 +108,21 @@ def encoded_batches(config, dataset, encoder, out: Path, accelerator):
     report, cache = SkipReport(), None
     if is_finite(dataset):
         path = out / encoder.cache_file
-        if accelerator.is_main_process and load_cache(path, encoder) is None:
+        data = f"{config.data} ({len(dataset)} examples)"
+        found = load_cache(path, encoder, data) if accelerator.is_main_process else None
+        stale = found is None or (with_images and found.indices is None)
+        if accelerator.is_main_process and stale:
             with tqdm(
                 total=len(dataset), desc=f"encode images ({encoder.kind})", unit="img"
             ) as bar:
-                encoded, captions = encode_dataset(dataset, encoder, report=report,
-                                                   on_batch=bar.update)  # fmt: skip
-            save_cache(path, encoder, encoded, captions)
-            print(f"cached the {encoder.description} of {len(captions)} images in {path}")
+                cache = encode_dataset(dataset, encoder, report=report, on_batch=bar.update)
+            save_cache(path, encoder, cache, data)
+            print(f"cached the {encoder.description} of {len(cache.captions)} images in {path}")
         accelerator.wait_for_everyone()
-        cache = load_cache(path, encoder)
-    return EncodedBatches(dataset, encoder, config.batch_size, config.seed, cache, report)
+        cache = load_cache(path, encoder, data)
+    return EncodedBatches(
+        dataset, encoder, config.batch_size, config.seed, cache, report, with_images
+    )
 
 
 def run_folder(args: argparse.Namespace) -> Path:

@@ -1,4 +1,5 @@
-"""``dalle train``: train a stage of a pipeline (``dvae``, ``dalle``, ``clip``)."""
+"""``dalle train``: train a stage of a pipeline (``dvae``, ``dalle``, ``clip``, ``prior``,
+``decoder``, ``upsampler``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 
 import torch
 
-from dalle.cli import train_clip_cmd, train_dalle_cmd, train_prior_cmd
+from dalle.cli import train_clip_cmd, train_dalle_cmd, train_decoder_cmd, train_prior_cmd
 from dalle.cli.train_args import add_run_arguments, run_config, run_folder, run_trainer
 from dalle.data import open_dataset
 from dalle.models.dvae import DVAEConfig
@@ -32,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     train_dalle_cmd.register(train_sub)
     train_clip_cmd.register(train_sub)
     train_prior_cmd.register(train_sub)
+    train_decoder_cmd.register(train_sub)
 
 
 def _train_dvae(args: argparse.Namespace) -> int:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 
 def positive_int(text: str) -> int:
@@ -18,6 +21,32 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """A whole number of at least 0 (0 meaning "off", e.g. no crops)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def int_at_least(minimum: int):
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def positive_float(text: str) -> float:
     """A finite number above 0 (learning rates)."""
     try:
@@ -27,3 +56,98 @@ def positive_float(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
     return value
+
+
+def add_replace_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="if --out holds an earlier run's images (NNNN_NN.png), delete them first (other "
+        "files are kept); without it such a folder is refused, so that runs never mix",
+    )
+
+
+def output_folder(
+    path: str | os.PathLike,
+    option: str = "--out",
+    replace: bool = False,
+    names: Callable[[str], bool] | None = None,
+) -> Path:
+    """The folder generated images go to, checked and created before any model is loaded (so
+    that no drawing is lost). A folder already holding generated images (``NNNN_NN.png``) is
+    refused, since the new run's files would mix with the earlier run's and be scored together,
+    unless ``replace`` (then :func:`clear_earlier_run` deletes them once every other option has
+    been checked). ``names`` says which file names a run writes (default ``NNNN_NN.png``)."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{option} {path}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{option} {path}: cannot create the folder ({e.strerror})") from None
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"{option} {path}: the folder is not writable")
+    earlier = _earlier_run(out, names)
+    if earlier and not replace:
+        raise ValueError(
+            f"{option} {path} holds {len(earlier)} images of an earlier run ({earlier[0].name}, "
+            "...): choose another folder, or pass --replace to delete them first"
+        )
+    return out
+
+
+def clear_earlier_run(out: Path, names: Callable[[str], bool] | None = None) -> None:
+    """Delete the generated images (``NNNN_NN.png``, or the ``names``) in ``out``, and nothing
+    else."""
+    for p in _earlier_run(out, names):
+        p.unlink()
+
+
+def _earlier_run(out: Path, names: Callable[[str], bool] | None) -> list[Path]:
+    from dalle.utils.images import parse_output_name
+
+    def ours(name: str) -> bool:
+        return names(name) if names is not None else parse_output_name(name) is not None
+
+    return sorted(p for p in out.iterdir() if ours(p.name) and p.is_file())
+
+
+def refuse_overwriting(outputs: Iterable[str | os.PathLike], inputs: Iterable[str | os.PathLike]):
+    """A ValueError if any output file would be one of the input files (or the same file by
+    another path), before anything is written."""
+    given = [Path(p) for p in inputs]
+    for out in map(Path, outputs):
+        for inp in given:
+            if out.exists() and inp.exists() and os.path.samefile(out, inp):
+                raise ValueError(f"{out} is the input {inp}: writing it would overwrite the input")
+
+
+def output_file(path: str | os.PathLike, option: str = "--out") -> Path:
+    """A file a command will write (atomically), checked before any work: not a folder, in a
+    folder that exists and is writable."""
+    out = Path(path)
+    if out.is_dir():
+        raise ValueError(f"{option} {path}: is a folder; give a file name")
+    parent = out.parent
+    if not parent.exists():
+        raise ValueError(f"{option} {path}: the folder {parent} does not exist")
+    if not parent.is_dir():
+        raise ValueError(f"{option} {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"{option} {path}: the folder {parent} is not writable")
+    return out
+
+
+def input_images(paths, option: str | None = None, keep_alpha: bool = False) -> list:
+    """The images at ``paths`` (PIL, RGB; RGBA with ``keep_alpha`` if they have alpha), or a
+    ValueError naming the file (and ``option``) and what is wrong with it."""
+    from dalle.data.images import BadImageError, load_image
+
+    out = []
+    for path in paths:
+        try:
+            out.append(load_image(path, keep_alpha=keep_alpha))
+        except BadImageError as e:
+            where = f"{option} {path}" if option else str(path)
+            raise ValueError(f"{where}: {e}") from None
+    return out

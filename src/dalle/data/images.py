@@ -30,9 +30,12 @@ class BadImageError(ValueError):
 
 
 def load_image(
-    source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PIXELS
+    source: str | os.PathLike | bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    keep_alpha: bool = False,
 ) -> Image.Image:
-    """Decode ``source`` (a path or the file's bytes) to a fully loaded RGB image.
+    """Decode ``source`` (a path or the file's bytes) to a fully loaded RGB image (with
+    ``keep_alpha``, RGBA if it has transparency: masks).
 
     The size is checked from the header before any pixel is decoded, so an image over
     ``max_pixels`` (width * height) costs nothing. Raises :class:`BadImageError` with reason
@@ -40,17 +43,17 @@ def load_image(
     "corrupt image" or "unsupported mode".
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _decode(io.BytesIO(bytes(source)), max_pixels)
+        return _decode(io.BytesIO(bytes(source)), max_pixels, keep_alpha)
     try:
         with open(source, "rb") as f:
-            return _decode(f, max_pixels)
+            return _decode(f, max_pixels, keep_alpha)
     except FileNotFoundError:
         raise BadImageError("missing file", str(source)) from None
     except OSError as e:  # a directory, no permission, an I/O error
         raise BadImageError("unreadable file", str(e)) from None
 
 
-def _decode(f: io.IOBase, max_pixels: int) -> Image.Image:
+def _decode(f: io.IOBase, max_pixels: int, keep_alpha: bool = False) -> Image.Image:
     with warnings.catch_warnings():
         # Our own limit is checked below; PIL's warning would only be noise.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -70,7 +73,10 @@ def _decode(f: io.IOBase, max_pixels: int) -> Image.Image:
                 raise BadImageError("corrupt image", f"empty size {width}x{height}")
             try:
                 image.load()
-                return to_rgb(_apply_exif_orientation(image))
+                image = _apply_exif_orientation(image)
+                if keep_alpha and _has_alpha(image):
+                    return image.convert("RGBA")
+                return to_rgb(image)
             except Image.DecompressionBombError as e:
                 raise BadImageError("too many pixels", str(e)) from None
             except BadImageError:
@@ -90,6 +96,10 @@ def _apply_exif_orientation(image: Image.Image) -> Image.Image:
     except Exception as e:  # a broken EXIF block should not cost us the pixels
         logger.debug("ignoring unreadable EXIF orientation: %s", e)
         return image
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -105,6 +105,7 @@ class WebDatasetShards(torch.utils.data.IterableDataset):
         self.world_size = world_size
         self.max_pixels = max_pixels
         self.epoch = 0
+        self._checked_cuts: list[str] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -131,7 +132,7 @@ class WebDatasetShards(torch.utils.data.IterableDataset):
                 world_size,
                 num_workers,
             )
-        errors: list[BadFile] = []
+        errors: list[BadFile] = [BadFile(url, "truncated shard") for url in self._cut_shards()]
 
         def record(exn: Exception) -> bool:
             url = next((a for a in reversed(exn.args) if a in self.urls), "<unknown shard>")
@@ -153,6 +154,27 @@ class WebDatasetShards(torch.utils.data.IterableDataset):
             yield from _drain(errors)
             yield self._to_sample(raw)
         yield from _drain(errors)
+
+    def _cut_shards(self) -> list[str]:
+        """Local shards that end without tar's end-of-archive marker (two zero blocks): cut
+        short at a member boundary, which a tar reader takes for the end, so the samples after
+        the cut would be lost without a word. Their samples before the cut are still read."""
+        if self._checked_cuts is None:
+            self._checked_cuts = []
+            for url in self.urls:
+                if _is_remote(url) or not os.path.isfile(url):
+                    continue
+                with open(url, "rb") as f:
+                    f.seek(0, os.SEEK_END)
+                    size = f.tell()
+                    f.seek(max(size - 1024, 0))
+                    tail = f.read()
+                if size >= 1024 and tail.strip(b"\0"):  # smaller: unreadable, said so later
+                    logger.warning(
+                        "shard %s ends without the end-of-archive marker: cut short?", url
+                    )
+                    self._checked_cuts.append(url)
+        return self._checked_cuts
 
     def _to_sample(self, raw: dict[str, Any]) -> Sample | BadFile:
         url, key = raw["__url__"], raw["__key__"]

@@ -19,14 +19,20 @@ def sample(
     x: torch.Tensor,
     num_steps: int,
     generator: Generators = None,
+    on_step: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """Run ``sampler`` for ``num_steps`` steps from ``x`` (x_T, or clean data for the inverter).
 
     ``model_fn(x, t)`` gets (B, ...) x and a (B,) long tensor of training timesteps and returns
     the sampler's prediction type. Runs without autograd; ``generator`` as in :meth:`Sampler.step`.
+    ``on_step(i, x0)``, if given, gets each step's index and the model's estimate of the clean
+    data at that step (what a progress preview shows).
     """
     sampler.set_timesteps(num_steps)
-    for t in sampler.timesteps.tolist():
+    for i, t in enumerate(sampler.timesteps.tolist()):
         t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-        x = sampler.step(model_fn(x, t_batch), t, x, generator=generator)
+        out = model_fn(x, t_batch)
+        if on_step is not None:
+            on_step(i, sampler.schedule.predict_x0(out, x, t_batch.cpu(), sampler.prediction))
+        x = sampler.step(out, t, x, generator=generator)
     return x

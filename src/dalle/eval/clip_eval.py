@@ -22,6 +22,7 @@ from dalle.shapes.captions import Prompt, scene_prompt
 from dalle.shapes.dataset import shapes_example
 from dalle.shapes.spec import COLOURS, RELATIONS, SHAPES, SIZES
 from dalle.text.tokenizer import TextTokenizer
+from dalle.utils.images import area_resize
 
 ATTRIBUTES = ("colour", "shape", "size", "relation")
 
@@ -65,8 +66,7 @@ def image_features(clip: CLIP, images: torch.Tensor, batch_size: int = 256) -> t
     out = []
     for i in range(0, len(images), batch_size):
         chunk = images[i : i + batch_size].to(device)
-        if chunk.shape[-1] != size or chunk.shape[-2] != size:
-            chunk = torch.nn.functional.interpolate(chunk, size=(size, size), mode="area")
+        chunk = area_resize(chunk, size)
         out.append(clip.encode_image(chunk))
     return torch.cat(out)
 

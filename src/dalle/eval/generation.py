@@ -7,33 +7,27 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dalle.eval.shapes_report import ShapesReport, score_folder
-from dalle.pipelines.dalle_pipeline import DallePipeline
-from dalle.pipelines.sampling import SamplingSettings
 from dalle.utils.images import output_name, save_png
 from dalle.utils.io import atomic_write_text
 
 
 def shapes_generation_report(
-    pipe: DallePipeline,
+    pipe,
     prompts: list[str],
     out_dir: str | os.PathLike,
     num_images: int = 4,
     seed: int = 0,
-    settings: SamplingSettings | None = None,
-    batch_size: int | None = None,
-    bf16: bool | None = None,
-    candidates: int | None = None,
     on_image: Callable[[int], None] | None = None,
+    **sampling,
 ) -> ShapesReport:
-    """Draw ``num_images`` per prompt into ``out_dir/{prompt:04d}_{image:02d}.png`` (with
-    ``out_dir/prompts.txt``) and score them with the exact shapes scorer. With ``candidates``
-    M, M are drawn per prompt and the pipeline's CLIP keeps the best ``num_images``."""
+    """Draw ``num_images`` per prompt with a pipeline (DALL·E or unCLIP; ``sampling``: the
+    keyword arguments of its ``iter_images``, e.g. ``candidates``) into
+    ``out_dir/{prompt:04d}_{image:02d}.png`` (with ``out_dir/prompts.txt``) and score them with
+    the exact shapes scorer."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "prompts.txt", "".join(p + "\n" for p in prompts))
-    found = pipe.iter_images(
-        prompts, num_images, seed, settings, candidates, batch_size, bf16, on_image
-    )
+    found = pipe.iter_images(prompts, num_images, seed, on_image=on_image, **sampling)
     for i, images in found:
         for j, image in enumerate(images):
             save_png(image, out / output_name(i, j), {"prompt": prompts[i], "seed": seed})

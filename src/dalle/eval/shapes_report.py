@@ -91,19 +91,9 @@ class ShapesReport:
         }
 
 
-def read_prompts(path: str | os.PathLike) -> list[str]:
-    """One prompt per line; blank lines are kept out, so line N is prompt N - 1."""
-    with open(path, encoding="utf-8-sig") as f:  # a byte-order mark is not part of prompt 0
-        lines = [line.strip() for line in f]
-    while lines and not lines[-1]:
-        lines.pop()
-    if any(not line for line in lines):
-        raise ValueError(f"{path}: blank prompt lines would shift the prompt numbering")
-    return lines
-
-
 def score_folder(folder: str | os.PathLike, prompts: list[str]) -> ShapesReport:
-    """Score every ``{prompt:04d}_{image:02d}.png`` in ``folder`` against ``prompts[prompt]``."""
+    """Score every ``{prompt:04d}_{image:02d}.png`` in ``folder`` against ``prompts[prompt]``;
+    an image whose PNG text names another prompt (an earlier run's) is an error, not a score."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"no such folder: {folder}")
@@ -117,9 +107,16 @@ def score_folder(folder: str | os.PathLike, prompts: list[str]) -> ShapesReport:
         if index >= len(prompts):
             raise ValueError(f"{path.name}: prompt {index} but the prompts file has {len(prompts)}")
         try:
-            image = np.asarray(load_image(path))
+            picture = load_image(path)
         except BadImageError as e:
             raise ValueError(f"{path}: {e}") from None
+        drawn_for = picture.info.get("prompt")
+        if drawn_for is not None and drawn_for != prompts[index]:
+            raise ValueError(
+                f"{path} was drawn for {drawn_for!r}, not for prompt {index} of the prompts "
+                f"({prompts[index]!r}): an image of another run? Score each run's own folder"
+            )
+        image = np.asarray(picture)
         if image.shape[:2] != (CANVAS, CANVAS):
             raise ValueError(
                 f"{path}: the scorer reads {CANVAS} x {CANVAS} images, got {image.shape[1]} x {image.shape[0]}"

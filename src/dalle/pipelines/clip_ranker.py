@@ -18,6 +18,7 @@ from PIL import Image
 from dalle.folders import INDEX_FILE, TOKENIZER_FILE, PipelineIndex, load_part, resolve
 from dalle.models.clip import CLIP
 from dalle.text.tokenizer import TextTokenizer
+from dalle.utils.images import area_resize
 
 CLIPSCORE_WEIGHT = 2.5  # Hessel et al. 2021: CLIPScore = 2.5 * max(cos, 0)
 
@@ -88,8 +89,7 @@ class ClipRanker:
         size, out = self.clip.config.image_size, []
         for i in range(0, len(texts), batch_size):
             chunk = images[i : i + batch_size].to(self.device).float()
-            if chunk.shape[-2:] != (size, size):
-                chunk = torch.nn.functional.interpolate(chunk, size=(size, size), mode="area")
+            chunk = area_resize(chunk, size)
             ids = self.tokenizer.encode(
                 list(texts[i : i + batch_size]), self.clip.config.text_seq_len
             ).ids
@@ -100,3 +100,24 @@ class ClipRanker:
     def clipscore(self, images: Sequence[Image.Image], texts: Sequence[str]) -> torch.Tensor:
         """(B,) CLIPScore, ``2.5 * max(cos, 0)``, of each image with its text."""
         return CLIPSCORE_WEIGHT * self.cosine(self.to_tensor(images), texts).clamp(min=0)
+
+
+def keep_best(
+    ranker: ClipRanker | None, images: torch.Tensor, prompt: str, keep: int
+) -> list[Image.Image]:
+    """The ``keep`` of (M, 3, H, W) ``images`` that the ranker's CLIP scores best for ``prompt``,
+    best first, each with its ``clip_score`` (cosine) and ``candidate`` index in ``info``; all
+    of them, in order and unscored, when M = ``keep``."""
+    from dalle.utils.images import to_pil
+
+    if len(images) == keep:
+        return to_pil(images)
+    if ranker is None:
+        raise ValueError("reranking candidates needs a CLIP in the pipeline (a clip/ part)")
+    scores = ranker.cosine(images, [prompt] * len(images))
+    out = []
+    for j in scores.argsort(descending=True)[:keep].tolist():
+        image = to_pil(images[j][None])[0]
+        image.info.update(clip_score=float(scores[j]), candidate=j)
+        out.append(image)
+    return out

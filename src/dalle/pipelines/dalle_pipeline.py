@@ -18,21 +18,19 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dalle.config import replace_given
 from dalle.folders import load_parts, read_pipeline, write_pipeline
 from dalle.models.dvae import DiscreteVAE
 from dalle.models.transformer import DalleTransformer
 from dalle.pipelines.clip_ranker import ClipRanker
 from dalle.pipelines.sampling import DEFAULT_SETTINGS, SamplingSettings, sample_image_tokens
+from dalle.pipelines.seeds import image_seed
+from dalle.pipelines.text_to_image import images_by_prompt
 from dalle.text.tokenizer import TextTokenizer
 from dalle.utils.device import use_bf16
 from dalle.utils.images import to_pil
 
 DEFAULT_BATCH_SIZE = 256  # images drawn at once: the fastest measured (docs/benchmarks.md)
-
-
-def image_seed(seed: int, prompt_index: int, image_index: int) -> int:
-    """The seed of one image: a hash of (seed, prompt, image), independent of batching."""
-    return int(np.random.SeedSequence([seed, prompt_index, image_index]).generate_state(1)[0])
 
 
 class DallePipeline:
@@ -99,9 +97,7 @@ class DallePipeline:
     ) -> SamplingSettings:
         """The pipeline's default sampling settings with the given ones replacing them."""
         given = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "guidance": guidance}
-        return dataclasses.replace(
-            self.defaults, **{k: v for k, v in given.items() if v is not None}
-        )
+        return replace_given(self.defaults, given)
 
     @property
     def device(self) -> torch.device:
@@ -122,12 +118,14 @@ class DallePipeline:
         prompts: Sequence[str],
         seeds: Sequence[int],
         settings: SamplingSettings = DEFAULT_SETTINGS,
-        prefix: torch.Tensor | None = None,
+        known: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None,
         bf16: bool | None = None,
-        on_token: Callable[[int], None] | None = None,
+        on_token: Callable[[int, torch.Tensor], None] | None = None,
     ) -> torch.Tensor:
-        """(B, N) image tokens, one sample per (prompt, seed) pair; ``bf16`` None: where the
-        machine has bf16 matrix units."""
+        """(B, N) image tokens, one sample per (prompt, seed) pair, the ``known`` (B, N) ones
+        kept where ``keep`` (N,) is True; ``bf16`` None: where the machine has bf16 matrix
+        units."""
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         generators = [torch.Generator().manual_seed(s) for s in seeds]
@@ -135,8 +133,22 @@ class DallePipeline:
             self.bf16_transformer() if use_bf16(bf16, self.device) else self.transformer,
             self.encode_prompts(prompts),
             generators, settings, null_text=self.null_text() if settings.guided else None,
-            prefix=prefix, on_token=on_token,
+            known=known, keep=keep, on_token=on_token,
         )  # fmt: skip
+
+    def draw_pixels(
+        self,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        settings: SamplingSettings | None = None,
+        bf16: bool | None = None,
+        on_token: Callable[[int, torch.Tensor], None] | None = None,
+    ) -> torch.Tensor:
+        """(B, 3, H, W) pixels in [0, 1], one image per (prompt, seed) pair, all drawn at once;
+        ``on_token(k, tokens)`` as each token position k is drawn (previews)."""
+        settings = self.defaults if settings is None else settings
+        tokens = self.generate_tokens(prompts, seeds, settings, bf16=bf16, on_token=on_token)
+        return self.decode_pixels(tokens, bf16)
 
     def bf16_transformer(self) -> DalleTransformer:
         """A bf16 copy of the transformer, made once: sampling reads half the bytes per token."""
@@ -205,54 +217,22 @@ class DallePipeline:
         bf16 matrix units (``dalle.utils.device``). ``on_image(n)`` is called as each batch of
         ``n`` images is drawn.
         """
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        keep = num_images_per_prompt
-        draw = keep if candidates is None else candidates
-        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
-        if keep < 1 or batch_size < 1:
-            raise ValueError("num_images_per_prompt and batch_size must be at least 1")
-        if draw < keep:
-            raise ValueError(f"candidates ({draw}) must be at least num_images_per_prompt ({keep})")
-        if draw > keep and self.clip is None:
-            raise ValueError("reranking candidates needs a CLIP in the pipeline (a clip/ part)")
         settings = self.defaults if settings is None else settings
         bf16 = use_bf16(bf16, self.device)
-        jobs = [(i, j) for i in range(len(prompts)) for j in range(draw)]
-        pixels: list[torch.Tensor] = []  # images of the prompts not yet given out
-        done = 0  # prompts given out
-        for b in range(0, len(jobs), batch_size):
-            chunk = jobs[b : b + batch_size]
-            tokens = self.generate_tokens(
-                [prompts[i] for i, _ in chunk], [image_seed(seed, i, j) for i, j in chunk],
-                settings, bf16=bf16,
-            )  # fmt: skip
-            pixels += list(self.decode_pixels(tokens, bf16).cpu())
-            if on_image is not None:
-                on_image(len(chunk))
-            finished = (b + len(chunk)) // draw  # prompts whose every candidate is drawn
-            for i in range(done, finished):
-                images, pixels = torch.stack(pixels[:draw]), pixels[draw:]
-                yield i, self._keep_best(images, prompts[i], keep)
-            done = finished
+
+        def draw_batch(texts: list[str], seeds: list[int]) -> torch.Tensor:
+            return self.draw_pixels(texts, seeds, settings, bf16)
+
+        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+        return images_by_prompt(
+            prompts, num_images_per_prompt, seed, draw_batch, batch_size, candidates, self.clip,
+            on_image,
+        )  # fmt: skip
 
     @property
     def _grid(self) -> tuple[int, int]:
         grid = self.transformer.config.image_grid
         return grid, grid
-
-    def _keep_best(self, images: torch.Tensor, prompt: str, keep: int) -> list[Image.Image]:
-        """The ``keep`` of (M, 3, H, W) ``images`` that CLIP ranks best for ``prompt``, best
-        first, with their scores (all of them, in order, when M = ``keep``)."""
-        if len(images) == keep:
-            return to_pil(images)
-        scores = self.clip.cosine(images, [prompt] * len(images))
-        out = []
-        for j in scores.argsort(descending=True)[:keep].tolist():
-            image = to_pil(images[j][None])[0]
-            image.info.update(clip_score=float(scores[j]), candidate=j)
-            out.append(image)
-        return out
 
     def image_tokens(self, image: Image.Image) -> torch.Tensor:
         """(1, N) dVAE tokens of an image, resized and centre-cropped to the dVAE's size."""
@@ -277,11 +257,12 @@ class DallePipeline:
         grid = self.transformer.config.image_grid
         if not 0 <= rows < grid:
             raise ValueError(f"rows must be in 0 .. {grid - 1} (the token grid is {grid} x {grid})")
-        prefix = self.image_tokens(image)[:, : rows * grid].expand(num_images, -1)
+        known = self.image_tokens(image).expand(num_images, -1)
+        keep = torch.arange(grid * grid) < rows * grid
         seeds = [image_seed(seed, 0, j) for j in range(num_images)]
         settings = settings if settings is not None else self.defaults
         return self.generate_tokens(
-            [prompt] * num_images, seeds, settings, prefix=prefix, bf16=bf16
+            [prompt] * num_images, seeds, settings, known=known, keep=keep, bf16=bf16
         )
 
     def complete(

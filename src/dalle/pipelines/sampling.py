@@ -94,18 +94,21 @@ def sample_image_tokens(
     generators: Sequence[torch.Generator],
     settings: SamplingSettings = DEFAULT_SETTINGS,
     null_text: torch.Tensor | None = None,
-    prefix: torch.Tensor | None = None,
+    known: torch.Tensor | None = None,
+    keep: torch.Tensor | None = None,
     use_cache: bool = True,
-    on_token: Callable[[int], None] | None = None,
+    on_token: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """Sample (B, N) image tokens for (B, T) captions.
 
     ``null_text`` (T,) is the empty caption the unconditional half of guidance reads; it is
-    required when ``settings.guidance != 1``. ``prefix`` (B, n) keeps the first ``n`` image
-    tokens of each sample (image completion). With ``use_cache`` every step after the first runs
-    the transformer on the one new token against a preallocated key/value cache; without it every
-    step reruns the whole sequence. Runs in the model's dtype: a bf16 copy of the model samples
-    in bf16 (see ``DallePipeline``).
+    required when ``settings.guidance != 1``. ``known`` (B, N) tokens are kept where ``keep``
+    (N,) is True and the others sampled, in raster order: each sampled token sees the kept and
+    sampled tokens before it (completion keeps the first rows; inpainting the tokens outside the
+    mask). With ``use_cache`` every step after the first runs the transformer on the one new
+    token against a preallocated key/value cache; without it every step reruns the whole
+    sequence. Runs in the model's dtype: a bf16 copy of the model samples in bf16 (see
+    ``DallePipeline``).
     """
     c = model.config
     batch = text.shape[0]
@@ -116,11 +119,18 @@ def sample_image_tokens(
             raise ValueError("guidance needs the empty caption (null_text)")
         text = torch.cat([text, null_text.expand(batch, -1)])  # [cond; uncond]
     out = torch.zeros(batch, c.image_seq_len, dtype=torch.long, device=text.device)
-    start = 0 if prefix is None else prefix.shape[1]
-    if start >= c.image_seq_len:
-        raise ValueError(f"the prefix holds {start} tokens; the image has {c.image_seq_len}")
-    if prefix is not None:
-        out[:, :start] = prefix
+    if (known is None) != (keep is None):
+        raise ValueError("give both known tokens and which to keep, or neither")
+    if keep is None:
+        keep = torch.zeros(c.image_seq_len, dtype=torch.bool)
+    else:
+        if keep.shape != (c.image_seq_len,) or known.shape != out.shape:  # type: ignore[union-attr]
+            raise ValueError(f"known tokens (B, {c.image_seq_len}) and keep ({c.image_seq_len},)")
+        if bool(keep.all()):
+            raise ValueError("every token is kept: there is nothing to sample")
+        out[:, keep] = known[:, keep]  # type: ignore[index]
+    keep = keep.tolist()
+    start = keep.index(False)  # the kept tokens before the first sampled one are read at once
 
     def both(tokens: torch.Tensor) -> torch.Tensor:
         return torch.cat([tokens, tokens]) if settings.guided else tokens
@@ -134,10 +144,11 @@ def sample_image_tokens(
     cache = model.new_cache(text.shape[0]) if use_cache else None
     _, logits = model(text, both(out[:, :start]), cache)
     for k in range(start, c.image_seq_len):
-        out[:, k] = next_token(logits)
-        if on_token is not None:
-            on_token(k)
-        if k + 1 == c.image_seq_len:
+        if not keep[k]:
+            out[:, k] = next_token(logits)
+        if on_token is not None:  # token k is final: (k, the (B, N) tokens so far)
+            on_token(k, out)
+        if k + 1 == c.image_seq_len or all(keep[k + 1 :]):
             break
         if cache is not None:
             _, logits = model(None, both(out[:, k : k + 1]), cache)

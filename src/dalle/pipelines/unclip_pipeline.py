@@ -1,30 +1,56 @@
-"""unCLIP (Ramesh et al. 2022), text in, CLIP embeddings out: the frozen CLIP and the diffusion
-prior. (The decoder and upsampler that draw images from the embeddings join in part 2.)
+"""unCLIP (Ramesh et al. 2022), text in, images out: the frozen CLIP, the diffusion prior (text
+embedding -> CLIP image embedding), the diffusion decoder (image embedding and caption -> a
+small image) and the diffusion upsampler (small image -> the output size).
 
 On disk, a pipeline folder (:mod:`dalle.folders`) with the parts ``tokenizer`` (TextTokenizer),
-``clip`` (CLIP) and ``prior`` (DiffusionPrior), and the prior's sampling defaults under
-``"prior"`` in ``model_index.json``.
+``clip`` (CLIP), ``prior`` (DiffusionPrior), ``decoder`` and ``upsampler`` (UNet; the decoder reads
+the tokenizer), and each stage's sampling defaults under ``"prior"``, ``"decoder"`` and
+``"upsampler"`` in ``model_index.json``. A folder with only some stages serves what they can
+(``dalle embed`` needs CLIP and prior; ``dalle generate`` all of them).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
+from PIL import Image
 
+from dalle.config import replace_given
 from dalle.diffusion import DDIMSampler, DDPMSampler, DPMSolverPP2MSampler, NoiseSchedule, sample
 from dalle.folders import load_parts, read_pipeline, write_pipeline
 from dalle.models.clip import CLIP
 from dalle.models.prior import DiffusionPrior
+from dalle.models.unet import UNet
+from dalle.pipelines.clip_ranker import ClipRanker
+from dalle.pipelines.seeds import seed_of
+from dalle.pipelines.text_to_image import images_by_prompt
 from dalle.text.tokenizer import TextTokenizer
+from dalle.utils.device import use_bf16
+from dalle.utils.images import area_resize
 
 SamplerName = Literal["dpm++2m", "ddim", "ddpm"]
+
+
+DEFAULT_BATCH_SIZE = 32  # images drawn at once
+
+
+SAMPLERS: tuple[str, ...] = get_args(SamplerName)
+
+
+def _check_stage(sampler: str, steps: int, guidance: float) -> None:
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r} (one of {', '.join(SAMPLERS)})")
+    if not (isinstance(steps, int) and steps >= 1):
+        raise ValueError(f"steps must be a whole number of at least 1, got {steps}")
+    if not (np.isfinite(guidance) and guidance >= 0):
+        raise ValueError(f"guidance must be a finite number of at least 0, got {guidance}")
 
 
 @dataclass(frozen=True)
@@ -35,18 +61,33 @@ class PriorSettings:
     best_of: int = 2  # draw this many per caption, keep the one closest to the text embedding
 
     def __post_init__(self) -> None:
-        if self.sampler not in ("dpm++2m", "ddim", "ddpm"):
-            raise ValueError(f"unknown sampler {self.sampler!r} (dpm++2m, ddim or ddpm)")
-        if not (isinstance(self.steps, int) and self.steps >= 1):
-            raise ValueError(f"steps must be a whole number of at least 1, got {self.steps}")
-        if not (np.isfinite(self.guidance) and self.guidance >= 0):
-            raise ValueError(f"guidance must be a finite number of at least 0, got {self.guidance}")
+        _check_stage(self.sampler, self.steps, self.guidance)
         if not (isinstance(self.best_of, int) and self.best_of >= 1):
             raise ValueError(f"best_of must be a whole number of at least 1, got {self.best_of}")
 
 
-def make_schedule(prior: DiffusionPrior) -> NoiseSchedule:
-    c = prior.config
+@dataclass(frozen=True)
+class DecoderSettings:
+    sampler: SamplerName = "ddim"
+    steps: int = 50
+    guidance: float = 3.0  # classifier-free guidance (CLIP embedding and caption together)
+
+    def __post_init__(self) -> None:
+        _check_stage(self.sampler, self.steps, self.guidance)
+
+
+@dataclass(frozen=True)
+class UpsamplerSettings:
+    sampler: SamplerName = "ddim"
+    steps: int = 15
+
+    def __post_init__(self) -> None:
+        _check_stage(self.sampler, self.steps, 1.0)
+
+
+def make_schedule(model: DiffusionPrior | UNet) -> NoiseSchedule:
+    """The training noise schedule a diffusion model's config names."""
+    c = model.config
     if c.schedule == "cosine":
         return NoiseSchedule.cosine(c.num_timesteps)
     if c.schedule == "linear":
@@ -54,13 +95,26 @@ def make_schedule(prior: DiffusionPrior) -> NoiseSchedule:
     raise ValueError(f"unknown noise schedule {c.schedule!r}")
 
 
-def make_sampler(name: SamplerName, schedule: NoiseSchedule):
-    """The prior's sampler of that name, for x0 predictions."""
+def make_sampler(
+    name: SamplerName, schedule: NoiseSchedule, prediction: str = "x0", clip_x0: float | None = None
+):
+    """The sampler of that name (DDIM deterministic) for a model predicting ``prediction``;
+    ``clip_x0`` clips its x0 estimates to [-clip_x0, clip_x0] (images: 1)."""
+    kwargs = {"prediction": prediction, "clip_x0": clip_x0}
     if name == "dpm++2m":
-        return DPMSolverPP2MSampler(schedule, prediction="x0")
+        return DPMSolverPP2MSampler(schedule, **kwargs)
     if name == "ddim":
-        return DDIMSampler(schedule, prediction="x0", eta=0.0)
-    return DDPMSampler(schedule, prediction="x0")
+        return DDIMSampler(schedule, eta=0.0, **kwargs)
+    return DDPMSampler(schedule, **kwargs)
+
+
+def caption_ids(
+    tokenizer: TextTokenizer, captions: Sequence[str], text_seq_len: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) ids of the captions and (B, T) bool of the positions to read (up to the
+    end-of-text): what the decoder's text encoder takes."""
+    encoded = tokenizer.encode(list(captions), text_seq_len)
+    return encoded.ids, ~encoded.pad_mask
 
 
 class UnclipPipeline:
@@ -70,6 +124,10 @@ class UnclipPipeline:
         clip: CLIP,
         prior: DiffusionPrior | None = None,
         prior_defaults: PriorSettings = PriorSettings(),
+        decoder: UNet | None = None,
+        upsampler: UNet | None = None,
+        decoder_defaults: DecoderSettings = DecoderSettings(),
+        upsampler_defaults: UpsamplerSettings = UpsamplerSettings(),
     ) -> None:
         if (
             tokenizer.eot_id != clip.config.eot_id
@@ -84,8 +142,29 @@ class UnclipPipeline:
             raise ValueError(
                 "the prior does not match the CLIP (embedding width, text width or text length)"
             )
+        if decoder is not None:
+            d = decoder.config
+            if d.embed_dim != clip.config.embed_dim:
+                raise ValueError(
+                    f"the decoder reads {d.embed_dim}-wide CLIP embeddings; the CLIP's are "
+                    f"{clip.config.embed_dim}-wide"
+                )
+            if d.has_text and tokenizer.vocab_size > d.num_text_tokens:
+                raise ValueError("the tokenizer does not match the decoder's text vocabulary")
+        if upsampler is not None:
+            u = upsampler.config
+            if not u.low_res_channels:
+                raise ValueError("the upsampler part is not an upsampler (no low-resolution input)")
+            if decoder is not None and u.low_res_size != decoder.config.image_size:
+                raise ValueError(
+                    f"the upsampler enlarges {u.low_res_size} x {u.low_res_size} images; the "
+                    f"decoder draws {decoder.config.image_size} x {decoder.config.image_size}"
+                )
         self.tokenizer, self.clip, self.prior = tokenizer, clip.eval(), prior
+        self.decoder = None if decoder is None else decoder.eval()
+        self.upsampler = None if upsampler is None else upsampler.eval()
         self.prior_defaults = prior_defaults
+        self.decoder_defaults, self.upsampler_defaults = decoder_defaults, upsampler_defaults
 
     @classmethod
     def from_pretrained(
@@ -93,19 +172,28 @@ class UnclipPipeline:
     ) -> UnclipPipeline:
         root, index = read_pipeline(name_or_dir, cls.__name__, ("tokenizer", "clip"))
         parts = load_parts(root, index, device)
+        d = index.defaults
         return cls(
             parts["tokenizer"], parts["clip"], parts.get("prior"),
-            PriorSettings(**index.defaults.get("prior", {})),
+            PriorSettings(**d.get("prior", {})), parts.get("decoder"), parts.get("upsampler"),
+            DecoderSettings(**d.get("decoder", {})), UpsamplerSettings(**d.get("upsampler", {})),
         )  # fmt: skip
 
     def save_pretrained(
         self, directory: str | os.PathLike, dtype: torch.dtype | None = None
     ) -> Path:
         parts = {"tokenizer": self.tokenizer, "clip": self.clip}
-        if self.prior is not None:
-            parts["prior"] = self.prior
-        tokenizers = {name: "tokenizer" for name in parts if name != "tokenizer"}
-        defaults = {"prior": dataclasses.asdict(self.prior_defaults)}
+        defaults: dict[str, dict] = {}
+        for name, model, settings in (
+            ("prior", self.prior, self.prior_defaults),
+            ("decoder", self.decoder, self.decoder_defaults),
+            ("upsampler", self.upsampler, self.upsampler_defaults),
+        ):
+            if model is not None:
+                parts[name] = model
+            defaults[name] = dataclasses.asdict(settings)
+        readers = ("clip", "prior", "decoder")  # the parts that read captions
+        tokenizers = {name: "tokenizer" for name in parts if name in readers}
         return write_pipeline(directory, type(self).__name__, parts, defaults, tokenizers, dtype)
 
     @property
@@ -127,18 +215,19 @@ class UnclipPipeline:
     def image_embeddings(self, images: torch.Tensor) -> torch.Tensor:
         """(B, D) unit CLIP image embeddings of (B, 3, H, W) images in [0, 1] (area-resampled to
         the CLIP's input size if they differ)."""
-        size = self.clip.config.image_size
-        images = images.to(self.device).float()
-        if images.shape[-2:] != (size, size):
-            images = torch.nn.functional.interpolate(images, size=(size, size), mode="area")
+        images = area_resize(images.to(self.device).float(), self.clip.config.image_size)
         return self.clip.encode_image(images).cpu()
 
     # -- the prior ----------------------------------------------------------------------------
     def prior_settings(self, **given) -> PriorSettings:
         """The pipeline's prior defaults with the given (non-None) settings replacing them."""
-        return dataclasses.replace(
-            self.prior_defaults, **{k: v for k, v in given.items() if v is not None}
-        )
+        return replace_given(self.prior_defaults, given)
+
+    def decoder_settings(self, **given) -> DecoderSettings:
+        return replace_given(self.decoder_defaults, given)
+
+    def upsampler_settings(self, **given) -> UpsamplerSettings:
+        return replace_given(self.upsampler_defaults, given)
 
     @torch.no_grad()
     def prior_embeddings(
@@ -153,28 +242,32 @@ class UnclipPipeline:
         ``first_index``, so a prompt's embedding does not depend on the others; of ``best_of``
         draws the one with the largest dot product with the prompt's text embedding is kept
         (the paper's best of 2)."""
+        keys = [(seed, first_index + i) for i in range(len(prompts))]
+        return self._prior_draws(prompts, keys, settings or self.prior_defaults)
+
+    def _prior_draws(
+        self, prompts: Sequence[str], keys: Sequence[tuple[int, ...]], settings: PriorSettings,
+        bf16: bool = False,
+    ) -> torch.Tensor:  # fmt: skip
+        """The prior's embeddings, draw k of row i seeded by ``seed_of(*keys[i], k, 2)``."""
         if self.prior is None:
             raise ValueError("this pipeline has no prior: train one with `dalle train prior`")
-        settings = settings or self.prior_defaults
         prior, k = self.prior, settings.best_of
         ids = self.encode_prompts(prompts)
         tokens, mask, text = self.clip.encode_text_tokens(ids)
         tokens, mask, text_rep = (x.repeat_interleave(k, dim=0) for x in (tokens, mask, text))
         generators = [
-            torch.Generator().manual_seed(draw_seed(seed, first_index + i, j))
-            for i in range(len(prompts)) for j in range(k)
+            torch.Generator().manual_seed(seed_of(*key, j, 2)) for key in keys for j in range(k)
         ]  # fmt: skip
         sampler = make_sampler(settings.sampler, make_schedule(prior))
         x = sampler.init_noise((len(generators), prior.config.embed_dim), generators)
-        x = sample(
-            self._model_fn(tokens, mask, text_rep, settings.guidance), sampler, x.to(self.device),
-            settings.steps, generators,
-        )  # fmt: skip
+        model_fn = autocast_fn(self._prior_fn(tokens, mask, text_rep, settings.guidance), bf16)
+        x = sample(model_fn, sampler, x.to(self.device), settings.steps, generators)
         draws = prior.unstandardise(x).view(len(prompts), k, -1)
         best = (draws * text[:, None]).sum(-1).argmax(1)  # (B,)
         return draws[torch.arange(len(prompts)), best].cpu()
 
-    def _model_fn(self, tokens, mask, text, guidance: float):
+    def _prior_fn(self, tokens, mask, text, guidance: float):
         prior = self.prior
 
         def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -191,7 +284,190 @@ class UnclipPipeline:
 
         return model_fn
 
+    # -- the decoder and the upsampler --------------------------------------------------------
+    @torch.no_grad()
+    def decode(
+        self,
+        embeddings: torch.Tensor,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        settings: DecoderSettings | None = None,
+        bf16: bool = False,
+        on_step: Callable[[int, torch.Tensor], None] | None = None,
+    ) -> torch.Tensor:
+        """(B, 3, S, S) images in [0, 1] the decoder draws for (B, D) CLIP image embeddings and
+        their captions; row i's noise is drawn from its own generator seeded ``seeds[i]``.
+        ``on_step(i, x0)``: each step's estimate of the images (in [-1, 1])."""
+        if self.decoder is None:
+            raise ValueError("this pipeline has no decoder: train one with `dalle train decoder`")
+        settings = settings or self.decoder_defaults
+        decoder, c = self.decoder, self.decoder.config
+        embeddings = embeddings.to(self.device).float()
+        ids, mask = (
+            x.to(self.device) for x in caption_ids(self.tokenizer, prompts, c.text_seq_len)
+        )
+        model_fn = autocast_fn(
+            guided_decoder(decoder, embeddings, ids, mask, settings.guidance), bf16
+        )
+        return draw_unet(decoder, model_fn, settings, seeds, on_step)
 
-def draw_seed(seed: int, prompt_index: int, draw: int) -> int:
-    """The seed of one draw: a hash of (seed, prompt, draw), independent of batching."""
-    return int(np.random.SeedSequence([seed, prompt_index, draw, 2]).generate_state(1)[0])
+    @torch.no_grad()
+    def upsample(
+        self,
+        images: torch.Tensor,
+        seeds: Sequence[int],
+        settings: UpsamplerSettings | None = None,
+        bf16: bool = False,
+    ) -> torch.Tensor:
+        """(B, 3, S, S) images in [0, 1] at the upsampler's size, from (B, 3, s, s) ones."""
+        if self.upsampler is None:
+            raise ValueError(
+                "this pipeline has no upsampler: train one with `dalle train upsampler`"
+            )
+        return upsample_images(self.upsampler, images, seeds, settings or self.upsampler_defaults,
+                               bf16)  # fmt: skip
+
+    # -- text to images -----------------------------------------------------------------------
+    @torch.no_grad()
+    def draw_pixels(
+        self,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        prior: PriorSettings | None = None,
+        decoder: DecoderSettings | None = None,
+        upsampler: UpsamplerSettings | None = None,
+        bf16: bool | None = None,
+        on_step: Callable[[int, torch.Tensor], None] | None = None,
+    ) -> torch.Tensor:
+        """(B, 3, S, S) pixels in [0, 1], one image per (prompt, seed) pair, all drawn at once:
+        prior -> decoder -> upsampler (when the pipeline has one), each stage's noise seeded
+        from the image's seed. ``on_step(i, x0)``: the decoder's estimate at each of its steps
+        (previews, in [-1, 1] at the decoder's size)."""
+        if self.prior is None or self.decoder is None:
+            missing = "prior" if self.prior is None else "decoder"
+            raise ValueError(f"this pipeline has no {missing}: it cannot draw images from text")
+        bf16 = use_bf16(bf16, self.device)
+        embeds = self._prior_draws(prompts, [(s, 1) for s in seeds], prior or self.prior_defaults,
+                                   bf16)  # fmt: skip
+        images = self.decode(embeds, prompts, [seed_of(s, 2) for s in seeds],
+                             decoder or self.decoder_defaults, bf16, on_step)  # fmt: skip
+        if self.upsampler is not None:
+            images = self.upsample(images, [seed_of(s, 3) for s in seeds],
+                                   upsampler or self.upsampler_defaults, bf16)  # fmt: skip
+        return images
+
+    def __call__(
+        self,
+        prompts: str | Sequence[str],
+        num_images_per_prompt: int = 1,
+        seed: int = 0,
+        candidates: int | None = None,
+        batch_size: int | None = None,
+        bf16: bool | None = None,
+        **settings,
+    ) -> list[Image.Image]:
+        """Images for each prompt, prompt by prompt (see :meth:`iter_images`). ``settings``:
+        ``prior``, ``decoder``, ``upsampler`` (settings objects; None: the defaults)."""
+        found = self.iter_images(
+            prompts, num_images_per_prompt, seed, candidates=candidates, batch_size=batch_size,
+            bf16=bf16, **settings,
+        )  # fmt: skip
+        return [image for _, images in found for image in images]
+
+    def iter_images(
+        self,
+        prompts: str | Sequence[str],
+        num_images_per_prompt: int = 1,
+        seed: int = 0,
+        prior: PriorSettings | None = None,
+        decoder: DecoderSettings | None = None,
+        upsampler: UpsamplerSettings | None = None,
+        candidates: int | None = None,
+        batch_size: int | None = None,
+        bf16: bool | None = None,
+        on_image: Callable[[int], None] | None = None,
+    ) -> Iterator[tuple[int, list[Image.Image]]]:
+        """``(prompt index, its images)`` for each prompt in order, each as soon as it is final:
+        prior -> decoder -> upsampler (when the pipeline has one).
+
+        Image ``j`` of prompt ``i`` draws every stage's noise from seeds derived from
+        ``image_seed(seed, i, j)``, so it is the same whatever ``batch_size`` is (default
+        ``DEFAULT_BATCH_SIZE``). With ``candidates`` M > ``num_images_per_prompt``, M are drawn
+        and the CLIP keeps the best, best first (``info``: ``clip_score``, ``candidate``).
+        ``bf16`` None: bf16 autocast where the machine has bf16 matrix units."""
+        if self.prior is None or self.decoder is None:
+            missing = "prior" if self.prior is None else "decoder"
+            raise ValueError(f"this pipeline has no {missing}: it cannot draw images from text")
+        bf16 = use_bf16(bf16, self.device)
+
+        def draw_batch(texts: list[str], seeds: list[int]) -> torch.Tensor:
+            return self.draw_pixels(texts, seeds, prior, decoder, upsampler, bf16)
+
+        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+        return images_by_prompt(
+            prompts, num_images_per_prompt, seed, draw_batch, batch_size, candidates,
+            ClipRanker(self.clip, self.tokenizer), on_image,
+        )  # fmt: skip
+
+
+@torch.no_grad()
+def upsample_images(
+    upsampler: UNet,
+    images: torch.Tensor,
+    seeds: Sequence[int],
+    settings: UpsamplerSettings,
+    bf16: bool = False,
+) -> torch.Tensor:
+    """(B, 3, S, S) images in [0, 1] an upsampler draws from (B, 3, s, s) ones in [0, 1]."""
+    low_res = images.to(next(upsampler.parameters()).device).float() * 2 - 1
+    model_fn = autocast_fn(lambda x, t: upsampler(x, t, low_res=low_res), bf16)
+    return draw_unet(upsampler, model_fn, settings, seeds)
+
+
+def draw_unet(unet: UNet, model_fn, settings, seeds: Sequence[int], on_step=None) -> torch.Tensor:
+    """Images in [0, 1] sampled with a U-Net's ``model_fn``, row i's noise seeded ``seeds[i]``
+    (``on_step`` as in :func:`dalle.diffusion.sample`)."""
+    c = unet.config
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    sampler = make_sampler(settings.sampler, make_schedule(unet), c.prediction, clip_x0=1.0)
+    x = sampler.init_noise((len(seeds), c.out_channels, c.image_size, c.image_size), generators)
+    device = next(unet.parameters()).device
+    x = sample(model_fn, sampler, x.to(device), settings.steps, generators, on_step)
+    return ((x.float().clamp(-1, 1) + 1) / 2).cpu()
+
+
+def autocast_fn(model_fn, bf16: bool):
+    """``model_fn`` run under bf16 autocast if asked, its output back in float32."""
+    if not bf16:
+        return model_fn
+
+    def run(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, torch.bfloat16):
+            return model_fn(x, t).float()
+
+    return run
+
+
+def guided_decoder(
+    decoder: UNet, embeddings, ids, mask, guidance: float, read_caption: bool = True
+):
+    """The decoder's prediction, guided: uncond + g (cond - uncond), the unconditional half
+    with the learned null CLIP embedding and null caption, both halves in one batch. With
+    ``read_caption`` False the conditional half has the null caption too (drawing from the CLIP
+    embedding alone, as variations do)."""
+
+    def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        on = torch.ones(b, dtype=torch.bool, device=x.device)
+        text_on = on if read_caption else ~on
+        if guidance == 1.0:
+            return decoder(x, t, embeddings, ids, mask, keep_clip=on, keep_text=text_on)
+        keep, keep_text = torch.cat([on, ~on]), torch.cat([text_on, ~on])
+        out = decoder(
+            torch.cat([x, x]), torch.cat([t, t]), torch.cat([embeddings, embeddings]),
+            torch.cat([ids, ids]), torch.cat([mask, mask]), keep_clip=keep, keep_text=keep_text,
+        )  # fmt: skip
+        cond, uncond = out.float().chunk(2)
+        return uncond + guidance * (cond - uncond)
+
+    return model_fn

@@ -7,6 +7,7 @@ renamed when complete, so a run killed at any moment leaves only whole checkpoin
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -17,6 +18,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 STATE_FILE = "trainer_state.json"
+REQUIRED_TENSORS = ("model", "ema", "optimizer", "rng")  # what every training checkpoint holds
+
+logger = logging.getLogger(__name__)
 
 
 def optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -71,11 +75,16 @@ def save_checkpoint(
     return final
 
 
+def checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """A run's checkpoint folders that were completed (renamed into place), newest first."""
+    found = sorted((Path(run_dir) / "checkpoints").glob("step_*"), reverse=True)
+    return [p for p in found if (p / STATE_FILE).is_file()]
+
+
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     """The newest complete checkpoint folder of a run, or None."""
-    found = sorted((Path(run_dir) / "checkpoints").glob("step_*"))
-    found = [p for p in found if (p / STATE_FILE).is_file()]
-    return found[-1] if found else None
+    found = checkpoints(run_dir)
+    return found[0] if found else None
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
@@ -138,12 +147,29 @@ def load_training_checkpoint(
     generator: torch.Generator,
     model_config,
 ) -> tuple[Path, dict[str, dict[str, torch.Tensor]], dict] | None:
-    """Restore the newest checkpoint of a run into the given objects; None if there is none.
-    Returns its path, tensors and state (the step is ``state["step"]``) for any extras."""
-    path = latest_checkpoint(run_dir)
-    if path is None:
+    """Restore the newest readable checkpoint of a run into the given objects; None if there is
+    none. A checkpoint damaged after it was written (a truncated or corrupt file, e.g. a disk
+    that filled up or a copy cut short) is reported and the one before it is used. Returns its
+    path, tensors and state (the step is ``state["step"]``) for any extras."""
+    found = checkpoints(run_dir)
+    if not found:
         return None
-    tensors, state = load_checkpoint(path)
+    damaged = []
+    for path in found:
+        try:
+            tensors, state = load_checkpoint(path)
+            missing = [name for name in REQUIRED_TENSORS if name not in tensors]
+            if missing:
+                raise ValueError(f"no {', '.join(missing)} tensors")
+            state["step"], state["model_config"], state["optimizer"]  # noqa: B018
+            break
+        except Exception as e:  # safetensors, JSON or missing-key errors alike
+            damaged.append(f"{path} ({type(e).__name__}: {e})")
+            logger.warning("checkpoint %s cannot be read (%s); trying the one before", path, e)
+    else:
+        raise ValueError("no checkpoint of the run can be read: " + "; ".join(damaged))
+    if damaged:
+        logger.warning("resuming from %s: the newer checkpoint could not be read", path)
     if state["model_config"] != model_config.to_dict():
         raise ValueError(f"{path}: the checkpoint was made with another model config")
     model.load_state_dict(tensors["model"])

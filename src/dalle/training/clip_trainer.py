@@ -23,7 +23,7 @@ from dalle.models.clip import CLIP, CLIPConfig, contrastive_loss
 from dalle.shapes.mirror import add_mirror_pairs
 from dalle.shapes.negatives import hard_negative, relation_negative
 from dalle.text.tokenizer import TextTokenizer
-from dalle.training.batches import step_batches
+from dalle.training.batches import StepBatches
 from dalle.training.loop import AcceleratedTrainer, RunConfig
 
 
@@ -92,9 +92,11 @@ class CLIPTrainer(AcceleratedTrainer):
         self.tokenizer, self.dataset = tokenizer, dataset
         self.skipped = SkipReport()
 
-    def batches(self, start_step: int) -> Iterator[tuple[torch.Tensor, list[str]]]:
+    def batches(
+        self, start_step: int, position: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, list[str]]]:
         c = self.config
-        return step_batches(self.dataset, c.batch_size, start_step, c.seed, self.skipped)
+        return StepBatches(self.dataset, c.batch_size, start_step, c.seed, self.skipped, position)
 
     def _negatives(self, captions: list[str]) -> list[torch.Tensor]:
         """Token ids of each kind of hard negative, one per caption; none when the option is

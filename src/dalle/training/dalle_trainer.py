@@ -79,8 +79,10 @@ class DalleTrainer(AcceleratedTrainer):
     def extra_state(self) -> dict[str, str]:
         return {"vae": weights_id(self.vae)}  # a resumed run must tokenize with the same dVAE
 
-    def batches(self, start_step: int) -> Iterator[tuple[torch.Tensor, list[str]]]:
-        return self.token_batches(start_step)
+    def batches(
+        self, start_step: int, position: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, list[str]]]:
+        return self.token_batches(start_step, position)
 
     def pipeline(self) -> DallePipeline:
         """The EMA weights as a ready pipeline."""

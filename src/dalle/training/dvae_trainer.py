@@ -19,7 +19,7 @@ from accelerate import Accelerator
 
 from dalle.data.base import SkipReport
 from dalle.models.dvae import DiscreteVAE, DVAEConfig, elbo_loss
-from dalle.training.batches import step_batches
+from dalle.training.batches import StepBatches
 from dalle.training.loop import AcceleratedTrainer, RunConfig
 from dalle.training.schedules import cosine_anneal, cosine_ramp
 from dalle.utils.images import image_grid, save_png, to_pil
@@ -115,9 +115,9 @@ class DVAETrainer(AcceleratedTrainer):
         return 0.0 if step < int(self.config.steps * self.config.nll_start_fraction) else 1.0
 
     # -- the shared loop's hooks ----------------------------------------------------------------
-    def batches(self, start_step: int) -> Iterator[Any]:
+    def batches(self, start_step: int, position: int | None = None) -> Iterator[Any]:
         c = self.config
-        return step_batches(self.dataset, c.batch_size, start_step, c.seed, self.skipped)
+        return StepBatches(self.dataset, c.batch_size, start_step, c.seed, self.skipped, position)
 
     def state_tensors(self) -> dict[str, dict[str, torch.Tensor]]:
         return {"usage": {"counts": torch.stack(self.usage.window)}}

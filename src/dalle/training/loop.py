@@ -56,7 +56,13 @@ def make_accelerator(bf16: bool | None) -> Accelerator:
     """An ``Accelerator`` with bf16 autocast if asked (None: if the machine has bf16 units); on
     a machine without GPUs it runs on the CPU, so that ``torchrun`` or ``accelerate launch``
     with several processes trains data-parallel over gloo."""
+    from accelerate.state import AcceleratorState
+
     on = use_bf16(bf16, default_device())
+    # accelerate keeps one mixed-precision setting per process and refuses another: a second
+    # trainer in the same process (a library user, a notebook, the tests) may want another one.
+    # Forget it, keeping the process group (PartialState) as it is.
+    AcceleratorState._reset_state(reset_partial_state=False)
     return Accelerator(mixed_precision="bf16" if on else "no", cpu=not torch.cuda.is_available())
 
 
@@ -103,9 +109,14 @@ class AcceleratedTrainer:
         self.generator = torch.Generator().manual_seed(config.seed)  # the loop's own randomness
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         self.step = 0
+        self.data_position: int | None = None  # where the data reading resumes (see batches)
+        self._batches: Iterator[Any] | None = None
 
     # -- for subclasses -------------------------------------------------------------------------
-    def batches(self, start_step: int) -> Iterator[Any]:
+    def batches(self, start_step: int, position: int | None = None) -> Iterator[Any]:
+        """Global batches from batch ``start_step`` on; ``position``, if given, is the data
+        position a checkpoint saved (the iterator's ``position`` attribute, where it has one:
+        files skipped as unreadable move it past ``start_step * batch_size``)."""
         raise NotImplementedError
 
     def train_step(self, batch: Any) -> Any:
@@ -194,7 +205,8 @@ class AcceleratedTrainer:
         return ckpt.save_training_checkpoint(
             self.run_dir, self.step, self.unwrapped, self.ema, self.optimizer.optimizer,
             self.generator, self.model_config, self.config, extra_tensors=self.state_tensors(),
-            extra_state={**self.extra_state(), **self.state_values()},
+            extra_state={**self.extra_state(), **self.state_values(),
+                         "data_position": getattr(self._batches, "position", None)},
         )  # fmt: skip
 
     def init_from(self, model: nn.Module) -> None:
@@ -227,6 +239,7 @@ class AcceleratedTrainer:
                 )
         self.load_state(tensors, state)
         self.step = state["step"]
+        self.data_position = state.get("data_position")
         self.metrics.rewind(self.step)
         logger.info("resumed from %s at step %d", path, self.step)
         return True
@@ -245,7 +258,7 @@ class AcceleratedTrainer:
         if self.step == 0:
             self.begin()
         self.model.train()
-        batches = self.batches(self.step)
+        batches = self._batches = self.batches(self.step, self.data_position)
         start = time.perf_counter()
         main = self.accelerator.is_main_process
         while self.step < stop_at:

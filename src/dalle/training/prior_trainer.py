@@ -73,8 +73,10 @@ class PriorTrainer(AcceleratedTrainer):
     def extra_state(self) -> dict[str, str]:
         return {"clip": weights_id(self.clip)}  # a resumed run must read the same CLIP
 
-    def batches(self, start_step: int) -> Iterator[tuple[torch.Tensor, list[str]]]:
-        return self.embedding_batches(start_step)
+    def batches(
+        self, start_step: int, position: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, list[str]]]:
+        return self.embedding_batches(start_step, position)
 
     @torch.no_grad()
     def encode_captions(self, captions: list[str]):

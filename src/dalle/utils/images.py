@@ -8,6 +8,7 @@ written). Generated images are named ``{prompt:04d}_{image:02d}.png``.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -40,6 +41,31 @@ def pil_to_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255).contiguous()
 
 
+def area_resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, size, size) by area averaging (each output pixel the mean of the
+    input pixels it covers); unchanged if already that size."""
+    if images.shape[-2:] == (size, size):
+        return images
+    return torch.nn.functional.interpolate(images, size=(size, size), mode="area")
+
+
+def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) images, each blurred by a Gaussian of its own standard deviation ``sigma``
+    (B,) in pixels (0 leaves it unchanged); separable, reflect-padded at the borders."""
+    b, c, h, w = images.shape
+    sigma = sigma.to(torch.float64).clamp(min=1e-6)
+    radius = max(1, min(int(3 * float(sigma.max()) + 0.999), min(h, w) - 1))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-(offsets[None] ** 2) / (2 * sigma[:, None] ** 2))
+    kernel = (kernel / kernel.sum(1, keepdim=True)).to(images.dtype).to(images.device)
+    weight = kernel.repeat_interleave(c, dim=0)  # (B * C, K): one filter per channel of each
+    x = images.reshape(1, b * c, h, w)
+    x = torch.nn.functional.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = torch.nn.functional.conv2d(x, weight[:, None, :, None], groups=b * c)  # along H
+    x = torch.nn.functional.conv2d(x, weight[:, None, None, :], groups=b * c)  # along W
+    return x.reshape(b, c, h, w)
+
+
 def image_grid(
     images: Sequence[Image.Image], columns: int, scale: int = 1, background=(255, 255, 255)
 ) -> Image.Image:
@@ -61,19 +87,32 @@ def image_grid(
     return grid
 
 
-def save_png(
-    image: Image.Image, path: str | os.PathLike, text: Mapping[str, object] | None = None
-) -> Path:
-    """Write ``image`` as a PNG atomically, with ``text`` as text chunks (None written as
-    'none'): the prompt, seed, model and settings that made it travel with the file."""
+def png_info(text: Mapping[str, object] | None) -> PngInfo:
+    """PNG text chunks for ``text`` (None written as 'none'; NUL bytes, which PNG text cannot
+    hold, replaced)."""
     info = PngInfo()
     for key, value in (text or {}).items():
         value = "none" if value is None else str(value)
-        info.add_text(key, value.replace("\x00", "\ufffd"))  # PNG text cannot hold NUL
+        info.add_text(key, value.replace("\x00", "\ufffd"))
+    return info
+
+
+def save_png(
+    image: Image.Image, path: str | os.PathLike, text: Mapping[str, object] | None = None
+) -> Path:
+    """Write ``image`` as a PNG atomically, with ``text`` as text chunks: the prompt, seed,
+    model and settings that made it travel with the file."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG", pnginfo=info)
+        image.save(tmp, format="PNG", pnginfo=png_info(text))
     return path
+
+
+def png_bytes(image: Image.Image, text: Mapping[str, object] | None = None) -> bytes:
+    """``image`` as PNG file bytes, with ``text`` as text chunks (as :func:`save_png`)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=png_info(text))
+    return buffer.getvalue()
 
 
 def output_name(prompt_index: int, image_index: int) -> str:

@@ -1,0 +1,126 @@
+"""The unCLIP decoder against dalle2-pytorch's at its benchmark configuration (anchors case D).
+
+    python benchmarks/bench_decoder.py [--anchors-venv DIR] [--reps 5] [--warmup 2]
+        [--sampler ddim] [--steps 25] [--no-anchors]
+
+Case D: a U-Net of base width 64, widths (1, 2, 4) x 64, two residual blocks per level, over
+32 x 32 images, conditioned on a 256-wide image embedding (added to the timestep embedding;
+dalle2-pytorch's case has no text and attention only in the middle), 1,000 training timesteps;
+a training step at batch 16 (forward, loss, backward, AdamW) and 4 images drawn. Ours at the
+same sizes also projects the embedding into 4 context tokens and attends at 8 x 8 in the down
+and up levels as well as the middle (more work than the anchor); fp32 like the anchor, and bf16
+autocast where the machine has bf16 units. dalle2-pytorch samples with its DDIM loop at 50 steps;
+ours with --sampler at --steps (the steps chosen in docs/unclip.md by the shapes accuracy).
+Both in this run, 2 threads; prints a Markdown table and, last, one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from _common import benchmark_parser, median_time, run_anchor  # noqa: E402
+from bench_generate import cpu_name  # noqa: E402
+
+from dalle.models.unet import UNet, UNetConfig  # noqa: E402
+from dalle.pipelines.unclip_pipeline import (  # noqa: E402
+    DecoderSettings,
+    autocast_fn,
+    draw_unet,
+    make_schedule,
+)
+from dalle.utils.device import bf16_is_fast  # noqa: E402
+
+CONFIG = UNetConfig(image_size=32, base_channels=64, channel_mults=(1, 2, 4), num_res_blocks=2,
+                    attention_resolutions=(8,), embed_dim=256, clip_tokens=4, text_dim=128)  # fmt: skip
+
+
+def train_step_time(bf16: bool, reps: int, warmup: int, batch: int = 16) -> float:
+    torch.manual_seed(0)
+    model = UNet(CONFIG).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1.2e-4)
+    schedule = make_schedule(model)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(batch, 3, 32, 32, generator=g) * 2 - 1
+    embed = F.normalize(torch.randn(batch, CONFIG.embed_dim, generator=g), dim=-1)
+
+    def step() -> None:
+        t = torch.randint(0, 1000, (batch,), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        keep = torch.rand(batch, generator=g) >= 0.1
+        x_t = schedule.add_noise(x0, noise, t)
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            out = model(x_t, t, embed, keep_clip=keep)
+        loss = F.mse_loss(out.float(), schedule.target(x0, noise, t, CONFIG.prediction))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return median_time(step, reps, warmup)
+
+
+def sample_time(bf16: bool, sampler: str, steps: int, reps: int, warmup: int) -> float:
+    torch.manual_seed(0)
+    model = UNet(CONFIG).eval()
+    g = torch.Generator().manual_seed(0)
+    embed = F.normalize(torch.randn(4, CONFIG.embed_dim, generator=g), dim=-1)
+    settings = DecoderSettings(sampler=sampler, steps=steps, guidance=1.0)
+
+    def unguided(x, t):  # no caption: the anchor's case has none
+        return model(x, t, embed)
+
+    fn = autocast_fn(unguided, bf16)
+    return median_time(lambda: draw_unet(model, fn, settings, [0, 1, 2, 3]), reps, warmup)
+
+
+def main() -> None:
+    parser = benchmark_parser(__doc__)
+    parser.add_argument("--sampler", default="ddim", choices=["ddim", "dpm++2m", "ddpm"])
+    parser.add_argument("--steps", type=int, default=25, help="our sampling steps")
+    parser.add_argument("--no-anchors", action="store_true", help="time ours only")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    fast = bf16_is_fast(torch.device("cpu"))
+    ours = {
+        "train_fp32_s": train_step_time(False, args.reps, args.warmup),
+        "sample4_fp32_s": sample_time(False, args.sampler, args.steps, args.reps, args.warmup),
+        "sample4_ddim50_fp32_s": sample_time(False, "ddim", 50, args.reps, args.warmup),
+    }
+    if fast:
+        ours["train_bf16_s"] = train_step_time(True, args.reps, args.warmup)
+        ours["sample4_bf16_s"] = sample_time(True, args.sampler, args.steps, args.reps, args.warmup)
+    anchor = None
+    if not args.no_anchors:
+        found = run_anchor(args.anchors_venv, "bench_dalle2_pytorch.py", "--case",
+                           "decoder_train,decoder_sample", "--reps", str(args.reps),
+                           "--warmup", str(args.warmup), "--full-budget-s", "0")  # fmt: skip
+        if found is not None:
+            anchor = {"train_s": found["D_decoder_train_step"]["median_s"],
+                      "sample4_ddim50_s": found["D_decoder_sample"]["ddim_50"]["median_s"]}  # fmt: skip
+    best = "bf16" if fast else "fp32"
+    print(f"CPU: {cpu_name()}, 2 threads\n")
+    print("| case D decoder | dalle2-pytorch | ours | ratio |\n|---|---|---|---|")
+    rows = [
+        ("train step, batch 16, fp32", "train_s", "train_fp32_s"),
+        (f"train step, batch 16, ours {best}", "train_s", f"train_{best}_s"),
+        ("4 images, DDIM 50, fp32", "sample4_ddim50_s", "sample4_ddim50_fp32_s"),
+        (f"4 images (theirs DDIM 50, ours {args.sampler} {args.steps}, fp32)",
+         "sample4_ddim50_s", "sample4_fp32_s"),
+        (f"4 images (theirs DDIM 50, ours {args.sampler} {args.steps}, {best})",
+         "sample4_ddim50_s", f"sample4_{best}_s"),
+    ]  # fmt: skip
+    for name, theirs_key, ours_key in rows:
+        theirs = anchor[theirs_key] if anchor else None
+        ratio = f"{theirs / ours[ours_key]:.1f}x" if theirs else "-"
+        print(f"| {name} | {'-' if theirs is None else f'{theirs * 1e3:.0f} ms'} | "
+              f"{ours[ours_key] * 1e3:.1f} ms | {ratio} |")  # fmt: skip
+    print(json.dumps({"cpu": cpu_name(), "sampler": args.sampler, "steps": args.steps,
+                      "ours": ours, "dalle2_pytorch": anchor}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

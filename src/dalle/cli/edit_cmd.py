@@ -1,0 +1,299 @@
+"""``dalle vary``, ``dalle interpolate``, ``dalle edit`` and ``dalle inpaint``: editing images
+(Ramesh et al. 2022, section 3; docs/editing.md)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from dalle import __version__
+from dalle.cli.validate import (
+    add_replace_argument,
+    clear_earlier_run,
+    input_images,
+    output_folder,
+    positive_int,
+    refuse_overwriting,
+)
+from dalle.config import replace_given
+from dalle.utils.images import image_grid, output_name, save_png
+
+FRAME_NAME = "{:02d}.png"
+
+
+def _common(p: argparse.ArgumentParser, model: str = "shapes-unclip") -> None:
+    p.add_argument(
+        "--model", default=model,
+        help=f"unCLIP pipeline folder or bundled name (default {model})",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument(
+        "--decoder-steps", type=positive_int, default=None,
+        help="DDIM steps of the inversion and the decoding (default 50)",
+    )  # fmt: skip
+    p.add_argument(
+        "--decoder-guidance", type=float, default=None,
+        help="decoder guidance on the CLIP embedding, 1 is off (default 1)",
+    )  # fmt: skip
+    p.add_argument(
+        "--bf16", action=argparse.BooleanOptionalAction, default=None,
+        help="bf16 autocast (default: where the machine has bf16 matrix units)",
+    )  # fmt: skip
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    add_replace_argument(p)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    vary = sub.add_parser(
+        "vary",
+        help="variations of images (unCLIP)",
+        description=(
+            "Encode each image to its CLIP image embedding and the decoder's DDIM-inverted "
+            "noise, and decode that with DDIM at --eta > 0 (0 gives the image back): "
+            "OUT/{input:04d}_{image:02d}.png, inputs numbered in the order given. The decoder "
+            "works at its size (32 x 32 for shapes-unclip); the upsampler then draws the output "
+            "size with fresh noise. Images of another size are resized (bicubic) first."
+        ),
+    )
+    vary.add_argument("images", nargs="+", metavar="IMAGE")
+    vary.add_argument("--num-images", type=positive_int, default=4, help="per input (4)")
+    vary.add_argument("--eta", type=float, default=1.0, help="DDIM stochasticity in [0, 1] (1)")
+    vary.add_argument("--out", default="variations", help="output folder (default variations)")
+    _common(vary)
+    vary.set_defaults(func=_vary)
+
+    interp = sub.add_parser(
+        "interpolate",
+        help="frames between two images (unCLIP)",
+        description=(
+            "Slerp between the two images' CLIP image embeddings, the decoder's noise fixed at "
+            "A's inversion (or, with --noise slerp, slerped between both inversions), and decode "
+            "each frame with DDIM: OUT/{k:02d}.png for the K frames from A to B, and "
+            "OUT/strip.png with all of them side by side."
+        ),
+    )
+    interp.add_argument("image_a", metavar="IMAGE_A")
+    interp.add_argument("image_b", metavar="IMAGE_B")
+    interp.add_argument("--steps", type=positive_int, default=5, help="frames K (default 5)")
+    interp.add_argument("--noise", choices=("fixed", "slerp"), default="fixed")
+    interp.add_argument("--out", default="interpolation", help="output folder")
+    _common(interp)
+    interp.set_defaults(func=_interpolate)
+
+    edit = sub.add_parser(
+        "edit",
+        help="change an image by a text difference (unCLIP)",
+        description=(
+            "Move the image's CLIP embedding towards the difference of two captions' text "
+            "embeddings, z_d = normalise(z_t(TO) - z_t(FROM)), by slerp of --amount, and decode "
+            "it from the image's inverted noise: OUT/0000_{image:02d}.png."
+        ),
+    )
+    edit.add_argument("image", metavar="IMAGE")
+    edit.add_argument("--from", dest="source", required=True, metavar="TEXT")
+    edit.add_argument("--to", dest="target", required=True, metavar="TEXT")
+    edit.add_argument("--amount", type=float, default=0.5, help="slerp amount in [0, 1] (0.5)")
+    edit.add_argument("--num-images", type=positive_int, default=1, help="images (default 1)")
+    edit.add_argument(
+        "--eta", type=float, default=0.0,
+        help="DDIM stochasticity (0, the default: one decoding; > 0 varies the images)",
+    )  # fmt: skip
+    edit.add_argument("--out", default="edited", help="output folder (default edited)")
+    _common(edit)
+    edit.set_defaults(func=_edit)
+
+    inpaint = sub.add_parser(
+        "inpaint",
+        help="repaint the masked part of an image from a prompt",
+        description=(
+            "Repaint the region MASK marks so that the image fits PROMPT (which describes the "
+            "whole resulting image), keeping every pixel outside it exactly: "
+            "OUT/0000_{image:02d}.png. Mask convention of the OpenAI Images API: in a mask with "
+            "alpha, fully transparent pixels mark the region; in one without, white pixels. The "
+            "mask must be the image's size, and the image the pipeline's. unCLIP pipelines "
+            "repaint by resampling (RePaint) at the decoder's and the upsampler's sizes; DALL·E "
+            "pipelines (--model shapes) keep the image tokens the mask does not touch and sample "
+            "the others in raster order, each seeing the kept tokens above and to its left only."
+        ),
+    )
+    inpaint.add_argument("image", metavar="IMAGE")
+    inpaint.add_argument("prompt", metavar="PROMPT")
+    inpaint.add_argument("--mask", required=True, metavar="MASK")
+    inpaint.add_argument("--num-images", type=positive_int, default=1, help="images (default 1)")
+    inpaint.add_argument(
+        "--resample", type=positive_int, default=None,
+        help="unCLIP: RePaint resampling per step (default 3)",
+    )  # fmt: skip
+    inpaint.add_argument("--out", default="inpainted", help="output folder (default inpainted)")
+    _common(inpaint)
+    inpaint.set_defaults(func=_inpaint)
+
+
+# -- shared -------------------------------------------------------------------------------------
+def _settings(args: argparse.Namespace, eta: float = 0.0):
+    from dalle.pipelines.editing import EditSettings
+
+    given = {"steps": args.decoder_steps, "guidance": args.decoder_guidance}
+    return replace_given(EditSettings(eta=eta), given)
+
+
+def _prepare(
+    args: argparse.Namespace, outputs: list[str], inputs: list[str],
+    kinds: tuple[str, ...] = ("UnclipPipeline",),
+) -> tuple[Path, str]:  # fmt: skip
+    """Check the output folder, the inputs and the kind of pipeline before any model is loaded
+    (and before ``--replace`` deletes anything); the folder and the pipeline's class."""
+    from dalle.folders import read_index
+
+    refuse_overwriting([Path(args.out) / name for name in outputs], inputs)
+    out = output_folder(args.out, replace=args.replace, names=lambda n: n in outputs)
+    kind = read_index(args.model)[1].class_name
+    if kind not in kinds:
+        need = " or ".join("an unCLIP" if k == "UnclipPipeline" else "a DALL·E" for k in kinds)
+        raise ValueError(f"--model {args.model}: this edit needs {need} pipeline")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return out, kind
+
+
+def _unclip(args: argparse.Namespace):
+    from dalle.pipelines.unclip_pipeline import UnclipPipeline
+    from dalle.utils.device import use_bf16
+
+    pipe = UnclipPipeline.from_pretrained(args.model)
+    args.bf16 = use_bf16(args.bf16, pipe.device)
+    return pipe
+
+
+def _fields(args: argparse.Namespace, settings, **extra) -> dict:
+    import dataclasses
+
+    return {**extra, "seed": args.seed, "model": args.model, **dataclasses.asdict(settings),
+            "bf16": args.bf16, "software": f"dalle {__version__}"}  # fmt: skip
+
+
+# -- the commands -------------------------------------------------------------------------------
+def _vary(args: argparse.Namespace) -> int:
+    from dalle.pipelines.editing import variations
+
+    settings = _settings(args, args.eta)
+    names = [output_name(k, j) for k in range(len(args.images)) for j in range(args.num_images)]
+    out, _ = _prepare(args, names, args.images)
+    images = input_images(args.images)
+    if args.replace:
+        clear_earlier_run(out, lambda n: n in names)
+    pipe = _unclip(args)
+    with tqdm(total=len(names), desc="vary", unit="img") as bar:
+        found = variations(pipe, images, args.num_images, args.seed, settings, args.bf16,
+                           on_image=bar.update)  # fmt: skip
+    for k, drawn in enumerate(found):
+        for j, image in enumerate(drawn):
+            fields = _fields(args, settings, source=args.images[k], input_index=k, image_index=j)
+            save_png(image, out / output_name(k, j), {"edit": "variation", **fields})
+    print(f"wrote {len(names)} variations of {len(args.images)} images to {out}/")
+    return 0
+
+
+def _interpolate(args: argparse.Namespace) -> int:
+    from dalle.pipelines.editing import interpolate
+
+    settings = _settings(args)
+    names = [FRAME_NAME.format(k) for k in range(args.steps)] + ["strip.png"]
+    out, _ = _prepare(args, names, [args.image_a, args.image_b])
+    a, b = input_images([args.image_a, args.image_b])
+    if args.replace:
+        clear_earlier_run(out, lambda n: n in names)
+    pipe = _unclip(args)
+    frames = interpolate(pipe, a, b, args.steps, args.seed, args.noise, settings, args.bf16)
+    for k, frame in enumerate(frames):
+        fields = _fields(args, settings, source_a=args.image_a, source_b=args.image_b, frame=k,
+                         frames=args.steps, noise=args.noise)  # fmt: skip
+        save_png(frame, out / FRAME_NAME.format(k), {"edit": "interpolation", **fields})
+    strip = image_grid(frames, len(frames))
+    save_png(strip, out / "strip.png", {"edit": "interpolation", "source_a": args.image_a,
+                                         "source_b": args.image_b})  # fmt: skip
+    print(f"wrote {len(frames)} frames and strip.png to {out}/")
+    return 0
+
+
+def _edit(args: argparse.Namespace) -> int:
+    import math
+
+    from dalle.pipelines.editing import text_diff
+
+    settings = _settings(args, args.eta)
+    if not (math.isfinite(args.amount) and 0 <= args.amount <= 1):
+        raise ValueError(f"--amount must be a number in [0, 1], got {args.amount}")
+    for option, text in (("--from", args.source), ("--to", args.target)):
+        if not text.strip():
+            raise ValueError(f"{option} is empty: a text difference needs two captions")
+    names = [output_name(0, j) for j in range(args.num_images)]
+    out, _ = _prepare(args, names, [args.image])
+    (image,) = input_images([args.image])
+    if args.replace:
+        clear_earlier_run(out, lambda n: n in names)
+    pipe = _unclip(args)
+    drawn = text_diff(pipe, image, args.source, args.target, args.amount, args.num_images,
+                      args.seed, settings, args.bf16)  # fmt: skip
+    for j, result in enumerate(drawn):
+        fields = _fields(args, settings, source=args.image, source_text=args.source,
+                         target_text=args.target, amount=args.amount, image_index=j)  # fmt: skip
+        save_png(result, out / output_name(0, j), {"edit": "text diff", **fields})
+    print(f"wrote {len(drawn)} edited images to {out}/")
+    return 0
+
+
+def _inpaint(args: argparse.Namespace) -> int:
+    from dalle.pipelines.editing import read_mask
+
+    if not args.prompt.strip():
+        raise ValueError("the prompt is empty: it describes the whole resulting image")
+    names = [output_name(0, j) for j in range(args.num_images)]
+    kinds = ("UnclipPipeline", "DallePipeline")
+    out, kind = _prepare(args, names, [args.image, args.mask], kinds)
+    (image,) = input_images([args.image])
+    (mask_image,) = input_images([args.mask], "--mask", keep_alpha=True)
+    region = read_mask(mask_image, image.size)
+    if kind == "DallePipeline" and (args.decoder_steps or args.decoder_guidance or args.resample):
+        raise ValueError("--decoder-* and --resample are unCLIP's; this is a DALL·E pipeline")
+    settings = _inpaint_settings(args) if kind == "UnclipPipeline" else None
+    if args.replace:
+        clear_earlier_run(out, lambda n: n in names)
+    if kind == "UnclipPipeline":
+        from dalle.pipelines.editing import inpaint_unclip
+
+        pipe = _unclip(args)
+        drawn = inpaint_unclip(pipe, image, region, args.prompt, args.num_images, args.seed,
+                               settings, args.bf16)  # fmt: skip
+        described = {"resample": settings.resample, "decoder_steps": settings.decoder.steps,
+                     "decoder_guidance": settings.decoder.guidance}  # fmt: skip
+    else:
+        from dalle.pipelines.dalle_pipeline import DallePipeline
+        from dalle.pipelines.editing import inpaint_dalle
+        from dalle.utils.device import use_bf16
+
+        pipe = DallePipeline.from_pretrained(args.model)
+        args.bf16 = use_bf16(args.bf16, pipe.device)
+        drawn = inpaint_dalle(pipe, image, region, args.prompt, args.num_images, args.seed,
+                              bf16=args.bf16)  # fmt: skip
+        described = {"top_k": pipe.defaults.top_k, "guidance": pipe.defaults.guidance}
+    for j, result in enumerate(drawn):
+        fields = {"edit": "inpainting", "source": args.image, "mask": args.mask,
+                  "prompt": args.prompt, "image_index": j, "seed": args.seed, "model": args.model,
+                  **described, "bf16": args.bf16, "software": f"dalle {__version__}"}  # fmt: skip
+        save_png(result, out / output_name(0, j), fields)
+    print(f"wrote {len(drawn)} inpainted images to {out}/")
+    return 0
+
+
+def _inpaint_settings(args: argparse.Namespace):
+    from dalle.pipelines.editing import InpaintSettings
+
+    base = InpaintSettings()
+    given = {"steps": args.decoder_steps, "guidance": args.decoder_guidance}
+    return replace_given(
+        base, {"decoder": replace_given(base.decoder, given), "resample": args.resample}
+    )

@@ -1,0 +1,409 @@
+"""Editing images (Ramesh et al. 2022, section 3): variations, interpolations, text diffs, and
+inpainting with either pipeline.
+
+unCLIP encodes an image to a bipartite latent (z_i, x_T): z_i its CLIP image embedding, x_T the
+decoder's noise found by DDIM inversion of the image (at the decoder's size) with the decoder
+conditioned on z_i and no caption. Decoding (z, x_T) with DDIM gives the image back at eta = 0
+and variations of it at eta > 0; z may be moved first (towards another image's embedding, or
+along a text diff). The decoder draws at its own size (32 x 32 for the shapes world); the
+upsampler then draws the output size from it with fresh noise (its seed derived from the
+image's), so a variation's fine detail at 64 x 64 is the upsampler's.
+
+Inpainting keeps every pixel outside the mask exactly and repaints the inside to fit a prompt
+that describes the whole image:
+- unCLIP, by resampling (RePaint, Lugmayr et al. 2022): at each step of the decoder's (and then
+  the upsampler's) sampler the unmasked region is replaced by the source noised to that step,
+  and each step is redone ``resample`` times (noised back and denoised again) so that the
+  inside comes to agree with the outside;
+- DALL·E, by keeping the image tokens of cells the mask does not touch and sampling the others
+  in raster order: a sampled token sees the kept tokens above it and to its left, not those
+  below or to its right (the transformer reads one way).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from dalle.diffusion import DDIMInverter, DDIMSampler, sample
+from dalle.diffusion.predictions import noisy_from
+from dalle.pipelines.dalle_pipeline import DallePipeline
+from dalle.pipelines.seeds import image_seed, seed_of
+from dalle.pipelines.unclip_pipeline import (
+    DecoderSettings,
+    UnclipPipeline,
+    UpsamplerSettings,
+    autocast_fn,
+    caption_ids,
+    guided_decoder,
+    make_schedule,
+)
+from dalle.utils.images import area_resize, pil_to_tensor, to_pil
+
+
+@dataclass(frozen=True)
+class EditSettings:
+    steps: int = 50  # DDIM steps of the inversion and of the decoding
+    eta: float = 0.0  # DDIM stochasticity of the decoding: 0 gives the inverted image back
+    guidance: float = 1.0  # decoder guidance (on the CLIP embedding) in inversion and decoding
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.steps, int) and self.steps >= 1):
+            raise ValueError(f"steps must be a whole number of at least 1, got {self.steps}")
+        if not (math.isfinite(self.eta) and 0 <= self.eta <= 1):
+            raise ValueError(f"eta must be a number in [0, 1], got {self.eta}")
+        if not (math.isfinite(self.guidance) and self.guidance >= 0):
+            raise ValueError(f"guidance must be a finite number of at least 0, got {self.guidance}")
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between (..., D) vectors along their last dimension: t = 0 gives
+    ``a``, t = 1 ``b``; the norm moves linearly between theirs (unit vectors stay unit)."""
+    t = torch.as_tensor(t, dtype=torch.float64)
+    a64, b64 = a.double(), b.double()
+    na, nb = a64.norm(dim=-1, keepdim=True), b64.norm(dim=-1, keepdim=True)
+    ua, ub = a64 / na, b64 / nb
+    cos = (ua * ub).sum(-1, keepdim=True).clamp(-1, 1)
+    omega = torch.arccos(cos)
+    so = torch.sin(omega)
+    near = so.abs() < 1e-6  # (anti)parallel: fall back to the linear path
+    wa = torch.where(near, 1 - t, torch.sin((1 - t) * omega) / torch.where(near, 1, so))
+    wb = torch.where(near, t, torch.sin(t * omega) / torch.where(near, 1, so))
+    direction = wa * ua + wb * ub
+    direction = direction / direction.norm(dim=-1, keepdim=True)
+    return (direction * ((1 - t) * na + t * nb)).to(a.dtype)
+
+
+def read_mask(mask: Image.Image, size: tuple[int, int]) -> torch.Tensor:
+    """(H, W) bool, True where to repaint, by the OpenAI Images API's convention: in an image
+    with an alpha channel, the fully transparent pixels; in one without, the white ones. The
+    mask must be the image's size (W, H) and mark some, but not all, of it."""
+    if mask.size != size:
+        raise ValueError(
+            f"the mask is {mask.size[0]} x {mask.size[1]}, the image {size[0]} x {size[1]}: "
+            "they must match"
+        )
+    bands = mask.getbands()
+    if "A" in bands:
+        region = np.asarray(mask.getchannel("A")) == 0
+    else:
+        region = np.asarray(mask.convert("L")) == 255
+    if not region.any():
+        raise ValueError(
+            "the mask marks nothing to repaint (transparent pixels in an RGBA mask, white ones "
+            "in a mask without alpha)"
+        )
+    if region.all():
+        raise ValueError("the mask covers the whole image: there is nothing to keep")
+    return torch.from_numpy(region.copy())
+
+
+# -- unCLIP: the bipartite latent ---------------------------------------------------------------
+def _decoder_size(pipe: UnclipPipeline, images: torch.Tensor) -> torch.Tensor:
+    return area_resize(images.float(), pipe.decoder.config.image_size) * 2 - 1  # type: ignore[union-attr]
+
+
+def _decoder_fn(pipe: UnclipPipeline, z: torch.Tensor, guidance: float, bf16: bool, captions=None):
+    """The decoder's (guided) prediction for CLIP embeddings ``z`` and, if given, captions (else
+    its null caption: drawing from the embedding alone)."""
+    decoder = pipe.decoder
+    texts = [""] * len(z) if captions is None else list(captions)
+    ids, mask = caption_ids(pipe.tokenizer, texts, decoder.config.text_seq_len)  # type: ignore[union-attr]
+    model_fn = guided_decoder(
+        decoder, z.to(pipe.device).float(), ids.to(pipe.device), mask.to(pipe.device), guidance,
+        read_caption=captions is not None,
+    )  # fmt: skip
+    return autocast_fn(model_fn, bf16)
+
+
+@torch.no_grad()
+def invert(
+    pipe: UnclipPipeline, images: torch.Tensor, z: torch.Tensor, settings: EditSettings,
+    bf16: bool = False,
+) -> torch.Tensor:  # fmt: skip
+    """x_T (B, 3, S, S): DDIM inversion of (B, 3, H, W) images in [0, 1], resampled to the
+    decoder's size S, by the decoder conditioned on their CLIP embeddings ``z`` (B, D)."""
+    _need_decoder(pipe)
+    decoder = pipe.decoder
+    inverter = DDIMInverter(make_schedule(decoder), prediction=decoder.config.prediction)  # type: ignore[union-attr]
+    model_fn = _decoder_fn(pipe, z, settings.guidance, bf16)
+    return sample(model_fn, inverter, _decoder_size(pipe, images).to(pipe.device), settings.steps)
+
+
+@torch.no_grad()
+def decode_latent(
+    pipe: UnclipPipeline, z: torch.Tensor, x_t: torch.Tensor, seeds: Sequence[int],
+    settings: EditSettings, bf16: bool = False, captions: Sequence[str] | None = None,
+) -> torch.Tensor:  # fmt: skip
+    """(B, 3, S, S) images in [0, 1] at the decoder's size: DDIM (``settings.eta``) from x_T
+    conditioned on ``z``; row i's noise (eta > 0) seeded ``seeds[i]``."""
+    _need_decoder(pipe)
+    decoder = pipe.decoder
+    sampler = DDIMSampler(make_schedule(decoder), decoder.config.prediction, settings.eta,  # type: ignore[union-attr]
+                          clip_x0=1.0)  # fmt: skip
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    model_fn = _decoder_fn(pipe, z, settings.guidance, bf16, captions)
+    x = sample(model_fn, sampler, x_t.to(pipe.device).float(), settings.steps, generators)
+    return ((x.float().clamp(-1, 1) + 1) / 2).cpu()
+
+
+def _finish(pipe: UnclipPipeline, small: torch.Tensor, seeds: Sequence[int], bf16: bool):
+    """The decoder's images at the output size (the upsampler, if the pipeline has one)."""
+    if pipe.upsampler is None:
+        return small
+    return pipe.upsample(small, [seed_of(s, 3) for s in seeds], None, bf16)
+
+
+def _need_decoder(pipe: UnclipPipeline) -> None:
+    if pipe.decoder is None:
+        raise ValueError("this pipeline has no decoder: editing needs one (`dalle train decoder`)")
+
+
+def as_tensor(images: Sequence[Image.Image], size: int) -> torch.Tensor:
+    """PIL images as (B, 3, size, size) in [0, 1] (resized if they are not that size)."""
+    out = []
+    for image in images:
+        image = image.convert("RGB")
+        if image.size != (size, size):
+            image = image.resize((size, size), Image.Resampling.BICUBIC)
+        out.append(pil_to_tensor(image))
+    return torch.stack(out)
+
+
+def output_size(pipe: UnclipPipeline) -> int:
+    return (pipe.upsampler or pipe.decoder).config.image_size  # type: ignore[union-attr]
+
+
+# -- the edits ----------------------------------------------------------------------------------
+def variations(
+    pipe: UnclipPipeline,
+    images: Sequence[Image.Image],
+    num_images: int = 4,
+    seed: int = 0,
+    settings: EditSettings = EditSettings(eta=1.0),
+    bf16: bool = False,
+    on_image: Callable[[int], None] | None = None,
+) -> list[list[Image.Image]]:
+    """``num_images`` variations of each image (section 3.1): its (z_i, x_T), decoded with DDIM
+    at ``settings.eta`` (> 0 for variety; 0 gives the image back), variation j of input k
+    seeded by ``image_seed(seed, k, j)``."""
+    if num_images < 1:
+        raise ValueError("num_images must be at least 1")
+    pixels = as_tensor(images, output_size(pipe))
+    z = pipe.image_embeddings(pixels)
+    x_t = invert(pipe, pixels, z, settings, bf16)
+    out = []
+    for k in range(len(images)):
+        seeds = [image_seed(seed, k, j) for j in range(num_images)]
+        zk, xk = z[k : k + 1].expand(num_images, -1), x_t[k : k + 1].expand(num_images, -1, -1, -1)
+        small = decode_latent(pipe, zk, xk, seeds, settings, bf16)
+        out.append(to_pil(_finish(pipe, small, seeds, bf16)))
+        if on_image is not None:
+            on_image(num_images)
+    return out
+
+
+def interpolate(
+    pipe: UnclipPipeline,
+    image_a: Image.Image,
+    image_b: Image.Image,
+    frames: int = 5,
+    seed: int = 0,
+    noise: str = "fixed",
+    settings: EditSettings = EditSettings(),
+    bf16: bool = False,
+) -> list[Image.Image]:
+    """``frames`` images from A to B (section 3.2): z slerped from z_A to z_B; x_T fixed at A's
+    inversion (``noise="fixed"``) or slerped between the two inversions (``"slerp"``). Every
+    frame is decoded with DDIM at ``settings.eta`` and upsampled with the same seed."""
+    if frames < 2:
+        raise ValueError("an interpolation needs at least 2 frames")
+    if noise not in ("fixed", "slerp"):
+        raise ValueError(f"noise must be 'fixed' or 'slerp', got {noise!r}")
+    pixels = as_tensor([image_a, image_b], output_size(pipe))
+    z = pipe.image_embeddings(pixels)
+    x_t = invert(pipe, pixels, z, settings, bf16)
+    ts = torch.linspace(0, 1, frames, dtype=torch.float64)[:, None]
+    zs = slerp(z[0:1].expand(frames, -1), z[1:2].expand(frames, -1), ts)
+    flat = x_t.flatten(1)
+    if noise == "fixed":
+        xs = flat[0:1].expand(frames, -1)
+    else:
+        xs = slerp(flat[0:1].expand(frames, -1), flat[1:2].expand(frames, -1), ts)
+    seeds = [image_seed(seed, 0, 0)] * frames
+    small = decode_latent(pipe, zs, xs.view(frames, *x_t.shape[1:]), seeds, settings, bf16)
+    return to_pil(_finish(pipe, small, seeds, bf16))
+
+
+def text_diff(
+    pipe: UnclipPipeline,
+    image: Image.Image,
+    source: str,
+    target: str,
+    amount: float = 0.5,
+    num_images: int = 1,
+    seed: int = 0,
+    settings: EditSettings = EditSettings(),
+    bf16: bool = False,
+) -> list[Image.Image]:
+    """The image edited towards ``target`` (section 3.3): z_d = normalise(z_t(target) -
+    z_t(source)), z = slerp(z_i, z_d, ``amount``), decoded from the image's inverted x_T."""
+    if not (math.isfinite(amount) and 0 <= amount <= 1):
+        raise ValueError(f"amount must be a number in [0, 1], got {amount}")
+    if num_images < 1:
+        raise ValueError("num_images must be at least 1")
+    pixels = as_tensor([image], output_size(pipe))
+    z_i = pipe.image_embeddings(pixels)
+    x_t = invert(pipe, pixels, z_i, settings, bf16)
+    texts = pipe.text_embeddings([source, target])
+    z_d = F.normalize(texts[1] - texts[0], dim=-1)[None]
+    z = slerp(z_i, z_d, amount).expand(num_images, -1)
+    seeds = [image_seed(seed, 0, j) for j in range(num_images)]
+    small = decode_latent(pipe, z, x_t.expand(num_images, -1, -1, -1), seeds, settings, bf16)
+    return to_pil(_finish(pipe, small, seeds, bf16))
+
+
+@dataclass(frozen=True)
+class InpaintSettings:
+    decoder: DecoderSettings = DecoderSettings(sampler="ddim", steps=50)
+    upsampler: UpsamplerSettings = UpsamplerSettings(sampler="ddim", steps=15)
+    resample: int = 3  # RePaint: each step done this many times
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.resample, int) and self.resample >= 1):
+            raise ValueError(f"resample must be a whole number of at least 1, got {self.resample}")
+
+
+def _repaint(
+    unet, model_fn, known: torch.Tensor, region: torch.Tensor, steps: int, resample: int,
+    seeds: Sequence[int],
+) -> torch.Tensor:  # fmt: skip
+    """RePaint with DDIM (eta = 1, the DDPM posterior): ``known`` (B, 3, S, S) in [-1, 1] is kept
+    where ``region`` (S, S) is False. Returns (B, 3, S, S) in [-1, 1]."""
+    c = unet.config
+    device = known.device
+    sampler = DDIMSampler(make_schedule(unet), c.prediction, eta=1.0, clip_x0=1.0)
+    sampler.set_timesteps(steps)
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    x = sampler.init_noise(known.shape, generators).to(device)
+    inside = region.to(device)[None, None].to(known.dtype)
+    ts = sampler.timesteps.tolist()
+
+    def abar(t: int) -> float:
+        return float(sampler.schedule.alphas_cumprod_at(torch.tensor([t]))[0])
+
+    def noise_like() -> torch.Tensor:
+        return sampler.init_noise(known.shape, generators).to(device)
+
+    for i, t in enumerate(ts):
+        for r in range(resample):
+            t_batch = torch.full((len(x),), t, dtype=torch.long, device=device)
+            x_next = sampler.step(model_fn(x, t_batch), t, x, generators)
+            a_next = abar(ts[i + 1]) if i + 1 < len(ts) else 1.0
+            if a_next < 1.0:
+                rows = torch.full((len(x),), a_next, dtype=torch.float64)
+                known_next = noisy_from(known, noise_like(), rows)
+            else:
+                known_next = known
+            x_next = inside * x_next + (1 - inside) * known_next
+            if r + 1 < resample and a_next < 1.0:  # back to t: x_t ~ q(x_t | x_next)
+                ratio = abar(t) / a_next
+                x = math.sqrt(ratio) * x_next + math.sqrt(1 - ratio) * noise_like()
+            else:
+                x = x_next
+                break
+    return x
+
+
+@torch.no_grad()
+def inpaint_unclip(
+    pipe: UnclipPipeline,
+    image: Image.Image,
+    region: torch.Tensor,
+    prompt: str,
+    num_images: int = 1,
+    seed: int = 0,
+    settings: InpaintSettings = InpaintSettings(),
+    bf16: bool = False,
+) -> list[Image.Image]:
+    """``image`` with ``region`` (H, W bool, True = repaint) drawn anew for ``prompt`` (which
+    describes the whole result): the prior's embedding for the prompt conditions the decoder,
+    which repaints at its size by resampling, then the upsampler at the output size the same
+    way; every pixel outside the region is the source's, exactly."""
+    _need_decoder(pipe)
+    if pipe.prior is None:
+        raise ValueError("inpainting from a prompt needs the pipeline's prior")
+    size = output_size(pipe)
+    if image.size != (size, size) or tuple(region.shape) != (size, size):
+        raise ValueError(f"this pipeline inpaints {size} x {size} images; got {image.size}")
+    source = pil_to_tensor(image.convert("RGB"))[None]  # (1, 3, H, W) in [0, 1]
+    seeds = [image_seed(seed, 0, j) for j in range(num_images)]
+    z = pipe._prior_draws([prompt] * num_images, [(s, 1) for s in seeds], pipe.prior_defaults, bf16)
+    decoder = pipe.decoder
+    s_dec = decoder.config.image_size  # type: ignore[union-attr]
+    small_region = F.adaptive_max_pool2d(region[None, None].float(), s_dec)[0, 0] > 0
+    known = (area_resize(source, s_dec) * 2 - 1).expand(num_images, -1, -1, -1).to(pipe.device)
+    model_fn = _decoder_fn(pipe, z, settings.decoder.guidance, bf16, [prompt] * num_images)
+    small = _repaint(decoder, model_fn, known, small_region, settings.decoder.steps,
+                     settings.resample, [seed_of(s, 2) for s in seeds])  # fmt: skip
+    drawn = (small.float().clamp(-1, 1) + 1) / 2
+    if pipe.upsampler is not None:
+        up = pipe.upsampler
+        low_res = drawn * 2 - 1
+
+        def up_fn(x, t):
+            return up(x, t, low_res=low_res.to(x.dtype))
+
+        known_up = (source * 2 - 1).expand(num_images, -1, -1, -1).to(pipe.device)
+        big = _repaint(up, autocast_fn(up_fn, bf16), known_up, region, settings.upsampler.steps,
+                       settings.resample, [seed_of(s, 3) for s in seeds])  # fmt: skip
+        drawn = (big.float().clamp(-1, 1) + 1) / 2
+    return keep_outside(image, to_pil(drawn.cpu()), region)
+
+
+def keep_outside(
+    source: Image.Image, drawn: Sequence[Image.Image], region: torch.Tensor
+) -> list[Image.Image]:
+    """Each drawn image with the source's pixels, exactly, outside ``region``."""
+    src = np.asarray(source.convert("RGB"))
+    inside = region.numpy()[:, :, None]
+    out = []
+    for image in drawn:
+        array = np.where(inside, np.asarray(image.convert("RGB")), src)
+        out.append(Image.fromarray(array.astype(np.uint8)))
+    return out
+
+
+@torch.no_grad()
+def inpaint_dalle(
+    pipe: DallePipeline,
+    image: Image.Image,
+    region: torch.Tensor,
+    prompt: str,
+    num_images: int = 1,
+    seed: int = 0,
+    settings=None,
+    bf16: bool | None = None,
+) -> list[Image.Image]:
+    """``image`` with ``region`` drawn anew for ``prompt``: the dVAE tokens of cells the region
+    does not touch are kept, the others sampled in raster order (each seeing the tokens above
+    and to its left), then decoded; every pixel outside the region is the source's, exactly."""
+    size = pipe.vae.config.image_size
+    if image.size != (size, size) or tuple(region.shape) != (size, size):
+        raise ValueError(f"this pipeline inpaints {size} x {size} images; got {image.size}")
+    grid = pipe.transformer.config.image_grid
+    cells = F.adaptive_max_pool2d(region[None, None].float(), grid)[0, 0] > 0  # touched cells
+    keep = ~cells.flatten()
+    known = pipe.image_tokens(image).expand(num_images, -1)
+    seeds = [image_seed(seed, 0, j) for j in range(num_images)]
+    settings = settings if settings is not None else pipe.defaults
+    tokens = pipe.generate_tokens(
+        [prompt] * num_images, seeds, settings, known=known, keep=keep, bf16=bf16
+    )
+    return keep_outside(image, pipe.decode(tokens, bf16), region)

@@ -1,0 +1,532 @@
+"""An HTTP server speaking the OpenAI Images API (``/v1/images/generations``, ``/edits``,
+``/variations``, ``/v1/models``) over the project's pipelines, on FastAPI.
+
+Every error is in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``: 400 for
+bad input, 401 without the API key, 404 for unknown paths and expired image URLs, 413 for a body
+over the limit, 429 (with ``retry-after``) when the queue is full. Drawing runs on one worker
+thread off the event loop (``dalle.server.worker``), which merges waiting requests for the same
+pipeline and settings into one batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import json
+import math
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from PIL import Image
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dalle import __version__
+from dalle.data.images import DEFAULT_MAX_PIXELS, BadImageError, load_image
+from dalle.pipelines.seeds import image_seed
+from dalle.server.models import ModelRegistry, ServedModel
+from dalle.server.worker import Job, QueueFull, Worker
+from dalle.text.prompts import check_prompts
+from dalle.utils.images import png_bytes
+
+MAX_IMAGES = 10  # n per request, as the API allows
+MAX_PARTIAL_IMAGES = 3
+URL_TTL_SECONDS = 3600  # image URLs expire after an hour
+URL_CAPACITY = 512  # images kept for URLs at most (the oldest go first)
+RETRY_AFTER_SECONDS = 2
+
+
+class APIError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        type_: str = "invalid_request_error",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+        self.type, self.headers = type_, headers
+
+
+def error_response(
+    status: int, message: str, type_: str = "invalid_request_error", param: str | None = None,
+    code: str | None = None, headers: dict[str, str] | None = None,
+) -> JSONResponse:  # fmt: skip
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class UrlStore:
+    """PNG bytes by id for ``url`` results: bounded, each kept ``ttl`` seconds."""
+
+    def __init__(self, capacity: int = URL_CAPACITY, ttl: float = URL_TTL_SECONDS) -> None:
+        self.capacity, self.ttl = capacity, ttl
+        self._items: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, data: bytes) -> str:
+        key = secrets.token_urlsafe(16)
+        with self._lock:
+            self._items[key] = (data, time.monotonic() + self.ttl)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return key
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None or found[1] < time.monotonic():
+                self._items.pop(key, None)
+                return None
+            return found[0]
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    model: ServedModel
+    prompt: str
+    n: int
+    response_format: str
+    stream: bool
+    partial_images: int
+    seed: int
+    guidance: float | None
+    steps: int | None
+    candidates: int | None
+
+
+# -- reading requests ---------------------------------------------------------------------------
+def _int(value: Any, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise APIError(400, f"'{name}' must be a whole number from {low} to {high}", name)
+    try:
+        number = int(value)
+    except ValueError:
+        raise APIError(400, f"'{name}' must be a whole number, got {value!r}", name) from None
+    if not low <= number <= high:
+        raise APIError(400, f"'{name}' must be from {low} to {high}, got {number}", name)
+    return number
+
+
+def _float(value: Any, name: str, low: float, high: float) -> float:
+    if isinstance(value, bool):
+        raise APIError(400, f"'{name}' must be a number", name)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise APIError(400, f"'{name}' must be a number, got {value!r}", name) from None
+    if not (math.isfinite(number) and low <= number <= high):
+        raise APIError(400, f"'{name}' must be a finite number from {low} to {high}", name)
+    return number
+
+
+def _bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise APIError(400, f"'{name}' must be true or false", name)
+
+
+def parse_request(fields: dict[str, Any], registry: ModelRegistry, needs_prompt: bool = True):
+    """The checked request, or an APIError naming the field."""
+    model_name = fields.get("model")
+    if model_name is not None and not isinstance(model_name, str):
+        raise APIError(400, "'model' must be a string", "model")
+    try:
+        model = registry.get(model_name)
+    except KeyError:
+        raise APIError(
+            400, f"unknown model {model_name!r}; this server has {', '.join(registry.names())}",
+            "model", "model_not_found",
+        ) from None  # fmt: skip
+    prompt = ""
+    if needs_prompt:
+        prompt = fields.get("prompt")
+        if not isinstance(prompt, str):
+            raise APIError(400, "'prompt' is required: a string", "prompt")
+        try:
+            prompt = check_prompts([prompt])[0]
+        except ValueError as e:
+            raise APIError(400, str(e).replace("prompt 0", "'prompt'"), "prompt") from None
+    size = fields.get("size")
+    if size not in (None, "auto", model.size_text):
+        raise APIError(
+            400, f"size {size!r} is not supported by {model.name}: it draws {model.size_text}",
+            "size",
+        )  # fmt: skip
+    response_format = fields.get("response_format") or "b64_json"
+    if response_format not in ("b64_json", "url"):
+        raise APIError(400, "'response_format' must be 'b64_json' or 'url'", "response_format")
+    if fields.get("output_format") not in (None, "png"):
+        raise APIError(
+            400, "'output_format' must be 'png' (the only format served)", "output_format"
+        )
+    n = _int(fields.get("n", 1), "n", 1, MAX_IMAGES)
+    stream = _bool(fields.get("stream", False), "stream")
+    partial = _int(fields.get("partial_images", 0), "partial_images", 0, MAX_PARTIAL_IMAGES)
+    seed = _int(fields.get("seed", 0), "seed", 0, 2**63 - 1)
+    guidance = fields.get("guidance")
+    guidance = None if guidance is None else _float(guidance, "guidance", 0.0, 100.0)
+    steps = fields.get("steps")
+    steps = None if steps is None else _int(steps, "steps", 1, 1000)
+    if steps is not None and model.kind != "UnclipPipeline":
+        raise APIError(400, "'steps' sets the decoder's steps of unCLIP pipelines", "steps")
+    candidates = fields.get("candidates")
+    candidates = None if candidates is None else _int(candidates, "candidates", n, 64)
+    if candidates is not None and candidates > n and getattr(model.pipeline, "clip", None) is None:
+        raise APIError(400, f"{model.name} has no CLIP to rank candidates", "candidates")
+    for name in ("quality", "style", "user", "background", "moderation"):
+        if fields.get(name) is not None and not isinstance(fields.get(name), str):
+            raise APIError(400, f"'{name}' must be a string", name)
+    return ImageRequest(model, prompt, n, response_format, stream, partial, seed, guidance,
+                        steps, candidates)  # fmt: skip
+
+
+def _settings(req: ImageRequest) -> dict[str, Any]:
+    """The keyword arguments of the pipeline's drawing for this request."""
+    pipe = req.model.pipeline
+    if req.model.kind == "DallePipeline":
+        return {"settings": pipe.settings(guidance=req.guidance)}  # type: ignore[attr-defined]
+    decoder = pipe.decoder_settings(guidance=req.guidance, steps=req.steps)  # type: ignore[attr-defined]
+    return {"decoder": decoder}
+
+
+def _settings_text(req: ImageRequest, settings: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for stage, value in settings.items():
+        for k, v in asdict(value).items():
+            out[k if stage == "settings" else f"{stage}_{k}"] = v
+    return out
+
+
+# -- the app ------------------------------------------------------------------------------------
+def create_app(
+    registry: ModelRegistry,
+    api_key: str | None = None,
+    max_queue: int = 16,
+    max_body_bytes: int = 20 * 1024 * 1024,
+    worker: Worker | None = None,
+    urls: UrlStore | None = None,
+) -> FastAPI:
+    app = FastAPI(title="dalle", version=__version__, docs_url=None, redoc_url=None)
+    app.state.registry = registry
+    app.state.worker = worker or Worker(max_queue=max_queue)
+    app.state.urls = urls or UrlStore()
+    work: Worker = app.state.worker
+    store: UrlStore = app.state.urls
+
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, e: APIError) -> JSONResponse:
+        return error_response(e.status, e.message, e.type, e.param, e.code, e.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body") or None
+        return error_response(400, f"{where or 'request'}: {first.get('msg', 'invalid')}",
+                              param=where)  # fmt: skip
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, e: StarletteHTTPException) -> JSONResponse:
+        kind = "not_found_error" if e.status_code == 404 else "invalid_request_error"
+        return error_response(e.status_code, str(e.detail), kind)
+
+    @app.middleware("http")
+    async def _guard(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                return error_response(400, "content-length must be a number")
+            if int(length) > max_body_bytes:
+                return error_response(
+                    413, f"the request body is over {max_body_bytes} bytes", code="too_large"
+                )  # fmt: skip
+        if api_key and request.url.path.startswith("/v1/"):
+            given = request.headers.get("authorization", "")
+            want = f"Bearer {api_key}"
+            if not hmac.compare_digest(given.encode(), want.encode()):
+                return error_response(
+                    401, "a valid API key is required: Authorization: Bearer KEY",
+                    "authentication_error", code="invalid_api_key",
+                )  # fmt: skip
+        try:
+            return await call_next(request)
+        except Exception:  # never a traceback page; the error is logged by uvicorn
+            return error_response(500, "the server failed to handle the request", "server_error")
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "models": registry.names(), "queued": work.waiting}
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        data = [{"id": name, "object": "model", "created": 0, "owned_by": "dalle"}
+                for name in registry.names()]  # fmt: skip
+        return {"object": "list", "data": data}
+
+    @app.get("/v1/images/files/{key}.png")
+    async def image_file(key: str) -> Response:
+        data = store.get(key)
+        if data is None:
+            raise APIError(404, "no such image: image URLs expire after an hour",
+                           type_="not_found_error")  # fmt: skip
+        return Response(data, media_type="image/png")
+
+    @app.post("/v1/images/generations")
+    async def generations(request: Request):
+        try:
+            fields = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+            raise APIError(400, "the body must be a JSON object") from None
+        if not isinstance(fields, dict):
+            raise APIError(400, "the body must be a JSON object")
+        req = parse_request(fields, registry)
+        settings = _settings(req)
+        job = _generation_job(req, settings)
+        text = {"prompt": req.prompt, "seed": req.seed, "model": req.model.name,
+                **_settings_text(req, settings), "software": f"dalle {__version__}"}  # fmt: skip
+        if req.stream:
+            return _stream(request, req, job, text, "image_generation")
+        images = await _run(request, job)
+        return _respond(request, req, images, text)
+
+    @app.post("/v1/images/edits")
+    async def edits(request: Request):
+        form = await _form(request)
+        req = parse_request(form, registry)
+        image = _upload(form, ("image", "image[]"), "image")
+        region = _mask_region(form, image, req.model)
+        text = {"prompt": req.prompt, "seed": req.seed, "model": req.model.name,
+                "edit": "inpainting", "software": f"dalle {__version__}"}  # fmt: skip
+        job = Job(key=None, images=req.n, run=lambda: _inpaint(req, image, region))
+        if req.stream:
+            return _stream(request, req, job, text, "image_edit")
+        return _respond(request, req, await _run(request, job), text)
+
+    @app.post("/v1/images/variations")
+    async def variations(request: Request):
+        form = await _form(request)
+        req = parse_request(form, registry, needs_prompt=False)
+        if req.model.kind != "UnclipPipeline":
+            raise APIError(400, f"{req.model.name} makes no variations: use an unCLIP pipeline",
+                           "model")  # fmt: skip
+        image = _upload(form, ("image",), "image")
+        text = {"seed": req.seed, "model": req.model.name, "edit": "variation",
+                "software": f"dalle {__version__}"}  # fmt: skip
+        job = Job(key=None, images=req.n, run=lambda: _vary(req, image))
+        return _respond(request, req, await _run(request, job), text)
+
+    # -- helpers that close over the app's state -------------------------------------------
+    async def _run(request: Request, job: Job) -> list[Image.Image]:
+        try:
+            future = work.submit(job)
+        except QueueFull:
+            raise APIError(429, "the server is busy: retry shortly", type_="rate_limit_error",
+                           code="queue_full",
+                           headers={"retry-after": str(RETRY_AFTER_SECONDS)}) from None  # fmt: skip
+        waiting = asyncio.wrap_future(future)
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=0.5)
+            if done:
+                break
+            if await request.is_disconnected():  # the client left: its place is freed
+                job.cancelled.set()
+                raise APIError(499, "the client closed the request")
+        try:
+            return waiting.result()
+        except ValueError as e:
+            raise APIError(400, str(e)) from None
+
+    def _respond(request: Request, req: ImageRequest, images, text) -> dict[str, Any]:
+        data = []
+        for j, image in enumerate(images):
+            png = png_bytes(image, {**text, "image_index": j})
+            if req.response_format == "url":
+                key = store.put(png)
+                item = {"url": f"{str(request.base_url).rstrip('/')}/v1/images/files/{key}.png"}
+            else:
+                item = {"b64_json": base64.b64encode(png).decode()}
+            if req.prompt:
+                item["revised_prompt"] = req.prompt
+            data.append(item)
+        return {"created": int(time.time()), "data": data, "size": req.model.size_text,
+                "output_format": "png"}  # fmt: skip
+
+    def _stream(request: Request, req: ImageRequest, job: Job, text, prefix: str):
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+
+        def on_partial(index: int, images: list[Image.Image]) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, ("partial", index, images))
+
+        if req.partial_images:
+            job.on_partial = on_partial
+
+        def event(kind: str, image: Image.Image, **extra) -> str:
+            body = {
+                "type": f"{prefix}.{kind}", "b64_json": base64.b64encode(png_bytes(image, text)).decode(),
+                "created_at": int(time.time()), "size": req.model.size_text, "quality": "auto",
+                "background": "opaque", "output_format": "png", **extra,
+            }  # fmt: skip
+            return f"event: {prefix}.{kind}\ndata: {json.dumps(body)}\n\n"
+
+        try:
+            future = work.submit(job)
+        except QueueFull:
+            raise APIError(429, "the server is busy: retry shortly", type_="rate_limit_error",
+                           code="queue_full",
+                           headers={"retry-after": str(RETRY_AFTER_SECONDS)}) from None  # fmt: skip
+        finished = asyncio.wrap_future(future)
+        finished.add_done_callback(lambda _: events.put_nowait(("done", None, None)))
+
+        async def body():
+            try:
+                while True:
+                    kind, index, images = await events.get()
+                    if kind == "partial":
+                        for image in images:
+                            yield event("partial_image", image, partial_image_index=index)
+                        continue
+                    try:
+                        final = finished.result()
+                    except Exception as e:  # the error as an event the client raises
+                        message = str(e) if isinstance(e, ValueError) else "drawing failed"
+                        error = {"type": "error", "error": {"message": message,
+                                 "type": "invalid_request_error", "param": None, "code": None}}  # fmt: skip
+                        yield f"event: error\ndata: {json.dumps(error)}\n\n"
+                        return
+                    usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
+                             "input_tokens_details": {"image_tokens": 0, "text_tokens": 0}}  # fmt: skip
+                    for image in final:
+                        yield event("completed", image, usage=usage)
+                    return
+            finally:
+                job.cancelled.set()  # a client gone before the end frees its place
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    return app
+
+
+# -- the work -----------------------------------------------------------------------------------
+def _generation_job(req: ImageRequest, settings: dict[str, Any]) -> Job:
+    pipe, kind = req.model.pipeline, req.model.kind
+    seeds = [image_seed(req.seed, 0, j) for j in range(req.n)]
+    if req.candidates and req.candidates > req.n:  # reranked: its own work, never merged
+
+        def rerank() -> list[Image.Image]:
+            found = pipe.iter_images([req.prompt], req.n, req.seed, candidates=req.candidates,  # type: ignore[attr-defined]
+                                     **settings)  # fmt: skip
+            return [image for _, images in found for image in images]
+
+        return Job(key=None, images=req.n, run=rerank)
+
+    def draw(prompts, seeds, on_partial):
+        previews = _previews(req, on_partial, len(prompts)) if on_partial else None
+        if kind == "DallePipeline":
+            return pipe.draw_pixels(prompts, seeds, on_token=previews, **settings)  # type: ignore[attr-defined]
+        return pipe.draw_pixels(prompts, seeds, on_step=previews, **settings)  # type: ignore[attr-defined]
+
+    key = None if req.stream else (req.model.name, repr(sorted(settings.items())))
+    return Job(key=key, images=req.n, draw=draw, prompts=[req.prompt] * req.n, seeds=seeds)
+
+
+def _previews(req: ImageRequest, on_partial, batch: int):
+    """A pipeline callback that hands ``req.partial_images`` previews to ``on_partial``: for
+    DALL·E the rows of tokens drawn so far (decoded; rows to come black), for unCLIP the
+    decoder's estimate of the image at that step."""
+    import torch
+    import torch.nn.functional as F
+
+    from dalle.utils.images import to_pil
+
+    pipe, count, size = req.model.pipeline, req.partial_images, req.model.size
+    if req.model.kind == "DallePipeline":
+        grid = pipe.transformer.config.image_grid  # type: ignore[attr-defined]
+        total = grid * grid
+        marks = {round(total * (i + 1) / (count + 1)) - 1: i for i in range(count)}
+
+        def on_token(k: int, tokens: torch.Tensor) -> None:
+            if k in marks:
+                rows = (k + 1) // grid
+                pixels = pipe.decode_pixels(tokens.clone())  # type: ignore[attr-defined]
+                pixels[:, :, rows * (size // grid) :] = 0
+                on_partial(marks[k], to_pil(pixels.cpu()))
+
+        return on_token
+    steps = pipe.decoder_settings(steps=req.steps).steps  # type: ignore[attr-defined]
+    marks = {round(steps * (i + 1) / (count + 1)) - 1: i for i in range(count)}
+
+    def on_step(i: int, x0: torch.Tensor) -> None:
+        if i in marks:
+            pixels = ((x0.float().clamp(-1, 1) + 1) / 2).cpu()
+            on_partial(marks[i], to_pil(F.interpolate(pixels, size=size, mode="nearest")))
+
+    return on_step
+
+
+async def _form(request: Request) -> dict[str, Any]:
+    try:
+        form = await request.form(max_files=4, max_fields=64)
+    except Exception as e:  # malformed multipart bodies of every kind
+        raise APIError(400, f"the body must be multipart/form-data ({e})") from None
+    out: dict[str, Any] = {}
+    for key, value in form.multi_items():
+        out.setdefault(key, value)
+    return out
+
+
+def _upload(form: dict[str, Any], names: tuple[str, ...], param: str) -> Image.Image:
+    upload = next((form[n] for n in names if n in form), None)
+    if upload is None or isinstance(upload, str):
+        raise APIError(400, f"'{param}' is required: an image file", param)
+    data = upload.file.read()
+    try:
+        return load_image(data, DEFAULT_MAX_PIXELS, keep_alpha=True)
+    except BadImageError as e:
+        raise APIError(400, f"'{param}': {e}", param) from None
+
+
+def _mask_region(form: dict[str, Any], image: Image.Image, model: ServedModel):
+    from dalle.pipelines.editing import read_mask
+
+    if image.size != (model.size, model.size):
+        raise APIError(400, f"the image is {image.size[0]}x{image.size[1]}; {model.name} edits "
+                            f"{model.size_text} images", "image")  # fmt: skip
+    if "mask" in form:
+        mask = _upload(form, ("mask",), "mask")
+    elif "A" in image.getbands():
+        mask = image  # the image's own transparent pixels mark the region, as the API does
+    else:
+        raise APIError(400, "'mask' is required (or an image with transparent pixels)", "mask")
+    try:
+        return read_mask(mask, image.size)
+    except ValueError as e:
+        raise APIError(400, f"'mask': {e}", "mask") from None
+
+
+def _inpaint(req: ImageRequest, image: Image.Image, region) -> list[Image.Image]:
+    from dalle.pipelines import editing
+
+    source = image.convert("RGB")
+    if req.model.kind == "UnclipPipeline":
+        return editing.inpaint_unclip(req.model.pipeline, source, region, req.prompt, req.n,  # type: ignore[arg-type]
+                                      req.seed)  # fmt: skip
+    return editing.inpaint_dalle(req.model.pipeline, source, region, req.prompt, req.n, req.seed)  # type: ignore[arg-type]
+
+
+def _vary(req: ImageRequest, image: Image.Image) -> list[Image.Image]:
+    from dalle.pipelines import editing
+
+    return editing.variations(req.model.pipeline, [image.convert("RGB")], req.n, req.seed)[0]  # type: ignore[arg-type]

@@ -1,0 +1,58 @@
+"""What a prompt may be: the one check every command, pipeline and the server apply."""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from collections.abc import Sequence
+
+MAX_PROMPT_CHARS = 10_000  # far beyond any caption a model reads; past it, a mistake
+
+
+def check_prompts(prompts: Sequence[str]) -> list[str]:
+    """The prompts, or a ValueError naming the first bad one: empty or blank (every image is
+    drawn for a prompt), holding control characters (other than tabs, which read as spaces),
+    or over ``MAX_PROMPT_CHARS`` characters. (Prompts over the model's token length are
+    truncated with a warning by the tokenizer.)"""
+    out = []
+    for i, prompt in enumerate(prompts):
+        if not isinstance(prompt, str):
+            raise ValueError(f"prompt {i} is not text: {type(prompt).__name__}")
+        if not prompt.strip():
+            raise ValueError(f"prompt {i} is empty: every image is drawn for a prompt")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise ValueError(
+                f"prompt {i} has {len(prompt):,} characters; prompts are at most "
+                f"{MAX_PROMPT_CHARS:,}"
+            )
+        bad = next((c for c in prompt if unicodedata.category(c) == "Cc" and c != "\t"), None)
+        if bad is not None:
+            raise ValueError(
+                f"prompt {i} holds the control character U+{ord(bad):04X}: prompts are one line "
+                "of text"
+            )
+        out.append(prompt.replace("\t", " "))
+    return out
+
+
+def read_prompts(path: str | os.PathLike) -> list[str]:
+    """One prompt per line of a UTF-8 text file (a byte-order mark is not part of prompt 0);
+    trailing blank lines are dropped, blank lines between prompts refused (they would shift
+    the numbering); every prompt checked by :func:`check_prompts`."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            lines = [line.strip() for line in f]
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: a folder, not a prompts file") from None
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such prompts file") from None
+    while lines and not lines[-1]:
+        lines.pop()
+    if any(not line for line in lines):
+        raise ValueError(f"{path}: blank prompt lines would shift the prompt numbering")
+    try:
+        return check_prompts(lines)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None

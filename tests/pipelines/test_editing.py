@@ -1,0 +1,167 @@
+"""Issue 16: variations, interpolations, text diffs and inpainting (library and CLI)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dalle.cli import main
+from dalle.pipelines import editing as E
+from dalle.pipelines.unclip_pipeline import UnclipPipeline
+
+FAST = E.EditSettings(steps=8)
+
+
+def picture(seed: int, size: int = 16) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+
+
+def test_slerp_against_the_closed_form():
+    a, b = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0])
+    torch.testing.assert_close(E.slerp(a, b, 0.0), a)
+    torch.testing.assert_close(E.slerp(a, b, 1.0), b)
+    half = torch.tensor([1.0, 1.0, 0.0]) / math.sqrt(2)
+    torch.testing.assert_close(E.slerp(a, b, 0.5), half)
+    third = E.slerp(a, b, 1 / 3)  # 30 degrees along the arc
+    torch.testing.assert_close(third, torch.tensor([math.cos(math.pi / 6), 0.5, 0.0]))
+    torch.testing.assert_close(E.slerp(2 * a, 4 * b, 0.5), 3 * half)  # norms move linearly
+    torch.testing.assert_close(E.slerp(a, a, 0.3), a)  # parallel: no division by zero
+    rows = E.slerp(a.expand(3, -1), b.expand(3, -1), torch.tensor([[0.0], [0.5], [1.0]]))
+    torch.testing.assert_close(rows, torch.stack([a, half, b]))
+
+
+def test_masks_follow_the_images_api_convention():
+    rgba = Image.new("RGBA", (4, 4), (0, 0, 0, 255))
+    rgba.putpixel((1, 2), (0, 0, 0, 0))
+    region = E.read_mask(rgba, (4, 4))
+    assert region.tolist() == [[(x, y) == (1, 2) for x in range(4)] for y in range(4)]
+    plain = Image.new("L", (4, 4), 0)
+    plain.putpixel((3, 0), 255)
+    assert E.read_mask(plain, (4, 4)).nonzero().tolist() == [[0, 3]]
+    for mask, size, message in [
+        (plain, (5, 4), "must match"),
+        (Image.new("L", (4, 4), 0), (4, 4), "marks nothing"),
+        (Image.new("RGBA", (4, 4), (9, 9, 9, 0)), (4, 4), "covers the whole image"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            E.read_mask(mask, size)
+
+
+def test_ddim_decoding_of_the_inversion_gives_the_image_back(tiny_unclip):
+    pipe = UnclipPipeline.from_pretrained(tiny_unclip)
+    images = E.as_tensor([picture(0), picture(1)], 16)
+    z = pipe.image_embeddings(images)
+    x_t = E.invert(pipe, images, z, E.EditSettings(steps=50))
+    back = E.decode_latent(pipe, z, x_t, [0, 1], E.EditSettings(steps=50))
+    small = torch.nn.functional.interpolate(images, size=8, mode="area")
+    assert (back - small).abs().max() < 0.02
+    assert not torch.allclose(x_t[0], x_t[1])
+    # eta 0 is deterministic whatever the seed; eta 1 varies with it
+    same = E.decode_latent(pipe, z[:1].expand(2, -1), x_t[:1].expand(2, -1, -1, -1), [3, 4], FAST)
+    torch.testing.assert_close(same[0], same[1])
+    varied = E.EditSettings(steps=8, eta=1.0)
+    rows = E.decode_latent(pipe, z[:1].expand(2, -1), x_t[:1].expand(2, -1, -1, -1), [3, 4], varied)
+    assert not torch.allclose(rows[0], rows[1])
+
+
+def test_edits_return_what_they_promise(tiny_unclip):
+    pipe = UnclipPipeline.from_pretrained(tiny_unclip)
+    a, b = picture(0), picture(1)
+    found = E.variations(pipe, [a, b], 3, seed=1, settings=E.EditSettings(steps=8, eta=1.0))
+    assert [len(v) for v in found] == [3, 3] and found[0][0].size == (16, 16)
+    again = E.variations(pipe, [b], 3, seed=1, settings=E.EditSettings(steps=8, eta=1.0))
+    assert not np.array_equal(np.asarray(again[0][0]), np.asarray(found[1][0]))  # input index
+    frames = E.interpolate(pipe, a, b, 4, settings=FAST)
+    assert len(frames) == 4
+    assert len(E.interpolate(pipe, a, b, 3, noise="slerp", settings=FAST)) == 3
+    edited = E.text_diff(pipe, a, "a red circle", "a blue circle", 0.5, 2, settings=FAST)
+    assert len(edited) == 2
+    with pytest.raises(ValueError, match="amount"):
+        E.text_diff(pipe, a, "a red circle", "a blue circle", 1.5)
+
+
+def test_inpainting_keeps_every_pixel_outside_the_mask(tiny_unclip):
+    pipe = UnclipPipeline.from_pretrained(tiny_unclip)
+    source = picture(2)
+    region = torch.zeros(16, 16, dtype=torch.bool)
+    region[3:9, 5:12] = True
+    fast = E.InpaintSettings(E.DecoderSettings(steps=5), E.UpsamplerSettings(steps=3), resample=2)
+    drawn = E.inpaint_unclip(pipe, source, region, "a red circle", 2, settings=fast)
+    src = np.asarray(source)
+    for image in drawn:
+        out = np.asarray(image)
+        assert np.array_equal(out[~region.numpy()], src[~region.numpy()])
+        assert not np.array_equal(out[region.numpy()], src[region.numpy()])
+    with pytest.raises(ValueError, match="16 x 16"):
+        E.inpaint_unclip(pipe, picture(2, 20), torch.zeros(20, 20, dtype=torch.bool), "x")
+
+
+def test_dalle_inpainting_keeps_the_untouched_tokens_and_pixels():
+    from dalle.pipelines.dalle_pipeline import DallePipeline
+    from dalle.shapes.dataset import shapes_example
+
+    pipe = DallePipeline.from_pretrained("shapes")
+    source = Image.fromarray(shapes_example("test", 3).image)
+    region = torch.zeros(64, 64, dtype=torch.bool)
+    region[20:30, 33:50] = True
+    drawn = E.inpaint_dalle(pipe, source, region, "a red circle", 2, seed=0, bf16=False)
+    src = np.asarray(source)
+    for image in drawn:
+        assert np.array_equal(np.asarray(image)[~region.numpy()], src[~region.numpy()])
+
+
+def test_the_editing_commands(tiny_unclip, tmp_path, capsys):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    picture(0).save(a)
+    picture(1).save(b)
+    model = ["--model", str(tiny_unclip), "--decoder-steps", "6", "--threads", "1"]
+    out = tmp_path / "vary"
+    assert main(["vary", str(a), str(b), "--num-images", "2", "--out", str(out), *model]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["0000_00.png", "0000_01.png",
+                                                      "0001_00.png", "0001_01.png"]  # fmt: skip
+    info = Image.open(out / "0001_00.png").text
+    assert info["edit"] == "variation" and info["source"] == str(b) and info["eta"] == "1.0"
+    out = tmp_path / "interp"
+    assert main(["interpolate", str(a), str(b), "--steps", "3", "--out", str(out), *model]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["00.png", "01.png", "02.png", "strip.png"]
+    assert Image.open(out / "strip.png").size == (48, 16)
+    out = tmp_path / "edit"
+    assert main(["edit", str(a), "--from", "a red circle", "--to", "a blue circle", "--amount",
+                 "0.4", "--out", str(out), *model]) == 0  # fmt: skip
+    info = Image.open(out / "0000_00.png").text
+    assert info["target_text"] == "a blue circle" and info["amount"] == "0.4"
+    mask = Image.new("RGBA", (16, 16), (0, 0, 0, 255))
+    for x in range(4, 9):
+        mask.putpixel((x, 5), (0, 0, 0, 0))
+    mask.save(tmp_path / "mask.png")
+    out = tmp_path / "inpaint"
+    assert main(["inpaint", str(a), "a red circle", "--mask", str(tmp_path / "mask.png"),
+                 "--resample", "1", "--num-images", "2", "--out", str(out), *model]) == 0  # fmt: skip
+    got = np.asarray(Image.open(out / "0000_01.png").convert("RGB"))
+    keep = np.asarray(mask)[:, :, 3] != 0
+    assert np.array_equal(got[keep], np.asarray(picture(0))[keep])
+    assert Image.open(out / "0000_01.png").text["mask"] == str(tmp_path / "mask.png")
+    capsys.readouterr()
+    Image.new("L", (16, 16), 0).save(tmp_path / "empty.png")
+    Image.new("L", (10, 16), 255).save(tmp_path / "small.png")
+    (tmp_path / "fake.png").write_bytes(b"not a png")
+    bad_out, m = str(tmp_path / "bad"), ["--model", str(tiny_unclip)]
+    bad = [
+        (["inpaint", str(a), "x", "--mask", str(tmp_path / "empty.png")], "marks nothing"),
+        (["inpaint", str(a), "x", "--mask", str(tmp_path / "small.png")], "must match"),
+        (["inpaint", str(tmp_path / "fake.png"), "x", "--mask", str(a)], "not an image"),
+        (["inpaint", str(a), " ", "--mask", str(tmp_path / "mask.png")], "prompt is empty"),
+        (["edit", str(a), "--from", "x", "--to", "y", "--amount", "2"], "--amount"),
+        (["vary", str(a), "--eta", "nan"], "eta"),
+    ]
+    for args, message in bad:
+        assert main([*args, *m, "--out", bad_out]) == 2, args
+        assert message in capsys.readouterr().err, args
+    assert main(["vary", str(a), "--model", "shapes", "--out", bad_out]) == 2
+    assert "needs an unCLIP pipeline" in capsys.readouterr().err
+    assert not list((tmp_path / "bad").glob("*.png"))
+    assert main(["vary", str(a), *m, "--out", str(tmp_path / "vary")]) == 2  # the first run's
+    assert "earlier run" in capsys.readouterr().err

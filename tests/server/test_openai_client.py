@@ -1,0 +1,234 @@
+"""Issue 17: the official `openai` client against a live `dalle.server` on a free local port."""
+
+import base64
+import io
+import socket
+import threading
+import time
+
+import httpx
+import numpy as np
+import openai
+import pytest
+import uvicorn
+from PIL import Image
+
+from dalle.server.app import create_app
+from dalle.server.models import ModelRegistry, load_model
+from dalle.server.worker import Job, Worker
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """A uvicorn server in a thread, stopped at the end."""
+
+    def __init__(self, app) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started:
+            assert time.time() < deadline, "the server did not start"
+            time.sleep(0.02)
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def client(self, key: str = "none", retries: int = 0) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.base}/v1", api_key=key, max_retries=retries,
+                             timeout=120)  # fmt: skip
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def registry(tiny_unclip):
+    reg = ModelRegistry()
+    reg.add(load_model("shapes"))
+    reg.add(load_model(str(tiny_unclip)))
+    return reg
+
+
+@pytest.fixture(scope="module")
+def server(registry):
+    live = LiveServer(create_app(registry))
+    yield live
+    live.stop()
+
+
+def png(data: str | bytes) -> Image.Image:
+    raw = base64.b64decode(data) if isinstance(data, str) else data
+    return Image.open(io.BytesIO(raw))
+
+
+def upload(image: Image.Image) -> tuple[str, bytes, str]:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return ("image.png", buffer.getvalue(), "image/png")
+
+
+def test_generations_as_base64_and_urls(server, tiny_unclip):
+    client = server.client()
+    result = client.images.generate(model="shapes", prompt="a red circle", n=2, size="64x64",
+                                    extra_body={"seed": 3})  # fmt: skip
+    assert len(result.data) == 2 and result.size == "64x64"
+    first = png(result.data[0].b64_json)
+    assert first.size == (64, 64)
+    assert first.text["prompt"] == "a red circle" and first.text["seed"] == "3"
+    assert result.data[0].revised_prompt == "a red circle"
+    again = client.images.generate(model="shapes", prompt="a red circle", n=1,
+                                   extra_body={"seed": 3})  # fmt: skip
+    assert np.array_equal(np.asarray(png(again.data[0].b64_json)), np.asarray(first))
+    name = tiny_unclip.name
+    result = client.images.generate(model=name, prompt="a blue square", n=1,
+                                    response_format="url")  # fmt: skip
+    fetched = httpx.get(result.data[0].url)
+    assert fetched.status_code == 200 and png(fetched.content).size == (16, 16)
+    gone = httpx.get(f"{server.base}/v1/images/files/nothing-here.png")
+    assert gone.status_code == 404 and "error" in gone.json()
+    alias = client.images.generate(model="dall-e-2", prompt="a white cross", n=1)
+    assert png(alias.data[0].b64_json).size == (16, 16)
+
+
+def test_streaming_sends_partial_images_then_the_images(server):
+    client = server.client()
+    events = list(client.images.generate(model="shapes", prompt="a green cross", n=1,
+                                         stream=True, partial_images=2))  # fmt: skip
+    kinds = [e.type for e in events]
+    assert kinds == ["image_generation.partial_image"] * 2 + ["image_generation.completed"]
+    assert [e.partial_image_index for e in events[:2]] == [0, 1]
+    assert png(events[-1].b64_json).size == (64, 64)
+    rows = np.asarray(png(events[0].b64_json))
+    assert rows[-4:].max() == 0  # the rows still to come are black
+
+
+def test_edits_and_variations(server, tiny_unclip):
+    client = server.client()
+    rng = np.random.default_rng(0)
+    source = Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    mask = Image.new("RGBA", (16, 16), (0, 0, 0, 255))
+    for x in range(3, 9):
+        mask.putpixel((x, 4), (0, 0, 0, 0))
+    result = client.images.edit(model=tiny_unclip.name, image=upload(source), mask=upload(mask),
+                                prompt="a red circle", n=2)  # fmt: skip
+    keep = np.asarray(mask)[:, :, 3] != 0
+    for item in result.data:
+        drawn = np.asarray(png(item.b64_json).convert("RGB"))
+        assert np.array_equal(drawn[keep], np.asarray(source)[keep])
+    varied = client.images.create_variation(model=tiny_unclip.name, image=upload(source), n=3)
+    assert len(varied.data) == 3
+    shapes_source = Image.new("RGB", (64, 64))
+    big_mask = Image.new("L", (64, 64), 0)
+    big_mask.paste(255, (10, 10, 30, 30))
+    dalle_edit = client.images.edit(model="shapes", image=upload(shapes_source),
+                                    mask=upload(big_mask), prompt="a red circle")  # fmt: skip
+    assert png(dalle_edit.data[0].b64_json).size == (64, 64)
+
+
+def test_models_and_health(server, tiny_unclip):
+    ids = [m.id for m in server.client().models.list()]
+    assert ids == ["shapes", tiny_unclip.name, "dall-e-2"]
+    health = httpx.get(f"{server.base}/health").json()
+    assert health["status"] == "ok"
+
+
+def test_bad_requests_are_400_in_openai_s_shape(server, tiny_unclip):
+    client = server.client()
+    cases = [
+        dict(model="shapes", prompt=""),
+        dict(model="shapes", prompt="x" * 20000),
+        dict(model="shapes", prompt="a red circle", n=11),
+        dict(model="nope", prompt="a red circle"),
+        dict(model="shapes", prompt="a red circle", size="1024x1024"),
+        dict(model="shapes", prompt="a red circle", extra_body={"guidance": -1}),
+        dict(model="shapes", prompt="a red circle", extra_body={"steps": 5}),
+        dict(model="shapes", prompt="a red circle", response_format="svg"),
+    ]
+    for kwargs in cases:
+        with pytest.raises(openai.BadRequestError) as err:
+            client.images.generate(**kwargs)
+        assert err.value.status_code == 400 and err.value.body["message"], kwargs
+    not_image = ("x.png", b"not a png at all", "image/png")
+    with pytest.raises(openai.BadRequestError, match="not an image"):
+        client.images.create_variation(model=tiny_unclip.name, image=not_image)
+    small = Image.new("L", (8, 8), 255)
+    with pytest.raises(openai.BadRequestError, match="mask"):
+        client.images.edit(model=tiny_unclip.name, image=upload(Image.new("RGB", (16, 16))),
+                           mask=upload(small), prompt="a red circle")  # fmt: skip
+    with pytest.raises(openai.BadRequestError, match="variations"):
+        client.images.create_variation(model="shapes", image=upload(Image.new("RGB", (64, 64))))
+    raw = httpx.post(f"{server.base}/v1/images/generations", content=b"{not json",
+                     headers={"content-type": "application/json"})  # fmt: skip
+    assert raw.status_code == 400 and set(raw.json()["error"]) == {"message", "type", "param",
+                                                                   "code"}  # fmt: skip
+
+
+def test_api_key_body_limit_and_a_full_queue(registry):
+    gate = threading.Event()
+    worker = Worker(max_queue=1)
+    blocker = Job(key=None, images=1, run=lambda: (gate.wait(30), [])[1])
+    worker.submit(blocker)  # the worker is busy with this
+    time.sleep(0.2)
+    live = LiveServer(create_app(registry, api_key="sesame", worker=worker, max_body_bytes=2000))
+    try:
+        with pytest.raises(openai.AuthenticationError):
+            live.client("wrong").images.generate(model="shapes", prompt="a red circle")
+        client = live.client("sesame")
+        filler = threading.Thread(
+            target=lambda: client.images.generate(model="shapes", prompt="a red circle"),
+            daemon=True,
+        )
+        filler.start()  # waits in the queue, which is then full
+        deadline = time.time() + 10
+        while worker.waiting < 1 and time.time() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(openai.RateLimitError) as err:
+            client.images.generate(model="shapes", prompt="a blue square")
+        assert err.value.response.headers["retry-after"] == "2"
+        with pytest.raises(openai.APIStatusError) as err:
+            client.images.generate(model="shapes", prompt="a red circle " * 300)
+        assert err.value.status_code == 413
+    finally:
+        gate.set()
+        live.stop()
+        worker.stop()
+
+
+def test_waiting_requests_for_the_same_settings_are_drawn_as_one_batch(registry):
+    gate = threading.Event()
+    worker = Worker(max_queue=8)
+    worker.submit(Job(key=None, images=1, run=lambda: (gate.wait(30), [])[1]))
+    live = LiveServer(create_app(registry, worker=worker))
+    client = live.client()
+    results = {}
+
+    def ask(i: int) -> None:
+        results[i] = client.images.generate(model="shapes", prompt=f"a red circle {i}",
+                                            extra_body={"seed": i})  # fmt: skip
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.time() + 10
+        while worker.waiting < 3 and time.time() < deadline:
+            time.sleep(0.05)
+        gate.set()
+        for t in threads:
+            t.join(60)
+        assert worker.batches_run >= 1 and len(results) == 3
+        alone = client.images.generate(model="shapes", prompt="a red circle 1",
+                                       extra_body={"seed": 1})  # fmt: skip
+        merged = np.asarray(png(results[1].data[0].b64_json)).astype(int)
+        assert np.abs(merged - np.asarray(png(alone.data[0].b64_json)).astype(int)).max() <= 1
+    finally:
+        gate.set()
+        live.stop()
+        worker.stop()

@@ -1,0 +1,314 @@
+"""`dalle train decoder` / `dalle train upsampler`, and the unCLIP pipeline drawing images."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dalle.cli import main
+from dalle.data import open_dataset
+from dalle.data.base import SkipReport
+from dalle.models.unet import UNetConfig
+from dalle.pipelines.clip_ranker import ClipRanker
+from dalle.pipelines.unclip_pipeline import (
+    DecoderSettings,
+    PriorSettings,
+    UnclipPipeline,
+    UpsamplerSettings,
+    caption_ids,
+)
+from dalle.training.decoder_trainer import (
+    DecoderTrainConfig,
+    DecoderTrainer,
+    UpsamplerTrainConfig,
+    UpsamplerTrainer,
+)
+from dalle.training.encoded_data import EncodedBatches, clip_image_embeddings, load_cache
+from dalle.utils.images import area_resize
+
+from .cli_runs import (
+    assert_resume_is_bit_exact,
+    caption_folder,
+    one_and_two_processes,
+    run_train,
+)
+
+
+def decoder_config(ranker: ClipRanker) -> UNetConfig:
+    c = ranker.clip.config
+    return UNetConfig.from_preset("decoder-tiny").replace(
+        embed_dim=c.embed_dim, num_text_tokens=c.num_text_tokens, text_seq_len=c.text_seq_len
+    )
+
+
+def test_a_tiny_decoder_learns(tiny_clip, tmp_path):
+    torch.set_num_threads(1)
+    ranker = ClipRanker.from_pretrained(tiny_clip)
+    config = DecoderTrainConfig(
+        unet="decoder-tiny", data="shapes", steps=120, batch_size=16, lr=2e-3, warmup_steps=10,
+        bf16=False, checkpoint_every=10**6, sample_every=10**6, ema_decay=0.9,
+    )  # fmt: skip
+    data = open_dataset("shapes", image_size=ranker.clip.config.image_size, seed=0)
+    encoder = clip_image_embeddings(ranker.clip)
+    batches = EncodedBatches(data, encoder, 16, 0, None, SkipReport(), with_images=True)
+    trainer = DecoderTrainer(
+        decoder_config(ranker), config, tmp_path, ranker.clip, ranker.tokenizer, batches
+    )
+    losses = []
+    trainer.train(lambda s: losses.append(s.loss))
+    first, last = np.mean(losses[:10]), np.mean(losses[-20:])
+    assert last < 0.5 * first, (first, last)
+    grid = Image.open(trainer.sample())  # data images above the decoder's drawings
+    assert grid.size == (2 * 8 * 8, 2 * 2 * 8)
+
+
+class ColourBatches:
+    """Solid red or blue 16 x 16 images captioned with their colour; the CLIP embeddings zero
+    (so only the caption can tell the colour)."""
+
+    report = SkipReport()
+
+    def __init__(self, dim: int):
+        self.dim = dim
+
+    def __call__(self, start_step: int, position=None):
+        g = torch.Generator().manual_seed(start_step)
+        while True:
+            red = torch.rand(16, generator=g) < 0.5
+            colour = torch.where(red[:, None], torch.tensor([0.9, 0.1, 0.1]),
+                                 torch.tensor([0.1, 0.1, 0.9]))  # fmt: skip
+            images = colour[:, :, None, None].expand(16, 3, 16, 16).clone()
+            captions = ["a red picture" if r else "a blue picture" for r in red.tolist()]
+            yield images, torch.zeros(16, self.dim), captions
+
+
+def test_a_tiny_decoder_learns_to_read_its_caption(tiny_clip, tmp_path):
+    torch.set_num_threads(1)
+    ranker = ClipRanker.from_pretrained(tiny_clip)
+    config = DecoderTrainConfig(
+        unet="decoder-tiny", steps=150, batch_size=16, lr=3e-3, warmup_steps=10, bf16=False,
+        checkpoint_every=10**6, sample_every=10**6, text_dropout=0.2, ema_decay=0.9,
+    )  # fmt: skip
+    batches = ColourBatches(ranker.clip.config.embed_dim)
+    trainer = DecoderTrainer(
+        decoder_config(ranker), config, tmp_path, ranker.clip, ranker.tokenizer, batches
+    )
+    trainer.train()
+    images, embeds, captions = next(batches(10**6))
+    x0 = area_resize(images, 8) * 2 - 1
+    g = torch.Generator().manual_seed(0)
+    t = torch.randint(40, 90, (16,), generator=g)  # noisy enough that the colour is unclear
+    noise = torch.randn(x0.shape, generator=g)
+    x_t = trainer.schedule.add_noise(x0, noise, t)
+    target = trainer.schedule.target(x0, noise, t, "v")
+
+    def loss(texts):
+        ids, mask = caption_ids(ranker.tokenizer, texts, ranker.clip.config.text_seq_len)
+        with torch.no_grad():
+            out = trainer.unwrapped(x_t, t, embeds, ids, mask)
+        return torch.nn.functional.mse_loss(out, target).item()
+
+    swapped = ["a blue picture" if "red" in c else "a red picture" for c in captions]
+    assert loss(captions) < 0.7 * loss(swapped), (loss(captions), loss(swapped))
+
+
+def test_a_tiny_upsampler_learns_and_sharpens(tmp_path):
+    torch.set_num_threads(1)
+    config = UpsamplerTrainConfig(
+        unet="upsampler-tiny", data="shapes", steps=300, batch_size=16, lr=2e-3,
+        warmup_steps=10, bf16=False, checkpoint_every=10**6, sample_every=10**6, ema_decay=0.9,
+    )  # fmt: skip
+    model_config = UNetConfig.from_preset("upsampler-tiny")
+    data = open_dataset("shapes", image_size=16, seed=0)
+    trainer = UpsamplerTrainer(model_config, config, tmp_path, data)
+    losses = []
+    trainer.train(lambda s: losses.append(s.loss))
+    first, last = np.mean(losses[:10]), np.mean(losses[-20:])
+    assert last < 0.5 * first, (first, last)
+    # it draws what the low-resolution image shows: far closer to the originals than what it
+    # draws from the other images' low-resolution copies
+    from dalle.pipelines.unclip_pipeline import upsample_images
+
+    images, _ = next(trainer.batches(500))
+    small, model = area_resize(images, 8), trainer.ema_model()
+    drawn = upsample_images(model, small, list(range(16)), UpsamplerSettings())
+    shuffled = upsample_images(model, small.roll(1, 0), list(range(16)), UpsamplerSettings())
+    assert (drawn - images).abs().mean() < 0.6 * (shuffled - images).abs().mean()
+    assert Image.open(trainer.sample()).size == (2 * 8 * 16, 2 * 3 * 16)
+
+
+def test_upsampler_crops_stay_aligned_with_the_low_resolution_image(tmp_path):
+    config = UpsamplerTrainConfig(unet="upsampler-tiny", crop_size=8, bf16=False)
+    trainer = UpsamplerTrainer(UNetConfig.from_preset("upsampler-tiny"), config, tmp_path, None)
+    x0 = torch.rand(6, 3, 16, 16)
+    x0_crop, low_crop = trainer._crop(x0, area_resize(x0, 8))
+    assert x0_crop.shape == (6, 3, 8, 8) and low_crop.shape == (6, 3, 4, 4)
+    torch.testing.assert_close(area_resize(x0_crop, 4), low_crop)
+    with pytest.raises(ValueError, match="multiple of the scale factor"):
+        UpsamplerTrainer(UNetConfig.from_preset("upsampler-tiny"),
+                         config.replace(crop_size=7), tmp_path, None)  # fmt: skip
+
+
+def test_cached_embeddings_come_back_with_their_images(tiny_clip, tmp_path):
+    data = caption_folder(tmp_path / "data", 6)
+    out = tmp_path / "run"
+    result = run_train("decoder", "decoder-tiny", out, "--clip", str(tiny_clip), "--no-bf16",
+                       "--data", str(data), "--batch-size", "4", "--steps", "4",
+                       "--checkpoint-every", "4")  # fmt: skip
+    assert "cached the CLIP image embeddings of 6 images" in result.stdout
+    assert "skipped 1 unreadable file" in result.stdout
+    ranker = ClipRanker.from_pretrained(tiny_clip)
+    encoder = clip_image_embeddings(ranker.clip)
+    cache = load_cache(out / encoder.cache_file, encoder)
+    dataset = open_dataset(str(data), image_size=16)
+    batches = EncodedBatches(dataset, encoder, 4, 0, cache, SkipReport(), with_images=True)
+    seen = set()
+    for images, embeds, captions in [next(batches(step)) for step in range(3)]:
+        with torch.no_grad():
+            want = ranker.clip.encode_image(images)
+        torch.testing.assert_close(embeds, want, atol=1e-5, rtol=0)  # each with its own image
+        assert all(c.startswith("a red circle number") for c in captions)
+        seen.update(captions)
+    assert len(seen) == 6  # every readable example within two epochs
+
+
+@pytest.mark.slow
+def test_decoder_resume_after_sigkill_is_bit_exact(tiny_clip, tmp_path):
+    assert_resume_is_bit_exact("decoder", "decoder-tiny", tmp_path, 12, 4, "--clip",
+                               str(tiny_clip), "--no-bf16")  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "killed/samples").iterdir()) == [
+        "step_0000006.png", "step_0000012.png"
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_resume_on_cached_folder_data_and_the_upsampler_are_bit_exact(tiny_clip, tmp_path):
+    data = caption_folder(tmp_path / "data", 9, broken=0, seed=1)
+    decoder = ["--clip", str(tiny_clip), "--data", str(data), "--batch-size", "4"]
+    for stage, extra in (("decoder", decoder), ("upsampler", ["--crop-size", "8"])):
+        assert_resume_is_bit_exact(stage, f"{stage}-tiny", tmp_path / stage, 12, 4, *extra,
+                                   "--no-bf16", "--checkpoint-every", "4")  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["decoder", "upsampler"])
+def test_two_processes_train_like_one(stage, tiny_clip, tmp_path):
+    extra = ["--clip", str(tiny_clip)] if stage == "decoder" else []
+    one, two = one_and_two_processes(
+        stage, f"{stage}-tiny", tmp_path, 6, *extra, "--sample-every", "2"
+    )
+    for key in one:
+        torch.testing.assert_close(one[key], two[key], atol=1e-4, rtol=1e-3)
+
+
+def test_the_pipeline_draws_each_image_from_its_own_seed(tiny_unclip):
+    pipe = UnclipPipeline.from_pretrained(tiny_unclip)
+    assert pipe.decoder_defaults == DecoderSettings(steps=6, guidance=2.0)
+    assert pipe.upsampler_defaults == UpsamplerSettings(steps=3)
+    assert pipe.prior_defaults == PriorSettings(steps=4)
+    prompts = ["a red circle", "a small blue square above a large green cross"]
+    images = pipe(prompts, 3, seed=5, batch_size=4, bf16=False)
+    assert len(images) == 6 and all(im.size == (16, 16) for im in images)
+    arrays = [np.asarray(im) for im in images]
+    assert not np.array_equal(arrays[0], arrays[1])
+    again = pipe(prompts, 3, seed=5, batch_size=1, bf16=False)  # other batches, same images
+    for a, b in zip(arrays, again, strict=True):
+        assert np.abs(a.astype(int) - np.asarray(b).astype(int)).max() <= 1
+    second = dict(pipe.iter_images(prompts, 3, seed=5, bf16=False))[1]  # default batch
+    assert np.abs(np.asarray(second[2]).astype(int) - arrays[5].astype(int)).max() <= 1
+    other = pipe(prompts[:1], 1, seed=6, bf16=False)[0]
+    assert not np.array_equal(np.asarray(other), arrays[0])
+
+
+def test_decoder_guidance_is_uncond_plus_scale_times_the_difference():
+    from dalle.pipelines.unclip_pipeline import guided_decoder
+
+    calls = []
+
+    class Stub(torch.nn.Module):  # cond: x + 1 everywhere; uncond (both nulls): x - 1
+        def forward(self, x, t, clip, ids, mask, keep_clip=None, keep_text=None):
+            calls.append((keep_clip, keep_text))
+            keep = torch.ones(len(x), dtype=torch.bool) if keep_clip is None else keep_clip
+            return x + torch.where(keep, 1.0, -1.0)[:, None, None, None]
+
+    x, t = torch.zeros(2, 3, 4, 4), torch.zeros(2, dtype=torch.long)
+    e, ids, mask = torch.zeros(2, 5), torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3) > 0
+    for g, want in ((0.0, -1.0), (1.0, 1.0), (2.0, 3.0), (3.0, 5.0)):
+        out = guided_decoder(Stub(), e, ids, mask, g)(x, t)
+        torch.testing.assert_close(out, torch.full_like(x, want))
+    keep_clip, keep_text = calls[-1]  # one batch: [conditional; both nulls]
+    assert keep_clip.tolist() == [True, True, False, False] and torch.equal(keep_clip, keep_text)
+
+
+def test_guidance_and_steps_change_the_drawing(tiny_unclip):
+    pipe = UnclipPipeline.from_pretrained(tiny_unclip)
+    embeds = pipe.text_embeddings(["a red circle"] * 2)
+    base = pipe.decode(embeds, ["a red circle"] * 2, [1, 2])
+    assert base.shape == (2, 3, 8, 8) and 0 <= base.min() and base.max() <= 1
+    unguided = pipe.decode(embeds, ["a red circle"] * 2, [1, 2], DecoderSettings(guidance=1.0))
+    assert not torch.allclose(base, unguided)
+    fewer = pipe.decode(embeds, ["a red circle"] * 2, [1, 2], DecoderSettings(steps=3))
+    assert not torch.allclose(base, fewer)
+    torch.testing.assert_close(pipe.decode(embeds[:1], ["a red circle"], [1]), base[:1])
+
+
+def test_generate_with_an_unclip_pipeline(tiny_unclip, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["generate", "a red circle", "a white cross", "--model", str(tiny_unclip),
+                 "--num-images", "2", "--out", str(out), "--decoder-guidance", "1.5",
+                 "--no-bf16", "--threads", "1"]) == 0  # fmt: skip
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["0000_00.png", "0000_01.png", "0001_00.png", "0001_01.png"]
+    image = Image.open(out / "0001_01.png")
+    assert image.size == (16, 16)
+    assert image.text["prompt"] == "a white cross" and image.text["decoder_guidance"] == "1.5"
+    assert image.text["decoder_steps"] == "6" and image.text["upsampler_steps"] == "3"
+    pipe = UnclipPipeline.from_pretrained(tiny_unclip)
+    want = pipe(["a red circle", "a white cross"], 2, seed=0, bf16=False,
+                decoder=DecoderSettings(steps=6, guidance=1.5),
+                upsampler=UpsamplerSettings(steps=3), prior=PriorSettings(steps=4))  # fmt: skip
+    got = np.asarray(image).astype(int)
+    assert np.abs(got - np.asarray(want[3]).astype(int)).max() <= 1
+    capsys.readouterr()
+    bad = [
+        (["--top-k", "3"], "DALL·E sampling options"),
+        (["--decoder-guidance", "nan"], "guidance"),
+        (["--decoder-steps", "0"], "--decoder-steps"),
+        (["--prior-sampler", "euler"], "--prior-sampler"),
+    ]
+    for extra, message in bad:
+        try:  # argparse's own checks exit; ours return 2
+            code = main(["generate", "a red circle", "--model", str(tiny_unclip), "--out",
+                         str(tmp_path / "bad"), *extra])  # fmt: skip
+        except SystemExit as e:
+            code = e.code
+        assert code == 2
+        assert message in capsys.readouterr().err
+    assert not list((tmp_path / "bad").glob("*.png"))
+    assert main(["generate", "a red circle", "--decoder-steps", "3", "--out",
+                 str(tmp_path / "bad")]) == 2  # fmt: skip
+    assert "unCLIP options" in capsys.readouterr().err
+
+
+def test_options_are_checked_before_loading_or_deleting(tiny_unclip, tmp_path, capsys, monkeypatch):
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded before the options were checked")
+
+    monkeypatch.setattr(UnclipPipeline, "from_pretrained", no_loading)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "0000_00.png").write_bytes(b"an earlier run's image")
+    bad = [
+        (["--top-k", "3"], "DALL·E sampling options"),
+        (["--decoder-guidance", "inf"], "guidance"),
+        (["--num-images", "2", "--candidates", "1"], "--candidates 1"),
+    ]
+    for extra, message in bad:
+        code = main(["generate", "a red circle", "--model", str(tiny_unclip), "--out", str(out),
+                     "--replace", *extra])  # fmt: skip
+        assert code == 2 and message in capsys.readouterr().err
+        assert (out / "0000_00.png").exists()  # --replace deleted nothing
+    code = main(["complete", str(tmp_path / "x.png"), "a red circle", "--rows", "2", "--model",
+                 str(tiny_unclip), "--out", str(out), "--replace"])  # fmt: skip
+    assert code == 2 and "needs a DALL·E pipeline" in capsys.readouterr().err
+    assert (out / "0000_00.png").exists()
