@@ -265,6 +265,14 @@ def create_app(
         except Exception:  # never a traceback page; the error is logged by uvicorn
             return error_response(500, "the server failed to handle the request", "server_error")
 
+    @app.get("/", include_in_schema=False)
+    async def page() -> Response:
+        """The web page: plain HTML, CSS and JavaScript, nothing fetched from elsewhere."""
+        from importlib.resources import files
+
+        html = files("dalle.server").joinpath("static/index.html").read_text(encoding="utf-8")
+        return Response(html, media_type="text/html; charset=utf-8")
+
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "models": registry.names(), "queued": work.waiting}

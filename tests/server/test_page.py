@@ -1,0 +1,76 @@
+"""Issue 17: a real browser (Debian's chromium via selenium) against the real page and server."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dalle.server.app import create_app
+from dalle.server.models import ModelRegistry, load_model
+
+from .test_openai_client import LiveServer
+
+selenium = pytest.importorskip("selenium", reason="selenium is a test dependency")
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMEDRIVER = shutil.which("chromedriver")
+CHROMIUM = shutil.which("chromium")
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+pytestmark = pytest.mark.skipif(
+    CHROMEDRIVER is None or CHROMIUM is None,
+    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
+)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                 "--window-size=1100,900"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def live():
+    registry = ModelRegistry()
+    registry.add(load_model("shapes"))
+    server = LiveServer(create_app(registry))
+    yield server
+    server.stop()
+
+
+def test_the_page_draws_images_and_says_what_went_wrong(browser, live, tmp_path):
+    browser.get(live.base + "/")
+    wait = WebDriverWait(browser, 120)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
+    assert [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#model option")] == ["shapes"]
+    prompt = browser.find_element(By.ID, "prompt")
+    prompt.send_keys("a small red circle to the left of a large blue square")
+    n = browser.find_element(By.ID, "n")
+    n.clear()
+    n.send_keys("2")
+    browser.find_element(By.ID, "go").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .card a[download]")) == 2)
+    images = browser.find_elements(By.CSS_SELECTOR, "#results .card img")
+    assert all(img.get_attribute("src").startswith("data:image/png;base64,") for img in images)
+    assert browser.find_element(By.ID, "error").text == ""
+    shot = (
+        DOCS / "server-page.png" if os.environ.get("DALLE_UPDATE_DOCS") else tmp_path / "page.png"
+    )
+    browser.save_screenshot(str(shot))  # DALLE_UPDATE_DOCS=1 refreshes the one in docs/
+    # an error from the API is shown in words
+    browser.execute_script("document.getElementById('prompt').value = 'x'.repeat(20000)")
+    browser.find_element(By.ID, "go").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "error"), "'prompt'"))
+    assert "characters" in browser.find_element(By.ID, "error").text
+    assert not browser.find_elements(By.CSS_SELECTOR, "#results .card")
