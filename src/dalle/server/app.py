@@ -210,6 +210,44 @@ def _settings_text(req: ImageRequest, settings: dict[str, Any]) -> dict[str, Any
     return out
 
 
+# -- the OpenAPI description of the bodies (read by clients' tools and by the schema fuzzer) --
+_COMMON = {
+    "model": {"type": "string"},
+    "n": {"type": "integer", "minimum": 1, "maximum": MAX_IMAGES},
+    "size": {"type": "string"},
+    "response_format": {"type": "string", "enum": ["b64_json", "url"]},
+    "seed": {"type": "integer", "minimum": 0},
+}
+_GENERATION_BODY = {
+    "type": "object",
+    "required": ["prompt"],
+    "properties": {
+        "prompt": {"type": "string"},
+        **_COMMON,
+        "output_format": {"type": "string", "enum": ["png"]},
+        "stream": {"type": "boolean"},
+        "partial_images": {"type": "integer", "minimum": 0, "maximum": MAX_PARTIAL_IMAGES},
+        "quality": {"type": "string"},
+        "style": {"type": "string"},
+        "user": {"type": "string"},
+        "guidance": {"type": "number", "minimum": 0},
+        "steps": {"type": "integer", "minimum": 1},
+        "candidates": {"type": "integer", "minimum": 1},
+    },
+}
+_FILE = {"type": "string", "format": "binary"}
+
+
+def _json_body(schema: dict) -> dict:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _form_body(properties: dict, required: list[str]) -> dict:
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {"requestBody": {"required": True,
+                            "content": {"multipart/form-data": {"schema": schema}}}}  # fmt: skip
+
+
 # -- the app ------------------------------------------------------------------------------------
 def create_app(
     registry: ModelRegistry,
@@ -291,7 +329,7 @@ def create_app(
                            type_="not_found_error")  # fmt: skip
         return Response(data, media_type="image/png")
 
-    @app.post("/v1/images/generations")
+    @app.post("/v1/images/generations", openapi_extra=_json_body(_GENERATION_BODY))
     async def generations(request: Request):
         try:
             fields = await request.json()
@@ -309,7 +347,10 @@ def create_app(
         images = await _run(request, job)
         return _respond(request, req, images, text)
 
-    @app.post("/v1/images/edits")
+    @app.post("/v1/images/edits", openapi_extra=_form_body(
+        {"image": _FILE, "mask": _FILE, "prompt": {"type": "string"}, **_COMMON},
+        ["image", "prompt"],
+    ))  # fmt: skip
     async def edits(request: Request):
         form = await _form(request)
         req = parse_request(form, registry)
@@ -322,7 +363,9 @@ def create_app(
             return _stream(request, req, job, text, "image_edit")
         return _respond(request, req, await _run(request, job), text)
 
-    @app.post("/v1/images/variations")
+    @app.post("/v1/images/variations", openapi_extra=_form_body(
+        {"image": _FILE, **_COMMON}, ["image"]
+    ))  # fmt: skip
     async def variations(request: Request):
         form = await _form(request)
         req = parse_request(form, registry, needs_prompt=False)
