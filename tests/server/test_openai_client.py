@@ -232,3 +232,58 @@ def test_waiting_requests_for_the_same_settings_are_drawn_as_one_batch(registry)
         gate.set()
         live.stop()
         worker.stop()
+
+
+def test_a_client_that_leaves_frees_its_place(registry):
+    gate = threading.Event()
+    worker = Worker(max_queue=1)
+    worker.submit(Job(key=None, images=1, run=lambda: (gate.wait(30), [])[1]))
+    live = LiveServer(create_app(registry, worker=worker))
+    try:
+        with pytest.raises(httpx.ReadTimeout):  # queued behind the busy worker, then gone
+            httpx.post(f"{live.base}/v1/images/generations", timeout=0.8,
+                       json={"model": "shapes", "prompt": "a red circle"})  # fmt: skip
+        time.sleep(1.5)  # the server notices within half a second
+        gate.set()
+        result = live.client().images.generate(model="shapes", prompt="a blue square")
+        assert len(result.data) == 1  # the place was free: no 429
+    finally:
+        gate.set()
+        live.stop()
+        worker.stop()
+
+
+def test_under_load_every_request_is_answered(registry):
+    import resource
+
+    worker = Worker(max_queue=4)
+    live = LiveServer(create_app(registry, worker=worker))
+    unclip = next(m.name for m in registry.models.values() if m.kind == "UnclipPipeline")
+    statuses, errors = [], []
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    stop = time.time() + 8
+
+    def client_loop() -> None:
+        with httpx.Client(timeout=60) as http:
+            while time.time() < stop:
+                try:
+                    r = http.post(f"{live.base}/v1/images/generations",
+                                  json={"model": unclip, "prompt": "a red circle", "n": 2})  # fmt: skip
+                    statuses.append(r.status_code)
+                except Exception as e:  # a lost request: no answer at all
+                    errors.append(repr(e))
+
+    threads = [threading.Thread(target=client_loop) for _ in range(16)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        live.stop()
+        worker.stop()
+    assert not errors, errors[:3]
+    assert statuses and set(statuses) <= {200, 429}, set(statuses)
+    assert statuses.count(200) >= 4 and statuses.count(429) >= 1  # served, and said so when full
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 500, grown_mb  # memory stays bounded
