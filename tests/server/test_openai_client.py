@@ -287,3 +287,34 @@ def test_under_load_every_request_is_answered(registry):
     assert statuses.count(200) >= 4 and statuses.count(429) >= 1  # served, and said so when full
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 500, grown_mb  # memory stays bounded
+
+
+def test_dalle_serve_starts_and_answers(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    port = free_port()
+    env = {**os.environ, "DALLE_API_KEY": "k3y"}
+    proc = subprocess.Popen([sys.executable, "-m", "dalle", "serve", "--port", str(port),
+                             "--model", "shapes", "--threads", "1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.time() < deadline, proc.stdout.read()
+                time.sleep(0.2)
+        assert health.json()["models"] == ["shapes"]
+        denied = httpx.get(f"http://127.0.0.1:{port}/v1/models")
+        assert (
+            denied.status_code == 401 and denied.json()["error"]["type"] == "authentication_error"
+        )
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k3y")
+        assert [m.id for m in client.models.list()] == ["shapes"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
