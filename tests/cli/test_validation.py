@@ -162,7 +162,7 @@ def test_prompts_are_checked_by_the_library_too():
     from dalle.text.prompts import MAX_PROMPT_CHARS, check_prompts
 
     assert check_prompts(["a red\tcircle"]) == ["a red circle"]
-    for bad, message in ((" ", "empty"), ("a\x00b", "U\\+0000"), ("x" * (MAX_PROMPT_CHARS + 1),
-                                                                 "characters")):  # fmt: skip
+    for bad, message in ((" ", "empty"), ("a\x00b", "U\\+0000"), ("a\ud800", "surrogate"),
+                         ("x" * (MAX_PROMPT_CHARS + 1), "characters")):  # fmt: skip
         with pytest.raises(ValueError, match=message):
             check_prompts(["fine", bad])

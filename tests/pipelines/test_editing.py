@@ -31,6 +31,9 @@ def test_slerp_against_the_closed_form():
     torch.testing.assert_close(E.slerp(a, a, 0.3), a)  # parallel: no division by zero
     rows = E.slerp(a.expand(3, -1), b.expand(3, -1), torch.tensor([[0.0], [0.5], [1.0]]))
     torch.testing.assert_close(rows, torch.stack([a, half, b]))
+    for bad in (-a, torch.zeros(3)):  # no single path: opposite vectors, a zero vector
+        with pytest.raises(ValueError):
+            E.slerp(a, bad, 0.5)
 
 
 def test_masks_follow_the_images_api_convention():
@@ -81,6 +84,8 @@ def test_edits_return_what_they_promise(tiny_unclip):
     assert len(edited) == 2
     with pytest.raises(ValueError, match="amount"):
         E.text_diff(pipe, a, "a red circle", "a blue circle", 1.5)
+    with pytest.raises(ValueError, match="same CLIP text embedding"):
+        E.text_diff(pipe, a, "a red circle", "a red circle", 0.5)
 
 
 def test_inpainting_keeps_every_pixel_outside_the_mask(tiny_unclip):

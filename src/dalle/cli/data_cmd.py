@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dalle.cli.validate import output_file, output_folder, positive_int
+from dalle.cli.validate import non_negative_int, output_file, output_folder, positive_int
 from dalle.shapes.dataset import export_shapes
 from dalle.shapes.spec import SPLITS
 
@@ -29,7 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train never shows the four held-out colour/shape pairs; test does",
     )
     shapes.add_argument("--n", type=positive_int, required=True, help="number of images")
-    shapes.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    shapes.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the split (default 0)"
+    )
     shapes.add_argument("--out", required=True, help="output folder (created if missing)")
     shapes.set_defaults(func=_export)
 
@@ -47,7 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     prompts.add_argument(
         "--n", type=positive_int, default=128, help="number of prompts (default 128)"
     )
-    prompts.add_argument("--seed", type=int, default=0, help="seed of the set (default 0)")
+    prompts.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the set (default 0)"
+    )
     prompts.add_argument(
         "--mix", default="users", choices=("users", "balanced"), help="the mix (default users)"
     )

@@ -14,6 +14,8 @@ from dalle.cli.validate import (
     add_replace_argument,
     clear_earlier_run,
     input_images,
+    int_at_least,
+    non_negative_int,
     output_folder,
     positive_int,
     refuse_overwriting,
@@ -29,7 +31,7 @@ def _common(p: argparse.ArgumentParser, model: str = "shapes-unclip") -> None:
         "--model", default=model,
         help=f"unCLIP pipeline folder or bundled name (default {model})",
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="base seed (default 0)")
     p.add_argument(
         "--decoder-steps", type=positive_int, default=None,
         help="DDIM steps of the inversion and the decoding (default 50)",
@@ -77,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     interp.add_argument("image_a", metavar="IMAGE_A")
     interp.add_argument("image_b", metavar="IMAGE_B")
-    interp.add_argument("--steps", type=positive_int, default=5, help="frames K (default 5)")
+    interp.add_argument("--steps", type=int_at_least(2), default=5, help="frames K (default 5)")
     interp.add_argument("--noise", choices=("fixed", "slerp"), default="fixed")
     interp.add_argument("--out", default="interpolation", help="output folder")
     _common(interp)
@@ -257,7 +259,8 @@ def _inpaint(args: argparse.Namespace) -> int:
     (image,) = input_images([args.image])
     (mask_image,) = input_images([args.mask], "--mask", keep_alpha=True)
     region = read_mask(mask_image, image.size)
-    if kind == "DallePipeline" and (args.decoder_steps or args.decoder_guidance or args.resample):
+    unclip_only = (args.decoder_steps, args.decoder_guidance, args.resample)
+    if kind == "DallePipeline" and any(v is not None for v in unclip_only):
         raise ValueError("--decoder-* and --resample are unCLIP's; this is a DALL·E pipeline")
     settings = _inpaint_settings(args) if kind == "UnclipPipeline" else None
     if args.replace:

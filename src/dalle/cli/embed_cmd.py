@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from dalle.cli.validate import refuse_overwriting
+from dalle.cli.validate import non_negative_int, refuse_overwriting
 from dalle.utils.io import atomic_write_bytes
 
 BATCH = 256
@@ -35,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--prompts", metavar="FILE", help="a text file, one prompt per line")
     p.add_argument("--prior", action="store_true", help="the prior's image embeddings (--prompts)")
     p.add_argument("--model", default="shapes-unclip", help="pipeline folder or bundled name")
-    p.add_argument("--seed", type=int, default=0, help="seed of the prior's draws (default 0)")
+    p.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the prior's draws (default 0)"
+    )
     p.add_argument("--out", required=True, metavar="FILE.npy", help="where to write the array")
     p.set_defaults(func=_embed)
 

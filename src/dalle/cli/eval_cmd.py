@@ -18,6 +18,7 @@ from dalle.cli.sampling_args import (
 from dalle.cli.validate import (
     add_replace_argument,
     clear_earlier_run,
+    non_negative_int,
     output_folder,
     positive_int,
 )
@@ -69,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     rec.add_argument("--n", type=positive_int, default=1000, help="number of images (1000)")
     rec.add_argument("--split", default="test", choices=("train", "test"))
-    rec.add_argument("--seed", type=int, default=0)
+    rec.add_argument("--seed", type=non_negative_int, default=0)
     rec.add_argument("--json", action="store_true", help="print the report as one JSON line")
     rec.set_defaults(func=_eval_reconstruction)
 
@@ -117,7 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--model", default="shapes", help="CLIP folder, pipeline folder or bundled name (shapes)"
     )
     clip.add_argument("--n", type=positive_int, default=1000, help="test images (default 1000)")
-    clip.add_argument("--seed", type=int, default=0)
+    clip.add_argument("--seed", type=non_negative_int, default=0)
     clip.add_argument("--json", action="store_true", help="print the report as one JSON line")
     clip.set_defaults(func=_eval_clip)
 
@@ -137,7 +138,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     prior.add_argument(
         "--prompts-seed", type=int, default=0, help="0: the reported set; 1: validation"
     )
-    prior.add_argument("--seed", type=int, default=0, help="seed of the prior's draws")
+    prior.add_argument("--seed", type=non_negative_int, default=0, help="seed of the prior's draws")
     add_unclip_arguments(prior, stages=("prior",))
     prior.add_argument(
         "--best-of", type=positive_int, default=None, help="draws per prompt kept by CLIP"

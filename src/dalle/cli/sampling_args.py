@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dalle.cli.validate import positive_int
+from dalle.cli.validate import non_negative_int, positive_int
 
 
 def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,7 +16,7 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--num-images", type=positive_int, default=4, help="images per prompt (default 4)"
     )
-    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="base seed (default 0)")
     add_settings_arguments(p)
     p.add_argument(
         "--batch-size", type=positive_int, default=None,

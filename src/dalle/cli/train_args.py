@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TypeVar
 
-from dalle.cli.validate import positive_float, positive_int
+from dalle.cli.validate import non_negative_int, positive_float, positive_int
 from dalle.config import Config
 
 C = TypeVar("C", bound=Config)
@@ -53,7 +53,7 @@ def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], out: str) 
         "units (Intel AMX / AVX512-BF16 CPUs, recent GPUs), off elsewhere (on other CPUs bf16 "
         "autocast made a step 22x slower)",
     )
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=non_negative_int, default=None)
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument(
         "--stop-at",

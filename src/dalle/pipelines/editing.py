@@ -68,11 +68,15 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor) -> torch.Te
     t = torch.as_tensor(t, dtype=torch.float64)
     a64, b64 = a.double(), b.double()
     na, nb = a64.norm(dim=-1, keepdim=True), b64.norm(dim=-1, keepdim=True)
+    if bool((na < 1e-12).any() or (nb < 1e-12).any()):
+        raise ValueError("slerp between a zero vector and another has no direction")
     ua, ub = a64 / na, b64 / nb
     cos = (ua * ub).sum(-1, keepdim=True).clamp(-1, 1)
+    if bool((cos < -1 + 1e-9).any()):
+        raise ValueError("slerp between opposite vectors has no single path")
     omega = torch.arccos(cos)
     so = torch.sin(omega)
-    near = so.abs() < 1e-6  # (anti)parallel: fall back to the linear path
+    near = so.abs() < 1e-6  # parallel: fall back to the linear path
     wa = torch.where(near, 1 - t, torch.sin((1 - t) * omega) / torch.where(near, 1, so))
     wb = torch.where(near, t, torch.sin(t * omega) / torch.where(near, 1, so))
     direction = wa * ua + wb * ub
@@ -262,6 +266,11 @@ def text_diff(
     z_i = pipe.image_embeddings(pixels)
     x_t = invert(pipe, pixels, z_i, settings, bf16)
     texts = pipe.text_embeddings([source, target])
+    if float((texts[1] - texts[0]).norm()) < 1e-4:
+        raise ValueError(
+            f"{source!r} and {target!r} have the same CLIP text embedding: there is no "
+            "difference to move along"
+        )
     z_d = F.normalize(texts[1] - texts[0], dim=-1)[None]
     z = slerp(z_i, z_d, amount).expand(num_images, -1)
     seeds = [image_seed(seed, 0, j) for j in range(num_images)]

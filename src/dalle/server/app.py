@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import hmac
 import json
+import logging
 import math
 import secrets
 import threading
@@ -29,7 +31,7 @@ from PIL import Image
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dalle import __version__
-from dalle.data.images import DEFAULT_MAX_PIXELS, BadImageError, load_image
+from dalle.data.images import BadImageError, load_image
 from dalle.pipelines.seeds import image_seed
 from dalle.server.models import ModelRegistry, ServedModel
 from dalle.server.worker import Job, QueueFull, Worker
@@ -41,6 +43,9 @@ MAX_PARTIAL_IMAGES = 3
 URL_TTL_SECONDS = 3600  # image URLs expire after an hour
 URL_CAPACITY = 512  # images kept for URLs at most (the oldest go first)
 RETRY_AFTER_SECONDS = 2
+MAX_UPLOAD_PIXELS = 4096 * 4096  # uploads are refused past this, from their header
+
+logger = logging.getLogger(__name__)
 
 
 class APIError(Exception):
@@ -123,7 +128,7 @@ def _float(value: Any, name: str, low: float, high: float) -> float:
         raise APIError(400, f"'{name}' must be a number", name)
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise APIError(400, f"'{name}' must be a number, got {value!r}", name) from None
     if not (math.isfinite(number) and low <= number <= high):
         raise APIError(400, f"'{name}' must be a finite number from {low} to {high}", name)
@@ -202,12 +207,22 @@ def _settings(req: ImageRequest) -> dict[str, Any]:
     return {"decoder": decoder}
 
 
-def _settings_text(req: ImageRequest, settings: dict[str, Any]) -> dict[str, Any]:
+def _settings_text(settings: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for stage, value in settings.items():
         for k, v in asdict(value).items():
             out[k if stage == "settings" else f"{stage}_{k}"] = v
     return out
+
+
+def _png_text(req: ImageRequest, **extra) -> dict[str, Any]:
+    """What a served PNG says about itself in its text chunks (as the CLI's do)."""
+    text = {"prompt": req.prompt or None, "seed": req.seed, "model": req.model.name}
+    return (
+        {k: v for k, v in text.items() if v is not None}
+        | extra
+        | {"software": f"dalle {__version__}"}
+    )
 
 
 # -- the OpenAPI description of the bodies (read by clients' tools and by the schema fuzzer) --
@@ -248,6 +263,69 @@ def _form_body(properties: dict, required: list[str]) -> dict:
                             "content": {"multipart/form-data": {"schema": schema}}}}  # fmt: skip
 
 
+class _Guard:
+    """Plain ASGI middleware (it does not hide a client's disconnect from the app, as Starlette's
+    BaseHTTPMiddleware does): the API key on /v1 (image URLs excepted: their ids are the secret),
+    and the body size, counted as it arrives (chunked bodies included): 413 past the limit."""
+
+    def __init__(self, app, api_key: str | None, max_body_bytes: int) -> None:
+        self.app, self.max_body_bytes = app, max_body_bytes
+        self.key_digest = (
+            None if not api_key else hashlib.sha256(f"Bearer {api_key}".encode()).digest()
+        )
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path: str = scope.get("path", "")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if self.key_digest and path.startswith("/v1/") and not path.startswith("/v1/images/files/"):
+            given = hashlib.sha256(headers.get("authorization", "").encode()).digest()
+            if not hmac.compare_digest(given, self.key_digest):
+                response = error_response(
+                    401, "a valid API key is required: Authorization: Bearer KEY",
+                    "authentication_error", code="invalid_api_key",
+                )  # fmt: skip
+                return await response(scope, receive, send)
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            status = 400 if not length.isdigit() else 413
+            message = ("content-length must be a number" if status == 400
+                       else f"the request body is over {self.max_body_bytes} bytes")  # fmt: skip
+            return await error_response(status, message, code="too_large")(scope, receive, send)
+        seen = 0
+        limit = self.max_body_bytes
+
+        async def counted_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _TooLarge
+            return message
+
+        started = False
+
+        async def tracked_send(message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except _TooLarge:
+            if not started:
+                response = error_response(413, f"the request body is over {limit} bytes",
+                                          code="too_large")  # fmt: skip
+                await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
 # -- the app ------------------------------------------------------------------------------------
 def create_app(
     registry: ModelRegistry,
@@ -280,40 +358,27 @@ def create_app(
         kind = "not_found_error" if e.status_code == 404 else "invalid_request_error"
         return error_response(e.status_code, str(e.detail), kind)
 
-    @app.middleware("http")
-    async def _guard(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None:
-            if not length.isdigit():
-                return error_response(400, "content-length must be a number")
-            if int(length) > max_body_bytes:
-                return error_response(
-                    413, f"the request body is over {max_body_bytes} bytes", code="too_large"
-                )  # fmt: skip
-        if api_key and request.url.path.startswith("/v1/"):
-            given = request.headers.get("authorization", "")
-            want = f"Bearer {api_key}"
-            if not hmac.compare_digest(given.encode(), want.encode()):
-                return error_response(
-                    401, "a valid API key is required: Authorization: Bearer KEY",
-                    "authentication_error", code="invalid_api_key",
-                )  # fmt: skip
-        try:
-            return await call_next(request)
-        except Exception:  # never a traceback page; the error is logged by uvicorn
-            return error_response(500, "the server failed to handle the request", "server_error")
+    app.add_middleware(_Guard, api_key=api_key, max_body_bytes=max_body_bytes)
+
+    @app.exception_handler(Exception)
+    async def _failure(request: Request, e: Exception) -> JSONResponse:
+        logger.exception("failed: %s %s", request.method, request.url.path)
+        return error_response(500, "the server failed to handle the request", "server_error")
+
+    from importlib.resources import files
+
+    page_html = files("dalle.server").joinpath("static/index.html").read_text(encoding="utf-8")
 
     @app.get("/", include_in_schema=False)
     async def page() -> Response:
         """The web page: plain HTML, CSS and JavaScript, nothing fetched from elsewhere."""
-        from importlib.resources import files
-
-        html = files("dalle.server").joinpath("static/index.html").read_text(encoding="utf-8")
-        return Response(html, media_type="text/html; charset=utf-8")
+        return Response(page_html, media_type="text/html; charset=utf-8")
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "models": registry.names(), "queued": work.waiting}
+        alive = work.alive
+        return {"status": "ok" if alive else "worker stopped", "models": registry.names(),
+                "queued": work.waiting}  # fmt: skip
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -332,20 +397,19 @@ def create_app(
     @app.post("/v1/images/generations", openapi_extra=_json_body(_GENERATION_BODY))
     async def generations(request: Request):
         try:
-            fields = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+            fields = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError, RecursionError):
             raise APIError(400, "the body must be a JSON object") from None
         if not isinstance(fields, dict):
             raise APIError(400, "the body must be a JSON object")
         req = parse_request(fields, registry)
         settings = _settings(req)
         job = _generation_job(req, settings)
-        text = {"prompt": req.prompt, "seed": req.seed, "model": req.model.name,
-                **_settings_text(req, settings), "software": f"dalle {__version__}"}  # fmt: skip
+        text = _png_text(req, **_settings_text(settings))
         if req.stream:
             return _stream(request, req, job, text, "image_generation")
         images = await _run(request, job)
-        return _respond(request, req, images, text)
+        return await _respond(request, req, images, text)
 
     @app.post("/v1/images/edits", openapi_extra=_form_body(
         {"image": _FILE, "mask": _FILE, "prompt": {"type": "string"}, **_COMMON},
@@ -354,14 +418,13 @@ def create_app(
     async def edits(request: Request):
         form = await _form(request)
         req = parse_request(form, registry)
-        image = _upload(form, ("image", "image[]"), "image")
-        region = _mask_region(form, image, req.model)
-        text = {"prompt": req.prompt, "seed": req.seed, "model": req.model.name,
-                "edit": "inpainting", "software": f"dalle {__version__}"}  # fmt: skip
+        image = await _upload(form, ("image", "image[]"), "image")
+        region = await _mask_region(form, image, req.model)
+        text = _png_text(req, edit="inpainting")
         job = Job(key=None, images=req.n, run=lambda: _inpaint(req, image, region))
         if req.stream:
             return _stream(request, req, job, text, "image_edit")
-        return _respond(request, req, await _run(request, job), text)
+        return await _respond(request, req, await _run(request, job), text)
 
     @app.post("/v1/images/variations", openapi_extra=_form_body(
         {"image": _FILE, **_COMMON}, ["image"]
@@ -372,21 +435,25 @@ def create_app(
         if req.model.kind != "UnclipPipeline":
             raise APIError(400, f"{req.model.name} makes no variations: use an unCLIP pipeline",
                            "model")  # fmt: skip
-        image = _upload(form, ("image",), "image")
-        text = {"seed": req.seed, "model": req.model.name, "edit": "variation",
-                "software": f"dalle {__version__}"}  # fmt: skip
+        image = await _upload(form, ("image",), "image")
+        image = image.convert("RGB").resize((req.model.size, req.model.size), Image.BICUBIC)
+        text = _png_text(req, edit="variation")
         job = Job(key=None, images=req.n, run=lambda: _vary(req, image))
-        return _respond(request, req, await _run(request, job), text)
+        return await _respond(request, req, await _run(request, job), text)
 
     # -- helpers that close over the app's state -------------------------------------------
-    async def _run(request: Request, job: Job) -> list[Image.Image]:
+    def _submit(job: Job):
         try:
-            future = work.submit(job)
+            return work.submit(job)
+        except RuntimeError:
+            raise APIError(503, "the server is shutting down", type_="server_error") from None
         except QueueFull:
             raise APIError(429, "the server is busy: retry shortly", type_="rate_limit_error",
                            code="queue_full",
                            headers={"retry-after": str(RETRY_AFTER_SECONDS)}) from None  # fmt: skip
-        waiting = asyncio.wrap_future(future)
+
+    async def _run(request: Request, job: Job) -> list[Image.Image]:
+        waiting = asyncio.wrap_future(_submit(job))
         while True:
             done, _ = await asyncio.wait({waiting}, timeout=0.5)
             if done:
@@ -394,15 +461,14 @@ def create_app(
             if await request.is_disconnected():  # the client left: its place is freed
                 job.cancelled.set()
                 raise APIError(499, "the client closed the request")
-        try:
-            return waiting.result()
-        except ValueError as e:
-            raise APIError(400, str(e)) from None
+        return waiting.result()  # the inputs were checked: a failure here is the server's
 
-    def _respond(request: Request, req: ImageRequest, images, text) -> dict[str, Any]:
+    async def _respond(request: Request, req: ImageRequest, images, text) -> dict[str, Any]:
+        pngs = await asyncio.to_thread(
+            lambda: [png_bytes(image, {**text, "image_index": j}) for j, image in enumerate(images)]
+        )
         data = []
-        for j, image in enumerate(images):
-            png = png_bytes(image, {**text, "image_index": j})
+        for png in pngs:
             if req.response_format == "url":
                 key = store.put(png)
                 item = {"url": f"{str(request.base_url).rstrip('/')}/v1/images/files/{key}.png"}
@@ -424,21 +490,16 @@ def create_app(
         if req.partial_images:
             job.on_partial = on_partial
 
-        def event(kind: str, image: Image.Image, **extra) -> str:
+        async def event(kind: str, image: Image.Image, **extra) -> str:
+            png = await asyncio.to_thread(png_bytes, image, text)
             body = {
-                "type": f"{prefix}.{kind}", "b64_json": base64.b64encode(png_bytes(image, text)).decode(),
+                "type": f"{prefix}.{kind}", "b64_json": base64.b64encode(png).decode(),
                 "created_at": int(time.time()), "size": req.model.size_text, "quality": "auto",
                 "background": "opaque", "output_format": "png", **extra,
             }  # fmt: skip
             return f"event: {prefix}.{kind}\ndata: {json.dumps(body)}\n\n"
 
-        try:
-            future = work.submit(job)
-        except QueueFull:
-            raise APIError(429, "the server is busy: retry shortly", type_="rate_limit_error",
-                           code="queue_full",
-                           headers={"retry-after": str(RETRY_AFTER_SECONDS)}) from None  # fmt: skip
-        finished = asyncio.wrap_future(future)
+        finished = asyncio.wrap_future(_submit(job))
         finished.add_done_callback(lambda _: events.put_nowait(("done", None, None)))
 
         async def body():
@@ -447,20 +508,20 @@ def create_app(
                     kind, index, images = await events.get()
                     if kind == "partial":
                         for image in images:
-                            yield event("partial_image", image, partial_image_index=index)
+                            yield await event("partial_image", image, partial_image_index=index)
                         continue
                     try:
                         final = finished.result()
-                    except Exception as e:  # the error as an event the client raises
-                        message = str(e) if isinstance(e, ValueError) else "drawing failed"
-                        error = {"type": "error", "error": {"message": message,
-                                 "type": "invalid_request_error", "param": None, "code": None}}  # fmt: skip
+                    except Exception:  # the error as an event the client raises
+                        logger.exception("drawing failed")
+                        error = {"type": "error", "error": {"message": "drawing failed",
+                                 "type": "server_error", "param": None, "code": None}}  # fmt: skip
                         yield f"event: error\ndata: {json.dumps(error)}\n\n"
                         return
                     usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
                              "input_tokens_details": {"image_tokens": 0, "text_tokens": 0}}  # fmt: skip
                     for image in final:
-                        yield event("completed", image, usage=usage)
+                        yield await event("completed", image, usage=usage)
                     return
             finally:
                 job.cancelled.set()  # a client gone before the end frees its place
@@ -489,7 +550,7 @@ def _generation_job(req: ImageRequest, settings: dict[str, Any]) -> Job:
             return pipe.draw_pixels(prompts, seeds, on_token=previews, **settings)  # type: ignore[attr-defined]
         return pipe.draw_pixels(prompts, seeds, on_step=previews, **settings)  # type: ignore[attr-defined]
 
-    key = None if req.stream else (req.model.name, repr(sorted(settings.items())))
+    key = None if req.partial_images else (req.model.name, repr(sorted(settings.items())))
     return Job(key=key, images=req.n, draw=draw, prompts=[req.prompt] * req.n, seeds=seeds)
 
 
@@ -530,6 +591,8 @@ def _previews(req: ImageRequest, on_partial, batch: int):
 async def _form(request: Request) -> dict[str, Any]:
     try:
         form = await request.form(max_files=4, max_fields=64)
+    except _TooLarge:
+        raise
     except Exception as e:  # malformed multipart bodies of every kind
         raise APIError(400, f"the body must be multipart/form-data ({e})") from None
     out: dict[str, Any] = {}
@@ -538,25 +601,25 @@ async def _form(request: Request) -> dict[str, Any]:
     return out
 
 
-def _upload(form: dict[str, Any], names: tuple[str, ...], param: str) -> Image.Image:
+async def _upload(form: dict[str, Any], names: tuple[str, ...], param: str) -> Image.Image:
     upload = next((form[n] for n in names if n in form), None)
     if upload is None or isinstance(upload, str):
         raise APIError(400, f"'{param}' is required: an image file", param)
-    data = upload.file.read()
-    try:
-        return load_image(data, DEFAULT_MAX_PIXELS, keep_alpha=True)
+    data = await upload.read()
+    try:  # the size is checked from the header before a pixel is decoded
+        return await asyncio.to_thread(load_image, data, MAX_UPLOAD_PIXELS, True)
     except BadImageError as e:
         raise APIError(400, f"'{param}': {e}", param) from None
 
 
-def _mask_region(form: dict[str, Any], image: Image.Image, model: ServedModel):
+async def _mask_region(form: dict[str, Any], image: Image.Image, model: ServedModel):
     from dalle.pipelines.editing import read_mask
 
     if image.size != (model.size, model.size):
         raise APIError(400, f"the image is {image.size[0]}x{image.size[1]}; {model.name} edits "
                             f"{model.size_text} images", "image")  # fmt: skip
     if "mask" in form:
-        mask = _upload(form, ("mask",), "mask")
+        mask = await _upload(form, ("mask",), "mask")
     elif "A" in image.getbands():
         mask = image  # the image's own transparent pixels mark the region, as the API does
     else:

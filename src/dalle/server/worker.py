@@ -53,8 +53,10 @@ class Worker:
 
     def submit(self, job: Job) -> concurrent.futures.Future:
         with self._cond:
-            waiting = [j for j in self._pending if not j.cancelled.is_set()]
-            if len(waiting) >= self.max_queue:
+            self._drop_cancelled()
+            if self._stop or not self._thread.is_alive():
+                raise RuntimeError("the worker has stopped")
+            if len(self._pending) >= self.max_queue:
                 raise QueueFull
             self._pending.append(job)
             self._cond.notify()
@@ -62,14 +64,29 @@ class Worker:
 
     @property
     def waiting(self) -> int:
+        """Jobs waiting (not those whose clients left)."""
         with self._cond:
+            self._drop_cancelled()
             return len(self._pending)
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self) -> None:
+        """Stop after the job at hand; jobs still waiting are cancelled."""
         with self._cond:
             self._stop = True
+            for job in self._pending:
+                job.future.cancel()
+            self._pending.clear()
             self._cond.notify()
         self._thread.join(timeout=10)
+
+    def _drop_cancelled(self) -> None:  # with the lock held
+        for job in [j for j in self._pending if j.cancelled.is_set()]:
+            self._pending.remove(job)
+            job.future.cancel()
 
     def _take(self) -> list[Job] | None:
         with self._cond:
@@ -77,6 +94,9 @@ class Worker:
                 self._cond.wait()
             if self._stop:
                 return None
+            self._drop_cancelled()
+            if not self._pending:
+                return []
             first = self._pending.pop(0)
             batch = [first]
             if first.key is not None:
@@ -93,7 +113,8 @@ class Worker:
             batch = self._take()
             if batch is None:
                 return
-            batch = [job for job in batch if not self._skip_cancelled(job)]
+            # a future cancelled meanwhile (its client left) is not run
+            batch = [job for job in batch if job.future.set_running_or_notify_cancel()]
             if not batch:
                 continue
             try:
@@ -101,19 +122,13 @@ class Worker:
                     results = [batch[0].run()]
                 else:
                     results = self._draw(batch)
-            except Exception as e:  # handed to the request that asked; the worker goes on
+                for job, images in zip(batch, results, strict=True):
+                    job.future.set_result(images)
+            except Exception as e:  # handed to the requests that asked; the worker goes on
+                logger.exception("a job failed")
                 for job in batch:
-                    job.future.set_exception(e)
-                continue
-            for job, images in zip(batch, results, strict=True):
-                job.future.set_result(images)
-
-    @staticmethod
-    def _skip_cancelled(job: Job) -> bool:
-        if job.cancelled.is_set():
-            job.future.cancel()
-            return True
-        return False
+                    if not job.future.done():
+                        job.future.set_exception(e)
 
     def _draw(self, batch: list[Job]) -> list[list[Image.Image]]:
         prompts = [p for job in batch for p in job.prompts]

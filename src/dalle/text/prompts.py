@@ -11,7 +11,8 @@ MAX_PROMPT_CHARS = 10_000  # far beyond any caption a model reads; past it, a mi
 
 def check_prompts(prompts: Sequence[str]) -> list[str]:
     """The prompts, or a ValueError naming the first bad one: empty or blank (every image is
-    drawn for a prompt), holding control characters (other than tabs, which read as spaces),
+    drawn for a prompt), holding control characters (other than tabs, which read as spaces) or
+    lone surrogates (not text: they cannot be written as UTF-8),
     or over ``MAX_PROMPT_CHARS`` characters. (Prompts over the model's token length are
     truncated with a warning by the tokenizer.)"""
     out = []
@@ -25,11 +26,14 @@ def check_prompts(prompts: Sequence[str]) -> list[str]:
                 f"prompt {i} has {len(prompt):,} characters; prompts are at most "
                 f"{MAX_PROMPT_CHARS:,}"
             )
-        bad = next((c for c in prompt if unicodedata.category(c) == "Cc" and c != "\t"), None)
+        bad = next((c for c in prompt if unicodedata.category(c) in ("Cc", "Cs") and c != "\t"),
+                   None)  # fmt: skip
         if bad is not None:
+            what = (
+                "a lone surrogate" if unicodedata.category(bad) == "Cs" else "the control character"
+            )
             raise ValueError(
-                f"prompt {i} holds the control character U+{ord(bad):04X}: prompts are one line "
-                "of text"
+                f"prompt {i} holds {what} U+{ord(bad):04X}: prompts are one line of text"
             )
         out.append(prompt.replace("\t", " "))
     return out
