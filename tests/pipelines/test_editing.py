@@ -93,7 +93,7 @@ def test_inpainting_keeps_every_pixel_outside_the_mask(tiny_unclip):
     source = picture(2)
     region = torch.zeros(16, 16, dtype=torch.bool)
     region[3:9, 5:12] = True
-    fast = E.InpaintSettings(E.DecoderSettings(steps=5), E.UpsamplerSettings(steps=3), resample=2)
+    fast = E.InpaintSettings(steps=5, upsampler_steps=3, resample=2)
     drawn = E.inpaint_unclip(pipe, source, region, "a red circle", 2, settings=fast)
     src = np.asarray(source)
     for image in drawn:

@@ -164,6 +164,12 @@ def test_bad_requests_are_400_in_openai_s_shape(server, tiny_unclip):
                            mask=upload(small), prompt="a red circle")  # fmt: skip
     with pytest.raises(openai.BadRequestError, match="variations"):
         client.images.create_variation(model="shapes", image=upload(Image.new("RGB", (64, 64))))
+    plain = httpx.post(
+        f"{server.base}/v1/images/generations",
+        content=b'{"prompt": "x"}',
+        headers={"content-type": "text/plain"},
+    )  # a cross-site "simple" request
+    assert plain.status_code == 400 and "application/json" in plain.json()["error"]["message"]
     raw = httpx.post(f"{server.base}/v1/images/generations", content=b"{not json",
                      headers={"content-type": "application/json"})  # fmt: skip
     assert raw.status_code == 400 and set(raw.json()["error"]) == {"message", "type", "param",
@@ -203,7 +209,8 @@ def test_api_key_body_limit_and_a_full_queue(registry):
             yield b'"}'
 
         chunked = httpx.post(f"{live.base}/v1/images/generations", content=chunks(),
-                             headers={"authorization": "Bearer sesame"})  # fmt: skip
+                             headers={"authorization": "Bearer sesame",
+                                      "content-type": "application/json"})  # fmt: skip
         assert chunked.status_code == 413 and chunked.json()["error"]["code"] == "too_large"
     finally:
         gate.set()

@@ -249,7 +249,7 @@ def _edit(args: argparse.Namespace) -> int:
 
 
 def _inpaint(args: argparse.Namespace) -> int:
-    from dalle.pipelines.editing import read_mask
+    from dalle.pipelines.editing import InpaintSettings, inpaint, read_mask
 
     if not args.prompt.strip():
         raise ValueError("the prompt is empty: it describes the whole resulting image")
@@ -262,27 +262,25 @@ def _inpaint(args: argparse.Namespace) -> int:
     unclip_only = (args.decoder_steps, args.decoder_guidance, args.resample)
     if kind == "DallePipeline" and any(v is not None for v in unclip_only):
         raise ValueError("--decoder-* and --resample are unCLIP's; this is a DALL·E pipeline")
-    settings = _inpaint_settings(args) if kind == "UnclipPipeline" else None
+    settings = InpaintSettings(args.decoder_steps, args.decoder_guidance, None,
+                               args.resample or InpaintSettings.resample)  # fmt: skip
     if args.replace:
         clear_earlier_run(out, lambda n: n in names)
     if kind == "UnclipPipeline":
-        from dalle.pipelines.editing import inpaint_unclip
-
         pipe = _unclip(args)
-        drawn = inpaint_unclip(pipe, image, region, args.prompt, args.num_images, args.seed,
-                               settings, args.bf16)  # fmt: skip
-        described = {"resample": settings.resample, "decoder_steps": settings.decoder.steps,
-                     "decoder_guidance": settings.decoder.guidance}  # fmt: skip
+        decoder, _ = settings.stages(pipe)
+        described = {"resample": settings.resample, "decoder_steps": decoder.steps,
+                     "decoder_guidance": decoder.guidance}  # fmt: skip
     else:
         from dalle.pipelines.dalle_pipeline import DallePipeline
-        from dalle.pipelines.editing import inpaint_dalle
         from dalle.utils.device import use_bf16
 
         pipe = DallePipeline.from_pretrained(args.model)
         args.bf16 = use_bf16(args.bf16, pipe.device)
-        drawn = inpaint_dalle(pipe, image, region, args.prompt, args.num_images, args.seed,
-                              bf16=args.bf16)  # fmt: skip
         described = {"top_k": pipe.defaults.top_k, "guidance": pipe.defaults.guidance}
+        settings = None
+    drawn = inpaint(pipe, image, region, args.prompt, args.num_images, args.seed, settings,
+                    args.bf16)  # fmt: skip
     for j, result in enumerate(drawn):
         fields = {"edit": "inpainting", "source": args.image, "mask": args.mask,
                   "prompt": args.prompt, "image_index": j, "seed": args.seed, "model": args.model,
@@ -290,13 +288,3 @@ def _inpaint(args: argparse.Namespace) -> int:
         save_png(result, out / output_name(0, j), fields)
     print(f"wrote {len(drawn)} inpainted images to {out}/")
     return 0
-
-
-def _inpaint_settings(args: argparse.Namespace):
-    from dalle.pipelines.editing import InpaintSettings
-
-    base = InpaintSettings()
-    given = {"steps": args.decoder_steps, "guidance": args.decoder_guidance}
-    return replace_given(
-        base, {"decoder": replace_given(base.decoder, given), "resample": args.resample}
-    )

@@ -33,7 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a pipeline to serve (repeat for several; default: every bundled pipeline that "
         "draws images)",
     )  # fmt: skip
-    p.add_argument("--api-key", default=None, help="required bearer key (default: DALLE_API_KEY)")
+    p.add_argument(
+        "--api-key", default=None,
+        help="required bearer key (default: the DALLE_API_KEY environment variable, which, "
+        "unlike an option, other users of the machine cannot read from the process list)",
+    )  # fmt: skip
     p.add_argument("--max-queue", type=positive_int, default=16, help="waiting requests (16)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.set_defaults(func=_serve)
@@ -64,6 +68,9 @@ def _serve(args: argparse.Namespace) -> int:
                 logger.warning("not serving %s: %s", name, e)
     if not registry.models:
         raise ValueError("no pipeline to serve: give --model NAME_OR_DIR")
+    if not api_key and args.host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("serving on %s without an API key: anyone who reaches it can use it "
+                       "(set DALLE_API_KEY)", args.host)  # fmt: skip
     app = create_app(registry, api_key=api_key, max_queue=args.max_queue)
     names = ", ".join(registry.names())
     print(

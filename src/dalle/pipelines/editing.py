@@ -280,13 +280,26 @@ def text_diff(
 
 @dataclass(frozen=True)
 class InpaintSettings:
-    decoder: DecoderSettings = DecoderSettings(sampler="ddim", steps=50)
-    upsampler: UpsamplerSettings = UpsamplerSettings(sampler="ddim", steps=15)
+    """unCLIP inpainting: the decoder's steps and guidance (None: the pipeline's defaults; the
+    sampler is always DDIM with eta 1, RePaint's), the upsampler's steps, and how many times
+    each step is done."""
+
+    steps: int | None = None
+    guidance: float | None = None
+    upsampler_steps: int | None = None
     resample: int = 3  # RePaint: each step done this many times
 
     def __post_init__(self) -> None:
         if not (isinstance(self.resample, int) and self.resample >= 1):
             raise ValueError(f"resample must be a whole number of at least 1, got {self.resample}")
+        DecoderSettings(
+            steps=self.steps or 1, guidance=1.0 if self.guidance is None else self.guidance
+        )
+        UpsamplerSettings(steps=self.upsampler_steps or 1)  # the same checks as sampling's
+
+    def stages(self, pipe: UnclipPipeline) -> tuple[DecoderSettings, UpsamplerSettings]:
+        decoder = pipe.decoder_settings(steps=self.steps, guidance=self.guidance)
+        return decoder, pipe.upsampler_settings(steps=self.upsampler_steps)
 
 
 def _repaint(
@@ -358,8 +371,9 @@ def inpaint_unclip(
     s_dec = decoder.config.image_size  # type: ignore[union-attr]
     small_region = F.adaptive_max_pool2d(region[None, None].float(), s_dec)[0, 0] > 0
     known = (area_resize(source, s_dec) * 2 - 1).expand(num_images, -1, -1, -1).to(pipe.device)
-    model_fn = _decoder_fn(pipe, z, settings.decoder.guidance, bf16, [prompt] * num_images)
-    small = _repaint(decoder, model_fn, known, small_region, settings.decoder.steps,
+    decoder_settings, upsampler_settings = settings.stages(pipe)
+    model_fn = _decoder_fn(pipe, z, decoder_settings.guidance, bf16, [prompt] * num_images)
+    small = _repaint(decoder, model_fn, known, small_region, decoder_settings.steps,
                      settings.resample, [seed_of(s, 2) for s in seeds])  # fmt: skip
     drawn = (small.float().clamp(-1, 1) + 1) / 2
     if pipe.upsampler is not None:
@@ -370,7 +384,7 @@ def inpaint_unclip(
             return up(x, t, low_res=low_res.to(x.dtype))
 
         known_up = (source * 2 - 1).expand(num_images, -1, -1, -1).to(pipe.device)
-        big = _repaint(up, autocast_fn(up_fn, bf16), known_up, region, settings.upsampler.steps,
+        big = _repaint(up, autocast_fn(up_fn, bf16), known_up, region, upsampler_settings.steps,
                        settings.resample, [seed_of(s, 3) for s in seeds])  # fmt: skip
         drawn = (big.float().clamp(-1, 1) + 1) / 2
     return keep_outside(image, to_pil(drawn.cpu()), region)
@@ -416,3 +430,26 @@ def inpaint_dalle(
         [prompt] * num_images, seeds, settings, known=known, keep=keep, bf16=bf16
     )
     return keep_outside(image, pipe.decode(tokens, bf16), region)
+
+
+def inpaint(
+    pipe: UnclipPipeline | DallePipeline,
+    image: Image.Image,
+    region: torch.Tensor,
+    prompt: str,
+    num_images: int = 1,
+    seed: int = 0,
+    settings: InpaintSettings | None = None,
+    bf16: bool | None = None,
+    sampling=None,
+) -> list[Image.Image]:
+    """Inpainting with either pipeline: ``settings`` are unCLIP's (None: its defaults),
+    ``sampling`` DALL·E's ``SamplingSettings`` (None: its defaults)."""
+    if isinstance(pipe, UnclipPipeline):
+        from dalle.utils.device import use_bf16
+
+        return inpaint_unclip(pipe, image, region, prompt, num_images, seed,
+                              settings or InpaintSettings(), use_bf16(bf16, pipe.device))  # fmt: skip
+    if settings is not None and settings != InpaintSettings():
+        raise ValueError("steps, guidance and resampling are unCLIP inpainting's settings")
+    return inpaint_dalle(pipe, image, region, prompt, num_images, seed, sampling, bf16)

@@ -396,6 +396,10 @@ def create_app(
 
     @app.post("/v1/images/generations", openapi_extra=_json_body(_GENERATION_BODY))
     async def generations(request: Request):
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            # also keeps other web sites' pages from making a local server draw ("simple"
+            # cross-origin requests cannot send this type)
+            raise APIError(400, "the body must be JSON, sent as application/json")
         try:
             fields = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError, ValueError, RecursionError):
@@ -633,11 +637,13 @@ async def _mask_region(form: dict[str, Any], image: Image.Image, model: ServedMo
 def _inpaint(req: ImageRequest, image: Image.Image, region) -> list[Image.Image]:
     from dalle.pipelines import editing
 
-    source = image.convert("RGB")
+    settings, sampling = None, None
     if req.model.kind == "UnclipPipeline":
-        return editing.inpaint_unclip(req.model.pipeline, source, region, req.prompt, req.n,  # type: ignore[arg-type]
-                                      req.seed)  # fmt: skip
-    return editing.inpaint_dalle(req.model.pipeline, source, region, req.prompt, req.n, req.seed)  # type: ignore[arg-type]
+        settings = editing.InpaintSettings(steps=req.steps, guidance=req.guidance)
+    else:
+        sampling = req.model.pipeline.settings(guidance=req.guidance)  # type: ignore[attr-defined]
+    return editing.inpaint(req.model.pipeline, image.convert("RGB"), region, req.prompt,  # type: ignore[arg-type]
+                           req.n, req.seed, settings, sampling=sampling)  # fmt: skip
 
 
 def _vary(req: ImageRequest, image: Image.Image) -> list[Image.Image]:
