@@ -244,3 +244,17 @@ def write_pipeline(
         records[name] = PartRecord(type(obj).__name__, path, tokenizers.get(name))
     PipelineIndex(class_name, records, dict(defaults or {})).write(directory)
     return directory
+
+
+def output_size(name_or_dir: str | os.PathLike) -> int:
+    """The size of the images a pipeline draws, read from its parts' config.json (nothing
+    loaded): the upsampler's or decoder's for unCLIP, the dVAE's for DALL·E."""
+    root, index = read_index(name_or_dir)
+    for part in ("upsampler", "decoder", "vae"):
+        if part in index.parts:
+            path = root / index.parts[part].path / CONFIG_FILE
+            try:
+                return int(json.loads(path.read_text(encoding="utf-8"))["image_size"])
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}: cannot read the image size ({e})") from None
+    raise ValueError(f"{root}: the pipeline has no part that draws images")

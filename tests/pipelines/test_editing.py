@@ -151,6 +151,10 @@ def test_the_editing_commands(tiny_unclip, tmp_path, capsys):
     assert Image.open(out / "0000_01.png").text["mask"] == str(tmp_path / "mask.png")
     capsys.readouterr()
     Image.new("L", (16, 16), 0).save(tmp_path / "empty.png")
+    picture(3, 20).save(tmp_path / "big.png")
+    big_mask = Image.new("L", (20, 20), 0)
+    big_mask.putpixel((2, 2), 255)
+    big_mask.save(tmp_path / "big_mask.png")
     Image.new("L", (10, 16), 255).save(tmp_path / "small.png")
     (tmp_path / "fake.png").write_bytes(b"not a png")
     bad_out, m = str(tmp_path / "bad"), ["--model", str(tiny_unclip)]
@@ -161,6 +165,10 @@ def test_the_editing_commands(tiny_unclip, tmp_path, capsys):
         (["inpaint", str(a), " ", "--mask", str(tmp_path / "mask.png")], "prompt is empty"),
         (["edit", str(a), "--from", "x", "--to", "y", "--amount", "2"], "--amount"),
         (["vary", str(a), "--eta", "nan"], "eta"),
+        (
+            ["inpaint", str(tmp_path / "big.png"), "x", "--mask", str(tmp_path / "big_mask.png")],
+            "inpaints 16 x 16",
+        ),
     ]
     for args, message in bad:
         assert main([*args, *m, "--out", bad_out]) == 2, args

@@ -249,6 +249,7 @@ def _edit(args: argparse.Namespace) -> int:
 
 
 def _inpaint(args: argparse.Namespace) -> int:
+    from dalle.folders import output_size
     from dalle.pipelines.editing import InpaintSettings, inpaint, read_mask
 
     if not args.prompt.strip():
@@ -259,6 +260,12 @@ def _inpaint(args: argparse.Namespace) -> int:
     (image,) = input_images([args.image])
     (mask_image,) = input_images([args.mask], "--mask", keep_alpha=True)
     region = read_mask(mask_image, image.size)
+    size = output_size(args.model)
+    if image.size != (size, size):
+        raise ValueError(
+            f"{args.image} is {image.size[0]} x {image.size[1]}; {args.model} inpaints {size} x "
+            f"{size} images (every pixel outside the mask is kept, so it is not resized)"
+        )
     unclip_only = (args.decoder_steps, args.decoder_guidance, args.resample)
     if kind == "DallePipeline" and any(v is not None for v in unclip_only):
         raise ValueError("--decoder-* and --resample are unCLIP's; this is a DALL·E pipeline")
