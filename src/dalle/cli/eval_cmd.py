@@ -169,6 +169,113 @@ def register(sub: argparse._SubParsersAction) -> None:
     score.add_argument("--json", action="store_true", help="print the result as one JSON line")
     score.set_defaults(func=_eval_clipscore)
 
+    fid = ev_sub.add_parser(
+        "fid",
+        help="FID and KID between two folders of images (or a folder and a statistics file)",
+        description=(
+            "Frechet distance (FID) and Kernel Inception Distance (KID, unbiased, 100 subsets of "
+            "up to 1,000 as torch-fidelity computes it) between the images of REAL and GEN. "
+            "Features: a bundled CLIP's image tower (--features clip, the default: offline) or "
+            "the FID Inception-v3 with the weights file pytorch-fid uses (--features inception "
+            "--inception-weights pt_inception-2015-12-05-6726825d.pth). Images are read as 8-bit "
+            "RGB and resized with PIL bicubic (clean-fid); JPEGs are warned about. REAL or GEN "
+            "may be a statistics .npz (mu, sigma; pytorch-fid's format, see --save-stats); then "
+            "KID is not computed. --json prints {fid, kid, kid_std, n_real, n_gen, features}."
+        ),
+    )
+    fid.add_argument("real", metavar="REAL", help="folder of images, or statistics .npz")
+    fid.add_argument("gen", metavar="GEN", help="folder of images, or statistics .npz")
+    _feature_arguments(fid)
+    fid.add_argument("--save-stats", default=None, metavar="FILE.npz",
+                     help="also save REAL's statistics (a folder) to FILE.npz")  # fmt: skip
+    fid.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    fid.set_defaults(func=_eval_fid)
+
+    inception = ev_sub.add_parser(
+        "is",
+        help="Inception Score of a folder of images",
+        description=(
+            "Inception Score (exp E KL(p(y|x) || p(y)), mean and std over --splits splits) of the "
+            "images of GEN, from the FID Inception-v3 with the weights file pytorch-fid uses."
+        ),
+    )
+    inception.add_argument("gen", metavar="GEN", help="folder of images")
+    inception.add_argument("--inception-weights", required=True, metavar="FILE",
+                           help="pt_inception-2015-12-05-6726825d.pth (as pytorch-fid uses)")  # fmt: skip
+    inception.add_argument("--splits", type=positive_int, default=10, help="splits (10)")
+    inception.add_argument("--batch-size", type=positive_int, default=64)
+    inception.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    inception.set_defaults(func=_eval_is)
+
+
+def _feature_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--features", choices=("clip", "inception"), default="clip",
+                   help="feature network (default clip: a bundled CLIP, offline)")  # fmt: skip
+    p.add_argument("--model", default="shapes",
+                   help="the CLIP for --features clip (default: the bundled shapes CLIP)")  # fmt: skip
+    p.add_argument("--inception-weights", default=None, metavar="FILE",
+                   help="for --features inception: pt_inception-2015-12-05-6726825d.pth")  # fmt: skip
+    p.add_argument("--batch-size", type=positive_int, default=64)
+
+
+def _feature_net(args: argparse.Namespace):
+    from dalle.eval.image_quality import clip_features, inception_features
+    from dalle.models.inception import FID_WEIGHTS_FILE
+
+    if args.features == "inception" or getattr(args, "inception_weights", None):
+        if not args.inception_weights:
+            raise ValueError(
+                f"--features inception needs --inception-weights FILE ({FID_WEIGHTS_FILE}, the "
+                "file pytorch-fid uses; nothing is downloaded here)"
+            )
+        return inception_features(args.inception_weights)
+    return clip_features(args.model)
+
+
+def _eval_fid(args: argparse.Namespace) -> int:
+    import os
+
+    from tqdm.auto import tqdm
+
+    from dalle.eval.image_quality import fid_report, save_folder_statistics
+
+    for name, path in (("REAL", args.real), ("GEN", args.gen)):
+        if not (os.path.isdir(path) or (path.endswith(".npz") and os.path.isfile(path))):
+            raise ValueError(f"{name} {path}: neither a folder of images nor a statistics .npz")
+    if args.save_stats and not args.save_stats.endswith(".npz"):
+        raise ValueError(f"--save-stats {args.save_stats}: statistics files end in .npz")
+    net = _feature_net(args)
+    with tqdm(desc="features", unit="img") as bar:
+        report = fid_report(args.real, args.gen, net, args.batch_size, on_batch=bar.update)
+    if args.save_stats:
+        save_folder_statistics(args.real, args.save_stats, net, args.batch_size)
+    if report["skipped"]:
+        print(f"skipped {len(report['skipped'])} unreadable files; first: {report['skipped'][0]}")
+    if args.json:
+        print(json.dumps({k: v for k, v in report.items() if k != "skipped"}))
+        return 0
+    kid = "-" if report["kid"] is None else f"{report['kid']:.6f} +- {report['kid_std']:.6f}"
+    print(f"features        {report['features']}")
+    print(
+        f"images          real {report['n_real'] or 'statistics'}, generated {report['n_gen'] or 'statistics'}"
+    )
+    print(f"FID             {report['fid']:.4f}")
+    print(f"KID             {kid}")
+    return 0
+
+
+def _eval_is(args: argparse.Namespace) -> int:
+    from dalle.eval.image_quality import inception_features, inception_score_report
+
+    net = inception_features(args.inception_weights)
+    report = inception_score_report(args.gen, net, args.splits, args.batch_size)
+    if args.json:
+        print(json.dumps({k: v for k, v in report.items() if k != "skipped"}))
+        return 0
+    print(f"Inception Score {report['is']:.4f} +- {report['is_std']:.4f} ({report['n']} images, "
+          f"{report['splits']} splits)")  # fmt: skip
+    return 0
+
 
 def _eval_reconstruction(args: argparse.Namespace) -> int:
     from dalle.eval.reconstruction import shapes_reconstruction_report
