@@ -75,6 +75,19 @@ def run_config(cls: type[C], args: argparse.Namespace) -> C:
     return base.replace(**changes)
 
 
+def open_training_data(config, image_size: int):
+    """The run's data set at ``image_size``, with the run's augmentation (none for the shapes
+    world, which renders exact images)."""
+    from dalle.data import open_dataset
+
+    transform = None
+    if config.augment.random:
+        if config.data == "shapes" or config.data.startswith("shapes:"):
+            raise ValueError("the shapes world renders exact images: it takes no augmentation")
+        transform = config.augment.transform(image_size)
+    return open_dataset(config.data, image_size=image_size, seed=config.seed, transform=transform)
+
+
 def prepare_tokenizer(given: str | None, config, dataset, out: Path, accelerator):
     """The tokenizer at ``given``, else the run's ``OUT/tokenizer.json``, trained on the data's
     first ``config.tokenizer_captions`` captions by the main process if it is not there yet."""

@@ -8,6 +8,7 @@ import torch
 
 from dalle.cli.train_args import (
     add_run_arguments,
+    open_training_data,
     prepare_tokenizer,
     run_config,
     run_folder,
@@ -44,7 +45,6 @@ def register(train_sub: argparse._SubParsersAction) -> None:
 
 
 def _train_clip(args: argparse.Namespace) -> int:
-    from dalle.data import open_dataset
     from dalle.training.loop import make_accelerator
 
     if args.threads:
@@ -53,7 +53,7 @@ def _train_clip(args: argparse.Namespace) -> int:
     out = run_folder(args)
     accelerator = make_accelerator(config.bf16)
     base = CLIPConfig.from_preset(args.preset)
-    dataset = open_dataset(config.data, image_size=base.image_size, seed=config.seed)
+    dataset = open_training_data(config, base.image_size)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = prepare_tokenizer(args.tokenizer, config, dataset, out, accelerator)
     model_config = fit_clip_config(base, tokenizer, base.image_size)

@@ -8,8 +8,13 @@ import argparse
 import torch
 
 from dalle.cli import train_clip_cmd, train_dalle_cmd, train_decoder_cmd, train_prior_cmd
-from dalle.cli.train_args import add_run_arguments, run_config, run_folder, run_trainer
-from dalle.data import open_dataset
+from dalle.cli.train_args import (
+    add_run_arguments,
+    open_training_data,
+    run_config,
+    run_folder,
+    run_trainer,
+)
 from dalle.models.dvae import DVAEConfig
 from dalle.training.dvae_trainer import DVAETrainConfig, DVAETrainer
 
@@ -45,7 +50,7 @@ def _train_dvae(args: argparse.Namespace) -> int:
     config = run_config(DVAETrainConfig, args)
     out = run_folder(args)
     accelerator = make_accelerator(config.bf16)
-    dataset = open_dataset(config.data, image_size=model_config.image_size, seed=config.seed)
+    dataset = open_training_data(config, model_config.image_size)
     out.mkdir(parents=True, exist_ok=True)
     trainer = DVAETrainer(model_config, config, out, dataset, accelerator)
     run_trainer(

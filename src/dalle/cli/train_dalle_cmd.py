@@ -10,6 +10,7 @@ import torch
 from dalle.cli.train_args import (
     add_run_arguments,
     encoded_batches,
+    open_training_data,
     prepare_tokenizer,
     run_config,
     run_folder,
@@ -60,7 +61,6 @@ def _sample_prompts(config: DalleTrainConfig, dataset) -> list[str]:
 
 
 def _train_dalle(args: argparse.Namespace) -> int:
-    from dalle.data import open_dataset
     from dalle.folders import part_path
     from dalle.models.dvae import DiscreteVAE
     from dalle.training.encoded_data import dvae_tokens
@@ -71,7 +71,7 @@ def _train_dalle(args: argparse.Namespace) -> int:
     out = run_folder(args)
     accelerator = make_accelerator(config.bf16)
     vae = DiscreteVAE.from_pretrained(config.vae, accelerator.device)
-    dataset = open_dataset(config.data, image_size=vae.config.image_size, seed=config.seed)
+    dataset = open_training_data(config, vae.config.image_size)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = prepare_tokenizer(args.tokenizer, config, dataset, out, accelerator)
     model_config = fit_model_config(DalleConfig.from_preset(args.preset), tokenizer, vae)

@@ -9,6 +9,7 @@ import torch
 from dalle.cli.train_args import (
     add_run_arguments,
     encoded_batches,
+    open_training_data,
     run_config,
     run_folder,
     run_trainer,
@@ -64,7 +65,6 @@ def register(train_sub: argparse._SubParsersAction) -> None:
 
 
 def _train_decoder(args: argparse.Namespace) -> int:
-    from dalle.data import open_dataset
     from dalle.models.unet import UNetConfig
     from dalle.pipelines.clip_ranker import ClipRanker
     from dalle.training.decoder_trainer import DecoderTrainer
@@ -90,7 +90,7 @@ def _train_decoder(args: argparse.Namespace) -> int:
         embed_dim=clip.embed_dim, num_text_tokens=clip.num_text_tokens,
         text_seq_len=clip.text_seq_len,
     )  # fmt: skip
-    dataset = open_dataset(config.data, image_size=clip.image_size, seed=config.seed)
+    dataset = open_training_data(config, clip.image_size)
     out.mkdir(parents=True, exist_ok=True)
     batches = encoded_batches(
         config, dataset, clip_image_embeddings(ranker.clip), out, accelerator, with_images=True
@@ -106,7 +106,6 @@ def _train_decoder(args: argparse.Namespace) -> int:
 
 
 def _train_upsampler(args: argparse.Namespace) -> int:
-    from dalle.data import open_dataset
     from dalle.models.unet import UNetConfig
     from dalle.training.decoder_trainer import UpsamplerTrainer
     from dalle.training.loop import make_accelerator
@@ -119,7 +118,7 @@ def _train_upsampler(args: argparse.Namespace) -> int:
         raise ValueError(f"--unet {config.unet} is not an upsampler (no low-resolution input)")
     out = run_folder(args)
     accelerator = make_accelerator(config.bf16)
-    dataset = open_dataset(config.data, image_size=model_config.image_size, seed=config.seed)
+    dataset = open_training_data(config, model_config.image_size)
     out.mkdir(parents=True, exist_ok=True)
     trainer = UpsamplerTrainer(model_config, config, out, dataset, accelerator)
     run_trainer(

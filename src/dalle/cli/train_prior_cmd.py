@@ -9,6 +9,7 @@ import torch
 from dalle.cli.train_args import (
     add_run_arguments,
     encoded_batches,
+    open_training_data,
     run_config,
     run_folder,
     run_trainer,
@@ -39,7 +40,6 @@ def register(train_sub: argparse._SubParsersAction) -> None:
 
 
 def _train_prior(args: argparse.Namespace) -> int:
-    from dalle.data import open_dataset
     from dalle.models.prior import PriorConfig
     from dalle.pipelines.clip_ranker import ClipRanker
     from dalle.training.encoded_data import clip_image_embeddings
@@ -57,7 +57,7 @@ def _train_prior(args: argparse.Namespace) -> int:
     model_config = base.replace(
         embed_dim=clip.embed_dim, text_dim=clip.text_dim, text_seq_len=clip.text_seq_len
     )
-    dataset = open_dataset(config.data, image_size=clip.image_size, seed=config.seed)
+    dataset = open_training_data(config, clip.image_size)
     out.mkdir(parents=True, exist_ok=True)
     batches = encoded_batches(config, dataset, clip_image_embeddings(ranker.clip), out, accelerator)
     trainer = PriorTrainer(

@@ -45,6 +45,26 @@ class TransformConfig(Config):
             raise ConfigError(f"hflip_prob must be in [0, 1], got {self.hflip_prob}")
 
 
+@dataclass(frozen=True)
+class Augmentation(Config):
+    """The random part of a transform, set per training run (the image size is the model's):
+    none by default. The CelebA recipe crops at random, rotates by a few degrees and perturbs
+    pixels (the founding documents' augmentation)."""
+
+    crop: Literal["center", "random"] = "center"
+    rotation_degrees: float = 0.0
+    noise_std: float = 0.0
+    hflip_prob: float = 0.0
+
+    @property
+    def random(self) -> bool:
+        return self != Augmentation()
+
+    def transform(self, image_size: int) -> TransformConfig:
+        return TransformConfig(image_size, self.crop, True, self.rotation_degrees, self.noise_std,
+                               self.hflip_prob)  # fmt: skip
+
+
 def swap_left_right(caption: str) -> str:
     """Swap the whole words left/right (and leftmost/rightmost), keeping their case.
 

@@ -5,8 +5,9 @@ The position is what was read before the next batch: ``step * batch_size`` sampl
 was bad; a run saves the position itself with each checkpoint (``StepBatches.position``), since
 skipped files move it further.
 - Streams that can start anywhere (the shapes world) start at the position.
-- Finite map-style data sets are shuffled per epoch by a permutation seeded with (seed, epoch);
-  the position counts the indices read, bad files included.
+- Finite map-style data sets are shuffled per epoch by a permutation seeded with (seed, epoch),
+  and told the epoch (their random augmentation and caption choice depend on it); the position
+  counts the indices read, bad files included.
 - Other streams (tar shards) are replayed and the first ``position`` good samples skipped.
 Bad files are skipped and recorded in the ``SkipReport``.
 """
@@ -58,7 +59,12 @@ def _samples(dataset: Dataset | IterableDataset, start: int, seed: int, report: 
         n = len(dataset)  # type: ignore[arg-type]
         if n == 0:
             raise ValueError("the data set is empty")
+        current = None
         for position, index in enumerate(_map_indices(n, start, seed), start + 1):
+            epoch = (position - 1) // n
+            if epoch != current and hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(epoch)  # each epoch its own augmentation and caption choice
+                current = epoch
             item = dataset[index]
             if isinstance(item, BadFile):
                 report.add(item)

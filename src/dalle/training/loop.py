@@ -20,6 +20,7 @@ from accelerate import Accelerator
 from torch import nn
 
 from dalle.config import Config
+from dalle.data.transforms import Augmentation
 from dalle.training import checkpoint as ckpt
 from dalle.training.ema import EMA
 from dalle.training.metrics_log import MetricsLog
@@ -50,6 +51,7 @@ class RunConfig(Config):
     checkpoint_every: int = 500
     sample_every: int = 1000
     log_every: int = 10
+    augment: Augmentation = Augmentation()  # random crop, rotation, noise, flips: none
 
 
 def make_accelerator(bf16: bool | None) -> Accelerator:
