@@ -124,6 +124,9 @@ def test_edits_and_variations(server, tiny_unclip):
         assert np.array_equal(drawn[keep], np.asarray(source)[keep])
     varied = client.images.create_variation(model=tiny_unclip.name, image=upload(source), n=3)
     assert len(varied.data) == 3
+    events = list(client.images.edit(model=tiny_unclip.name, image=upload(source),
+                                     mask=upload(mask), prompt="a red circle", stream=True))  # fmt: skip
+    assert [e.type for e in events] == ["image_edit.completed"]
     shapes_source = Image.new("RGB", (64, 64))
     big_mask = Image.new("L", (64, 64), 0)
     big_mask.paste(255, (10, 10, 30, 30))
@@ -187,6 +190,14 @@ def test_api_key_body_limit_and_a_full_queue(registry):
         with pytest.raises(openai.AuthenticationError):
             live.client("wrong").images.generate(model="shapes", prompt="a red circle")
         client = live.client("sesame")
+        gate.set()  # let the worker go for one drawing with a URL, fetched without the key
+        time.sleep(0.3)
+        url = client.images.generate(model="shapes", prompt="a red circle",
+                                     response_format="url").data[0].url  # fmt: skip
+        assert httpx.get(url).status_code == 200  # its id is the secret, not the key
+        gate.clear()
+        worker.submit(Job(key=None, images=1, run=lambda: (gate.wait(30), [])[1]))
+        time.sleep(0.3)
         filler = threading.Thread(
             target=lambda: client.images.generate(model="shapes", prompt="a red circle"),
             daemon=True,
