@@ -118,6 +118,8 @@ def cases(f):
         (["reconstruct", str(f.missing), *out], str(f.missing)),
         (["reconstruct", str(f.folder), "--model", str(f.pickled), *out], "safetensors"),
         (["reconstruct", str(f.folder), "--batch-size", "0", *out], "--batch-size"),
+        (["reconstruct", str(f.folder), "--model", str(f.bad_config), *out],
+         str(f.bad_config / "config.json")),
         # eval
         (["eval", "shapes", str(f.missing), "--prompts", str(f.prompts)], str(f.missing)),
         (["eval", "shapes", str(f.folder), "--prompts", str(f.missing)], str(f.missing)),
