@@ -206,3 +206,11 @@ CLIPConfig.register_preset(
         vision_heads=2,
     ),
 )  # fmt: skip
+CLIPConfig.register_preset(
+    "celeba128",
+    CLIPConfig(
+        embed_dim=256, num_text_tokens=1024, text_seq_len=64, text_dim=256, text_layers=4,
+        text_heads=4, image_size=128, patch_size=16, vision_dim=256, vision_layers=6,
+        vision_heads=4,
+    ),
+)  # fmt: skip

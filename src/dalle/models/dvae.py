@@ -280,3 +280,8 @@ DVAEConfig.register_preset(
     "dvae-tiny",
     DVAEConfig(image_size=16, num_tokens=32, hidden_dim=8, num_groups=2, codebook_dim=16),
 )
+# CelebA at 128 x 128 (docs/celeba.md): 16 x 16 tokens of a 1,024 codebook.
+DVAEConfig.register_preset(
+    "celeba128",
+    DVAEConfig(image_size=128, num_tokens=1024, hidden_dim=64, num_groups=4, codebook_dim=256),
+)

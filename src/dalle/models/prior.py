@@ -132,3 +132,5 @@ PriorConfig.register_preset(
     PriorConfig(embed_dim=16, text_dim=16, text_seq_len=20, dim=32, num_layers=2, num_heads=2,
                 head_dim=16, num_timesteps=100),
 )  # fmt: skip
+# CelebA: widths taken from the celeba128 CLIP when the prior is trained on it.
+PriorConfig.register_preset("celeba128", PriorConfig(num_layers=6))

@@ -247,3 +247,11 @@ DalleConfig.register_preset(
         num_layers=2, num_heads=2, head_dim=16, conv_kernel=3,
     ),
 )  # fmt: skip
+# CelebA at 128 x 128: 64 caption tokens, the celeba128 dVAE's 16 x 16 tokens of 1,024.
+DalleConfig.register_preset(
+    "celeba128",
+    DalleConfig(
+        num_text_tokens=1024, text_seq_len=64, num_image_tokens=1024, image_grid=16, dim=384,
+        num_layers=12, num_heads=6, head_dim=64, attention="sparse", conv_kernel=11,
+    ),
+)  # fmt: skip

@@ -362,3 +362,15 @@ UNetConfig.register_preset(
                attention_resolutions=(), num_groups=8, low_res_channels=3, low_res_size=8,
                num_timesteps=100),
 )  # fmt: skip
+# CelebA: the decoder at 64 x 64 (the paper's base size), the upsampler 64 -> 128.
+UNetConfig.register_preset(
+    "celeba-decoder",
+    UNetConfig(image_size=64, base_channels=96, channel_mults=(1, 2, 3, 4), num_res_blocks=2,
+               attention_resolutions=(16, 8), embed_dim=256, num_text_tokens=1024,
+               text_seq_len=64, text_dim=256, text_layers=2, text_heads=4),
+)  # fmt: skip
+UNetConfig.register_preset(
+    "celeba-upsampler",
+    UNetConfig(image_size=128, base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=1,
+               attention_resolutions=(), low_res_channels=3, low_res_size=64),
+)  # fmt: skip

@@ -19,6 +19,7 @@ import torch.distributed as dist
 from accelerate import Accelerator
 
 from dalle.data.base import SkipReport
+from dalle.data.transforms import Augmentation
 from dalle.models.clip import CLIP, CLIPConfig, contrastive_loss
 from dalle.shapes.mirror import add_mirror_pairs
 from dalle.shapes.negatives import hard_negative, relation_negative
@@ -165,4 +166,9 @@ CLIPTrainConfig.register_preset(
         sample_every=6, tokenizer_captions=500, eval_images=8, hard_negatives=True,
         relation_negatives=True, mirror_pairs=0.25,
     ),
+)  # fmt: skip
+CLIPTrainConfig.register_preset(
+    "celeba128",
+    CLIPTrainConfig(data="celeba", steps=10000, batch_size=128, checkpoint_every=500,
+                    augment=Augmentation(crop="random", rotation_degrees=5.0, noise_std=0.02)),
 )  # fmt: skip

@@ -15,6 +15,7 @@ import torch
 from accelerate import Accelerator
 
 from dalle.data.base import SkipReport
+from dalle.data.transforms import Augmentation
 from dalle.models.dvae import DiscreteVAE
 from dalle.models.pretrained import weights_id
 from dalle.models.transformer import DalleConfig, DalleTransformer, dalle_loss
@@ -130,4 +131,9 @@ DalleTrainConfig.register_preset(
         data="shapes", vae="shapes", steps=20, batch_size=4, warmup_steps=2,
         checkpoint_every=10, sample_every=10, tokenizer_captions=500,
     ),
+)  # fmt: skip
+DalleTrainConfig.register_preset(
+    "celeba128",
+    DalleTrainConfig(data="celeba", vae="runs/dvae-celeba128/vae", steps=20000, batch_size=32,
+                     lr=5e-4, checkpoint_every=250, augment=Augmentation(crop="random", rotation_degrees=5.0, noise_std=0.02)),
 )  # fmt: skip

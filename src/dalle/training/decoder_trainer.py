@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 
 from dalle.data.base import SkipReport
+from dalle.data.transforms import Augmentation
 from dalle.models.clip import CLIP
 from dalle.models.pretrained import weights_id
 from dalle.models.unet import UNet, UNetConfig
@@ -304,4 +305,15 @@ UpsamplerTrainConfig.register_preset(
     UpsamplerTrainConfig(unet="upsampler-tiny", data="shapes", steps=12,
                          batch_size=8, warmup_steps=2, checkpoint_every=4, sample_every=6,
                          sample_images=4, sample_steps=4),
+)  # fmt: skip
+DecoderTrainConfig.register_preset(
+    "celeba128",
+    DecoderTrainConfig(unet="celeba-decoder", clip="runs/clip-celeba128/clip", data="celeba",
+                       steps=20000, batch_size=32, warmup_steps=500, checkpoint_every=250,
+                       augment=Augmentation(crop="random", rotation_degrees=5.0, noise_std=0.02)),
+)  # fmt: skip
+UpsamplerTrainConfig.register_preset(
+    "celeba128",
+    UpsamplerTrainConfig(unet="celeba-upsampler", data="celeba", steps=10000, batch_size=32,
+                         checkpoint_every=250, augment=Augmentation(crop="random", rotation_degrees=5.0, noise_std=0.02)),
 )  # fmt: skip

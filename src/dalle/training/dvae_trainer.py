@@ -18,6 +18,7 @@ import torch
 from accelerate import Accelerator
 
 from dalle.data.base import SkipReport
+from dalle.data.transforms import Augmentation
 from dalle.models.dvae import DiscreteVAE, DVAEConfig, elbo_loss
 from dalle.training.batches import StepBatches
 from dalle.training.loop import AcceleratedTrainer, RunConfig
@@ -182,4 +183,12 @@ DVAETrainConfig.register_preset(
     "dvae-tiny",
     DVAETrainConfig(data="shapes", steps=40, batch_size=4, warmup_steps=5, checkpoint_every=10,
                     sample_every=20),
+)  # fmt: skip
+# CelebA at 128 x 128 with the founding documents' augmentation (random crop, a few degrees of
+# rotation, per-pixel noise); --data names the CelebA folder (docs/celeba.md).
+DVAETrainConfig.register_preset(
+    "celeba128",
+    DVAETrainConfig(data="celeba", steps=30000, batch_size=32, temperature_fraction=0.5,
+                    sq_weight=100.0, nll_start_fraction=0.1, checkpoint_every=500,
+                    augment=Augmentation(crop="random", rotation_degrees=5.0, noise_std=0.02)),
 )  # fmt: skip

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 
 from dalle.data.base import SkipReport
+from dalle.data.transforms import Augmentation
 from dalle.models.clip import CLIP
 from dalle.models.pretrained import weights_id
 from dalle.models.prior import DiffusionPrior, PriorConfig
@@ -140,4 +141,9 @@ PriorTrainConfig.register_preset(
     "prior-tiny",
     PriorTrainConfig(data="shapes", steps=12, batch_size=8, warmup_steps=2, checkpoint_every=4,
                      sample_every=6, stat_batches=2, eval_prompts=8),
+)  # fmt: skip
+PriorTrainConfig.register_preset(
+    "celeba128",
+    PriorTrainConfig(clip="runs/clip-celeba128/clip", data="celeba", steps=10000, batch_size=64,
+                     warmup_steps=200, checkpoint_every=500, augment=Augmentation(crop="random", rotation_degrees=5.0, noise_std=0.02)),
 )  # fmt: skip
