@@ -558,6 +558,11 @@ def _generation_job(req: ImageRequest, settings: dict[str, Any]) -> Job:
     return Job(key=key, images=req.n, draw=draw, prompts=[req.prompt] * req.n, seeds=seeds)
 
 
+def _marks(total: int, count: int) -> dict[int, int]:
+    """``count`` evenly spaced steps of ``total`` at which previews are sent: {step: index}."""
+    return {round(total * (i + 1) / (count + 1)) - 1: i for i in range(count)}
+
+
 def _previews(req: ImageRequest, on_partial, batch: int):
     """A pipeline callback that hands ``req.partial_images`` previews to ``on_partial``: for
     DALL·E the rows of tokens drawn so far (decoded; rows to come black), for unCLIP the
@@ -570,8 +575,7 @@ def _previews(req: ImageRequest, on_partial, batch: int):
     pipe, count, size = req.model.pipeline, req.partial_images, req.model.size
     if req.model.kind == "DallePipeline":
         grid = pipe.transformer.config.image_grid  # type: ignore[attr-defined]
-        total = grid * grid
-        marks = {round(total * (i + 1) / (count + 1)) - 1: i for i in range(count)}
+        marks = _marks(grid * grid, count)
 
         def on_token(k: int, tokens: torch.Tensor) -> None:
             if k in marks:
@@ -582,7 +586,7 @@ def _previews(req: ImageRequest, on_partial, batch: int):
 
         return on_token
     steps = pipe.decoder_settings(steps=req.steps).steps  # type: ignore[attr-defined]
-    marks = {round(steps * (i + 1) / (count + 1)) - 1: i for i in range(count)}
+    marks = _marks(steps, count)
 
     def on_step(i: int, x0: torch.Tensor) -> None:
         if i in marks:
