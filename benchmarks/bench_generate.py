@@ -6,7 +6,8 @@
 Times each configuration of the CLI on the same ``--prompts`` x ``--num-images`` images (the
 users mix of canonical prompts), start to finish (interpreter start, model loading, sampling,
 decoding, PNG writing): the defaults, ``--bf16 --batch-size 16`` (the earlier defaults) and
-``--no-bf16 --batch-size 64``; then the rerank path (``--candidates 16``) at the defaults and at
+``--no-bf16 --batch-size 64`` (``--configs defaults,unclip``: both bundled pipelines at their
+defaults, side by side); then the rerank path (``--candidates 16``) at the defaults and at
 the earlier defaults. Also measures the machine's fp32 and bf16 matrix-product peak (2048^3) and
 the FLOPs of sampling one image, so that the sampling loop's share of the peak can be stated.
 Names the CPU. Prints a Markdown table and, last, one JSON line.
@@ -34,6 +35,10 @@ CONFIGS = {
     "bf16_64": ["--bf16", "--batch-size", "64"],
     "fp32_128": ["--no-bf16", "--batch-size", "128"],
     "bf16_128": ["--bf16", "--batch-size", "128"],
+    "unclip": ["--model", "shapes-unclip"],  # the unCLIP pipeline at its defaults
+    "unclip_8": ["--model", "shapes-unclip", "--batch-size", "8"],
+    "unclip_64": ["--model", "shapes-unclip", "--batch-size", "64"],
+    "unclip_fp32": ["--model", "shapes-unclip", "--no-bf16"],
 }
 
 
@@ -129,15 +134,20 @@ def main() -> None:
     print(f"CPU: {report['cpu']}, {report['threads']} threads; matmul peak fp32 "
           f"{peaks['fp32']:.0f}, bf16 {peaks['bf16']:.0f} GFLOP/s; sampling "
           f"{flops / 1e9:.2f} GFLOP per image (guided)\n")  # fmt: skip
-    print("| run | images | seconds | images/s | defaults vs it | GFLOP/s in sampling |")
+    print("| run | images | seconds | images/s | its defaults vs it | GFLOP/s in sampling |")
     print("|---|---|---|---|---|---|")
     for name, r in results.items():
-        ratio = (
-            default["images_per_s"] / r["images_per_s"] if default and "rerank" not in name
-            else results["rerank_defaults"]["images_per_s"] / r["images_per_s"]
-        )  # fmt: skip
+        if name.startswith("unclip"):
+            reference = results.get("unclip", r)
+        elif "rerank" in name:
+            reference = results["rerank_defaults"]
+        else:
+            reference = default or r
+        ratio = reference["images_per_s"] / r["images_per_s"]
+        # the FLOPs counted are the DALL·E transformer's: no figure for the unCLIP pipeline
+        gflops = "-" if name.startswith("unclip") else f"{r['images_per_s'] * flops / 1e9:.0f}"
         print(f"| {name} | {r['images']} | {r['seconds']:.1f} | {r['images_per_s']:.2f} | "
-              f"{ratio:.2f}x | {r['images_per_s'] * flops / 1e9:.0f} |")  # fmt: skip
+              f"{ratio:.2f}x | {gflops} |")  # fmt: skip
     print(json.dumps(report))
 
 

@@ -128,6 +128,8 @@ def cases(f):
         (["eval", "clip", "--n", "-5"], "--n"),
         (["eval", "prior", "--prior-guidance", "nan"], "guidance"),
         (["eval", "clipscore", str(f.missing)], str(f.missing)),
+        (["eval", "editing", "--amount", "nan"], "--amount"),
+        (["eval", "editing", "--edits", "variations,warp"], "--edits"),
         # pipeline, embed
         (["pipeline", "assemble", str(f.folder), "--tokenizer", "shapes", "--vae", "shapes",
           "--transformer", "shapes"], "exists"),

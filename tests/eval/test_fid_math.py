@@ -62,4 +62,6 @@ def test_inception_score_bounds():
     uniform = np.full((20, 10), 0.1)  # every image the same spread: score 1
     assert fid.inception_score(uniform, splits=2) == pytest.approx((1.0, 0.0))
     confident = np.eye(10)[np.arange(20) % 10]  # sure, and all classes alike: score 10
-    assert fid.inception_score(confident, splits=2)[0] == pytest.approx(10.0)
+    assert fid.inception_score(confident, splits=1)[0] == pytest.approx(10.0)
+    # every split below the whole set's score: a split misses classes or holds them unevenly
+    assert fid.inception_score(confident, splits=4)[0] < 10.0

@@ -4,37 +4,18 @@ augmentation, both pipelines draw, and FID and IS are computed."""
 
 import json
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from dalle.cli import main
-from dalle.data.celeba import CELEBA_ATTRIBUTES
+from dalle.data.celeba import write_fake_celeba
 from dalle.models.inception import FIDInception
-
-
-def fake_celeba(root, n: int = 30):
-    images = root / "img_align_celeba"
-    images.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    rows, partition = [], []
-    for i in range(n):
-        name = f"{i + 1:06d}.jpg"
-        face = rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)
-        Image.fromarray(face).save(images / name, quality=90)
-        values = rng.choice(["1", "-1"], len(CELEBA_ATTRIBUTES))
-        rows.append(name + " " + " ".join(f"{v:>2}" for v in values))
-        partition.append(f"{name} {0 if i < n - 6 else 2}")
-    header = [str(n), " ".join(CELEBA_ATTRIBUTES)]
-    (root / "list_attr_celeba.txt").write_text("\n".join(header + rows) + "\n")
-    (root / "list_eval_partition.txt").write_text("\n".join(partition) + "\n")
-    return root
 
 
 @pytest.mark.slow
 def test_the_celeba128_recipe_end_to_end(tmp_path, capsys):
-    data = fake_celeba(tmp_path / "celeba")
+    data = write_fake_celeba(tmp_path / "celeba")
     runs = tmp_path / "runs"
     short = ["--steps", "2", "--batch-size", "4", "--checkpoint-every", "2", "--no-bf16",
              "--threads", "2", "--data", str(data)]  # fmt: skip

@@ -67,7 +67,7 @@ def test_two_processes_train_like_one(tiny_clip, tmp_path):
         torch.testing.assert_close(one[key], two[key], atol=1e-4, rtol=1e-3)
 
 
-def test_train_then_embed(tiny_clip, tmp_path, capsys):
+def test_train_then_embed(tiny_clip, tmp_path, capsys, monkeypatch):
     run_cli(tiny_clip, tmp_path / "run")
     pipe_dir = tmp_path / "run" / "pipeline"
     pipe = UnclipPipeline.from_pretrained(pipe_dir)
@@ -103,6 +103,14 @@ def test_train_then_embed(tiny_clip, tmp_path, capsys):
     with torch.no_grad():
         want = ranker.clip.encode_image(ranker.to_tensor(files)).numpy()
     np.testing.assert_allclose(pictures, want, atol=1e-5)  # sorted file-name order
+    # large inputs stream in batches: batches of 2 give the same arrays
+    from dalle.cli import embed_cmd
+
+    monkeypatch.setattr(embed_cmd, "BATCH", 2)
+    np.testing.assert_allclose(embed("--images", str(images)), pictures, atol=1e-6)
+    np.testing.assert_allclose(embed("--prompts", str(tmp_path / "prompts.txt")), text, atol=1e-6)
+    batched = embed("--prompts", str(tmp_path / "prompts.txt"), "--prior", "--seed", "3")
+    np.testing.assert_allclose(batched, prior, atol=1e-5)
     # the same unCLIP pipeline assembled again from its parts, byte for byte
     again = tmp_path / "again"
     assert main(["pipeline", "assemble", str(again), "--tokenizer", str(pipe_dir), "--clip",

@@ -154,6 +154,28 @@ def read_celeba_partition(path: Path) -> dict[str, int]:
     return partition
 
 
+def write_fake_celeba(root: str | os.PathLike, n: int = 30, n_test: int = 6) -> Path:
+    """A stand-in with CelebA's layout (``img_align_celeba/NNNNNN.jpg`` of 178 x 218 random
+    pixels, random attributes, the last ``n_test`` images in the ``test`` partition and the rest
+    in ``train``), to try the recipe's commands and to time its steps without the data set."""
+    root = Path(root)
+    images = root / "img_align_celeba"
+    images.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows, partition = [], []
+    for i in range(n):
+        name = f"{i + 1:06d}.jpg"
+        face = rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)
+        Image.fromarray(face).save(images / name, quality=90)
+        values = rng.choice(["1", "-1"], len(CELEBA_ATTRIBUTES))
+        rows.append(name + " " + " ".join(f"{v:>2}" for v in values))
+        partition.append(f"{name} {0 if i < n - n_test else 2}")
+    header = [str(n), " ".join(CELEBA_ATTRIBUTES)]
+    (root / "list_attr_celeba.txt").write_text("\n".join(header + rows) + "\n")
+    (root / "list_eval_partition.txt").write_text("\n".join(partition) + "\n")
+    return root
+
+
 def face_crop(image: Image.Image) -> Image.Image:
     """The centred square holding the face: 140 px of an aligned 178x218 image, (19, 39) offset."""
     width, height = image.size

@@ -9,8 +9,8 @@ format (``mu``, ``sigma``).
 - KID (Binkowski et al. 2018): the unbiased MMD^2 with the cubic polynomial kernel
   k(x, y) = (x.y / d + 1)^3, averaged over random subsets, as torch-fidelity computes it by
   default (100 subsets of 1,000, drawn by ``numpy.random.RandomState(2020)``); mean and std.
-- Inception Score (Salimans et al. 2016): exp(E_x KL(p(y|x) || p(y))), over ``splits`` splits in
-  order; mean and std.
+- Inception Score (Salimans et al. 2016): exp(E_x KL(p(y|x) || p(y))), over ``splits`` splits
+  of the shuffled rows, as torch-fidelity computes it by default; mean and std.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dalle.utils.io import atomic_path
 
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
-KID_SEED = 2020
+FIDELITY_SEED = 2020  # torch-fidelity's default rng_seed: KID subsets, IS shuffling
 
 
 def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -77,7 +77,7 @@ def kernel_inception_distance(
     features2: np.ndarray,
     subsets: int = KID_SUBSETS,
     subset_size: int = KID_SUBSET_SIZE,
-    seed: int = KID_SEED,
+    seed: int = FIDELITY_SEED,
 ) -> tuple[float, float]:
     """(mean, std) of the unbiased MMD^2 over ``subsets`` random subsets of ``subset_size``
     from each set (torch-fidelity's defaults and draw order)."""
@@ -99,14 +99,21 @@ def kernel_inception_distance(
     return float(values.mean()), float(values.std())
 
 
-def inception_score(probabilities: np.ndarray, splits: int = 10) -> tuple[float, float]:
-    """(mean, std) of exp(E KL(p(y|x) || p(y))) over ``splits`` consecutive splits of (N, C)
-    class probabilities."""
+def inception_score(
+    probabilities: np.ndarray, splits: int = 10, seed: int = FIDELITY_SEED
+) -> tuple[float, float]:
+    """(mean, std) of exp(E KL(p(y|x) || p(y))) over ``splits`` splits of (N, C) class
+    probabilities, drawn as torch-fidelity draws them by default: the rows shuffled by
+    ``numpy.random.RandomState(seed)``, split ``i`` holding rows ``i N // splits`` to
+    ``(i + 1) N // splits``."""
     p = np.asarray(probabilities, np.float64)
     if p.ndim != 2 or len(p) < splits or splits < 1:
         raise ValueError(f"need (N, C) probabilities with N >= splits ({splits}), got {p.shape}")
+    n = len(p)
+    p = p[np.random.RandomState(seed).permutation(n)]
     scores = []
-    for part in np.array_split(p, splits):
+    for i in range(splits):
+        part = p[i * n // splits : (i + 1) * n // splits]
         marginal = part.mean(axis=0, keepdims=True)
         kl = part * (np.log(np.clip(part, 1e-30, None)) - np.log(np.clip(marginal, 1e-30, None)))
         scores.append(np.exp(kl.sum(axis=1).mean()))

@@ -190,7 +190,7 @@ class AcceleratedTrainer:
         if self.config.grad_clip > 0:
             self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
-        self.ema.update(self.unwrapped)
+        self.ema.update(self.unwrapped, self.step)
         self.step += 1
         return {k: self.accelerator.reduce(v.detach(), "mean").item() for k, v in losses.items()}
 

@@ -1,0 +1,54 @@
+"""Is the unCLIP decoder or the prior what limits text -> image accuracy? Draw each validation
+prompt's scene, decode its *true* CLIP image embedding with the prompt as caption (then the
+upsampler), and score the result with the shapes scorer, one- and two-object apart.
+
+    python benchmarks/decoder_true_embeddings.py [--model shapes-unclip] [--n 64] [--guidance 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+from dalle.eval.shapes_scorer import score_image
+from dalle.pipelines.unclip_pipeline import UnclipPipeline
+from dalle.shapes.captions import parse_caption
+from dalle.shapes.prompts import evaluation_prompts
+from dalle.shapes.render import render_scene
+from dalle.shapes.sampling import scene_for_prompt
+from dalle.utils.device import use_bf16
+from dalle.utils.images import to_pil
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="shapes-unclip")
+    parser.add_argument("--n", type=int, default=64)
+    parser.add_argument("--prompts-seed", type=int, default=1, help="1: the validation prompts")
+    parser.add_argument("--guidance", type=float, default=3.0)
+    args = parser.parse_args()
+
+    pipe = UnclipPipeline.from_pretrained(args.model)
+    prompts = evaluation_prompts(args.n, args.prompts_seed, "users")
+    parsed = [parse_caption(p) for p in prompts]
+    scenes = [render_scene(scene_for_prompt(p, "diag", i)) for i, p in enumerate(parsed)]
+    images = torch.from_numpy(np.stack(scenes)).permute(0, 3, 1, 2).float() / 255
+    bf16 = use_bf16(None, pipe.device)
+    seeds = list(range(args.n))
+    small = pipe.decode(pipe.image_embeddings(images), prompts, seeds,
+                        pipe.decoder_settings(guidance=args.guidance), bf16)  # fmt: skip
+    drawn = pipe.upsample(small, seeds, None, bf16) if pipe.upsampler is not None else small
+    right = {"one_object": [], "two_objects": []}
+    for p, image in zip(parsed, to_pil(drawn)):
+        key = "one_object" if p.relation is None else "two_objects"
+        right[key].append(score_image(np.asarray(image), p).correct)
+    print(json.dumps({k: {"right": sum(v), "of": len(v)} for k, v in right.items()}))
+
+
+if __name__ == "__main__":
+    main()
