@@ -416,14 +416,11 @@ def _eval_editing(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
-    from dalle.eval.editing import editing_report
+    from dalle.eval.editing import check_edits, editing_report
     from dalle.pipelines.dalle_pipeline import DallePipeline
     from dalle.pipelines.unclip_pipeline import UnclipPipeline
 
-    known = ("variations", "text_diff", "inpaint", "interpolate")
-    edits = tuple(e.strip() for e in args.edits.split(",") if e.strip())
-    if not edits or any(e not in known for e in edits):
-        raise ValueError(f"--edits takes a comma-separated subset of {', '.join(known)}")
+    edits = check_edits(tuple(e.strip() for e in args.edits.split(",") if e.strip()))
     if not (math.isfinite(args.amount) and 0 <= args.amount <= 1):
         raise ValueError(f"--amount must be a number in [0, 1], got {args.amount}")
     pipe = UnclipPipeline.from_pretrained(args.model)

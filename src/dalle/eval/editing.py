@@ -34,6 +34,14 @@ from dalle.shapes.spec import COLOURS, RELATIONS, SHAPES, is_held_out
 PSNR_COPY_DB = 35.0  # a variation closer than this to its source counts as a copy
 MASK_MARGIN = 2  # pixels around the replaced object's box
 KEEP_TOLERANCE = 2  # levels a pixel outside the mask may move
+EDITS = ("variations", "text_diff", "inpaint", "interpolate")
+
+
+def check_edits(edits: tuple[str, ...]) -> tuple[str, ...]:
+    """``edits`` if it is a non-empty subset of ``EDITS``, else a ValueError naming them."""
+    if not edits or any(e not in EDITS for e in edits):
+        raise ValueError(f"--edits takes a comma-separated subset of {', '.join(EDITS)}")
+    return edits
 
 
 def _seen_object(rng: HashRandom) -> ObjectSpec:
@@ -102,13 +110,14 @@ def editing_report(
     amount: float = 0.5,
     dalle_pipe=None,
     bf16: bool | None = None,
-    edits: tuple[str, ...] = ("variations", "text_diff", "inpaint", "interpolate"),
+    edits: tuple[str, ...] = EDITS,
     on_prompt: Callable[[str], None] | None = None,
 ) -> dict:
     """The rates above for the unCLIP pipeline ``pipe`` (and inpainting for the DALL·E
     pipeline ``dalle_pipe`` too, when given), over ``editing_prompts(n_prompts, seed)``."""
     from dalle.utils.device import use_bf16
 
+    check_edits(edits)
     bf16 = use_bf16(bf16, pipe.device)
     prompts = editing_prompts(n_prompts, seed)
     sources = [
