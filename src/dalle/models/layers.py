@@ -33,6 +33,22 @@ def activation(name: Activation) -> nn.Module:
     raise ValueError(f"unknown activation {name!r}")
 
 
+def erf_gelu_for_bf16(model: nn.Module) -> nn.Module:
+    """Swap each tanh-approximated GELU of a bf16 model for the erf GELU, in place.
+
+    The two differ by at most 4.7e-4 (at |x| = 2.7, where a bf16 value's spacing is 1.6e-2), so
+    in bf16 the swap moves activations by far less than bf16 rounding does; on the CPU PyTorch's
+    tanh kernel is 5x slower (0.92 vs 0.19 ms for 512 x 1024 bf16 values, 2 threads), 12 % of a
+    bf16 sampling step of the shapes transformer. Only for bf16 copies: float32 keeps the
+    activation the model was trained with."""
+    for name, child in model.named_children():
+        if isinstance(child, nn.GELU) and child.approximate == "tanh":
+            setattr(model, name, nn.GELU())
+        else:
+            erf_gelu_for_bf16(child)
+    return model
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention through ``scaled_dot_product_attention``, with an optional
     key/value cache for decoding."""
@@ -74,12 +90,37 @@ class SelfAttention(nn.Module):
                 k, v = cache.prefix(layer, start + n)
         if sparse:  # a whole sequence from position 0
             y = mask.attend(q, k, v, dropout)
+        elif n == 1 and cache is not None and not isinstance(mask, str):
+            y = decode_attention(q, k, v, mask)
         else:
             causal = isinstance(mask, str) and mask == CAUSAL
             y = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=None if causal else mask, is_causal=causal, dropout_p=dropout
             )
         return self.out(y.to(x.dtype).transpose(1, 2).reshape(b, n, -1))  # y: (B, H, n, Dh)
+
+
+# Below this many keys a single query's attention is faster as two matrix products than through
+# the fused kernel (CPU, 2 threads, 256-512 rows x 4 heads of 64: 2.0 ms vs 3.1 ms in bf16 at 41
+# keys; the fused kernel wins in bf16 at 121); in float32 the matrix products won at every size
+# measured (1.2 vs 1.5 ms at 41 keys, 5.6 vs 8.5 ms at 121). Keys that are not one contiguous
+# block (a column layer's region of its cache) go to the fused kernel: the matrix product would
+# first copy them (3 ms at 512 rows). ``docs/benchmarks.md``.
+DECODE_MATMUL_MAX_KEYS_BF16 = 64
+
+
+def decode_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """One query per (row, head): (B, H, 1, Dh) against (B, H, m, Dh) keys, ``mask`` None or a
+    boolean (1, m) of the keys it may see. The softmax runs in float32 at least."""
+    many = q.dtype == torch.bfloat16 and k.shape[-2] > DECODE_MATMUL_MAX_KEYS_BF16
+    if many or not (k.is_contiguous() and v.is_contiguous()):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    scores = (q @ k.transpose(-1, -2)).float() * q.shape[-1] ** -0.5
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(dim=-1).to(v.dtype) @ v
 
 
 class Block(nn.Module):
