@@ -127,17 +127,35 @@ def test_edits_and_variations(server, tiny_unclip):
     events = list(client.images.edit(model=tiny_unclip.name, image=upload(source),
                                      mask=upload(mask), prompt="a red circle", stream=True))  # fmt: skip
     assert [e.type for e in events] == ["image_edit.completed"]
-    shapes_source = Image.new("RGB", (64, 64))
+    # streamed edits with previews: the decoder's estimate inside the mask, the source outside
+    events = list(client.images.edit(model=tiny_unclip.name, image=upload(source),
+                                     mask=upload(mask), prompt="a red circle", stream=True,
+                                     partial_images=2))  # fmt: skip
+    assert [e.type for e in events] == ["image_edit.partial_image"] * 2 + ["image_edit.completed"]
+    assert [e.partial_image_index for e in events[:2]] == [0, 1]
+    for event in events:
+        drawn = np.asarray(png(event.b64_json).convert("RGB"))
+        assert np.array_equal(drawn[keep], np.asarray(source)[keep])
+    shapes_source = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
     big_mask = Image.new("L", (64, 64), 0)
-    big_mask.paste(255, (10, 10, 30, 30))
+    big_mask.paste(255, (10, 10, 30, 30))  # white: repaint
     dalle_edit = client.images.edit(model="shapes", image=upload(shapes_source),
                                     mask=upload(big_mask), prompt="a red circle")  # fmt: skip
     assert png(dalle_edit.data[0].b64_json).size == (64, 64)
+    events = list(client.images.edit(model="shapes", image=upload(shapes_source),
+                                     mask=upload(big_mask), prompt="a red circle", stream=True,
+                                     partial_images=1))  # fmt: skip
+    assert [e.type for e in events] == ["image_edit.partial_image", "image_edit.completed"]
+    preview = np.asarray(png(events[0].b64_json).convert("RGB"))
+    outside = np.asarray(big_mask) == 0
+    assert np.array_equal(preview[outside], np.asarray(shapes_source)[outside])
+    assert preview[20:30, 10:30].max() == 0  # inside the mask, rows still to come are black
 
 
 def test_models_and_health(server, tiny_unclip):
-    ids = [m.id for m in server.client().models.list()]
-    assert ids == ["shapes", tiny_unclip.name, "dall-e-2"]
+    models = list(server.client().models.list())
+    assert [m.id for m in models] == ["shapes", tiny_unclip.name, "dall-e-2"]
+    assert [m.size for m in models] == ["64x64", "16x16", "16x16"]  # ours: the native size
     health = httpx.get(f"{server.base}/health").json()
     assert health["status"] == "ok"
 

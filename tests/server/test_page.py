@@ -74,3 +74,34 @@ def test_the_page_draws_images_and_says_what_went_wrong(browser, live, tmp_path)
     wait.until(ec.text_to_be_present_in_element((By.ID, "error"), "'prompt'"))
     assert "characters" in browser.find_element(By.ID, "error").text
     assert not browser.find_elements(By.CSS_SELECTOR, "#results .card")
+
+
+def test_an_uploaded_image_of_another_size_is_fitted_and_inpainted(browser, live, tmp_path):
+    from PIL import Image
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    photo = Image.new("RGB", (150, 90), (200, 40, 40))
+    photo.paste((30, 30, 220), (30, 0, 120, 90))  # the centred square is blue
+    path = tmp_path / "photo.png"
+    photo.save(path)
+    browser.get(live.base + "/")
+    wait = WebDriverWait(browser, 120)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
+    browser.find_element(By.ID, "upload").send_keys(str(path))
+    wait.until(lambda d: d.find_element(By.ID, "editor").is_displayed())
+    size = browser.execute_script("const c = document.getElementById('base'); return [c.width, c.height]")
+    assert size == [64, 64]  # the shapes pipeline's size, whatever the upload's
+    centre = browser.execute_script(
+        "return Array.from(document.getElementById('base').getContext('2d')"
+        ".getImageData(32, 32, 1, 1).data.slice(0, 3))"
+    )
+    assert abs(centre[0] - 30) < 8 and abs(centre[2] - 220) < 8  # the centred square, scaled
+    mask = browser.find_element(By.ID, "mask")
+    ActionChains(browser).move_to_element(mask).click_and_hold().move_by_offset(10, 5).release().perform()
+    browser.find_element(By.ID, "edit-prompt").clear()
+    browser.find_element(By.ID, "edit-prompt").send_keys("a red circle")
+    browser.find_element(By.ID, "inpaint").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results .card img")
+               or d.find_element(By.ID, "error").text)  # fmt: skip
+    assert browser.find_element(By.ID, "error").text == ""
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#results .card img")) >= 1

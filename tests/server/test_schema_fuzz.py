@@ -7,6 +7,8 @@ from dalle.server.models import ModelRegistry, load_model
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is a test dependency")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis.errors import Unsatisfiable  # noqa: E402
+from schemathesis import GenerationMode  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +34,18 @@ def test_no_input_gets_a_5xx(app):
 
         return check
 
-    for operation in schema.get_all_operations():
-        op = operation.ok()
-        checker(op.label, op.as_strategy())()
+    # inputs the schema allows, then inputs it forbids (wrong types, missing or extra fields,
+    # out-of-range numbers): both must be answered without a 5xx
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        for operation in schema.get_all_operations():
+            op = operation.ok()
+            try:
+                checker(f"{mode.value} {op.label}", op.as_strategy(mode))()
+            except Unsatisfiable:  # an operation without inputs has no invalid ones
+                assert mode == GenerationMode.NEGATIVE, op.label
     assert not failures, failures
     drawn = {label for label, status in statuses if status == 200}
-    assert any("generations" in label for label in drawn)  # valid requests were drawn too
+    assert any("positive" in label and "generations" in label for label in drawn)
+    refused = {label for label, status in statuses if 400 <= status < 500}
+    assert any("negative" in label and "generations" in label for label in refused)
+    assert any("negative" in label and "edits" in label for label in refused)

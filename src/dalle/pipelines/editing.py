@@ -304,10 +304,11 @@ class InpaintSettings:
 
 def _repaint(
     unet, model_fn, known: torch.Tensor, region: torch.Tensor, steps: int, resample: int,
-    seeds: Sequence[int],
+    seeds: Sequence[int], on_step: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """RePaint with DDIM (eta = 1, the DDPM posterior): ``known`` (B, 3, S, S) in [-1, 1] is kept
-    where ``region`` (S, S) is False. Returns (B, 3, S, S) in [-1, 1]."""
+    where ``region`` (S, S) is False. Returns (B, 3, S, S) in [-1, 1]. ``on_step(i, x0)``: the
+    model's estimate of the whole image at step ``i`` (its first pass), as in sampling."""
     c = unet.config
     device = known.device
     sampler = DDIMSampler(make_schedule(unet), c.prediction, eta=1.0, clip_x0=1.0)
@@ -326,7 +327,10 @@ def _repaint(
     for i, t in enumerate(ts):
         for r in range(resample):
             t_batch = torch.full((len(x),), t, dtype=torch.long, device=device)
-            x_next = sampler.step(model_fn(x, t_batch), t, x, generators)
+            out = model_fn(x, t_batch)
+            if on_step is not None and r == 0:
+                on_step(i, sampler.schedule.predict_x0(out, x, t_batch.cpu(), c.prediction))
+            x_next = sampler.step(out, t, x, generators)
             a_next = abar(ts[i + 1]) if i + 1 < len(ts) else 1.0
             if a_next < 1.0:
                 rows = torch.full((len(x),), a_next, dtype=torch.float64)
@@ -353,11 +357,13 @@ def inpaint_unclip(
     seed: int = 0,
     settings: InpaintSettings = InpaintSettings(),
     bf16: bool = False,
+    on_step: Callable[[int, torch.Tensor], None] | None = None,
 ) -> list[Image.Image]:
     """``image`` with ``region`` (H, W bool, True = repaint) drawn anew for ``prompt`` (which
     describes the whole result): the prior's embedding for the prompt conditions the decoder,
     which repaints at its size by resampling, then the upsampler at the output size the same
-    way; every pixel outside the region is the source's, exactly."""
+    way; every pixel outside the region is the source's, exactly. ``on_step(i, x0)``: the
+    decoder's estimate at each of its steps (in [-1, 1], at the decoder's size)."""
     _need_decoder(pipe)
     if pipe.prior is None:
         raise ValueError("inpainting from a prompt needs the pipeline's prior")
@@ -374,7 +380,7 @@ def inpaint_unclip(
     decoder_settings, upsampler_settings = settings.stages(pipe)
     model_fn = _decoder_fn(pipe, z, decoder_settings.guidance, bf16, [prompt] * num_images)
     small = _repaint(decoder, model_fn, known, small_region, decoder_settings.steps,
-                     settings.resample, [seed_of(s, 2) for s in seeds])  # fmt: skip
+                     settings.resample, [seed_of(s, 2) for s in seeds], on_step)  # fmt: skip
     drawn = (small.float().clamp(-1, 1) + 1) / 2
     if pipe.upsampler is not None:
         up = pipe.upsampler
@@ -403,6 +409,11 @@ def keep_outside(
     return out
 
 
+def touched_cells(region: torch.Tensor, grid: int) -> torch.Tensor:
+    """(grid, grid) bool: the token cells that any pixel of ``region`` (H, W) falls in."""
+    return F.adaptive_max_pool2d(region[None, None].float(), grid)[0, 0] > 0
+
+
 @torch.no_grad()
 def inpaint_dalle(
     pipe: DallePipeline,
@@ -413,21 +424,22 @@ def inpaint_dalle(
     seed: int = 0,
     settings=None,
     bf16: bool | None = None,
+    on_token: Callable[[int, torch.Tensor], None] | None = None,
 ) -> list[Image.Image]:
     """``image`` with ``region`` drawn anew for ``prompt``: the dVAE tokens of cells the region
     does not touch are kept, the others sampled in raster order (each seeing the tokens above
-    and to its left), then decoded; every pixel outside the region is the source's, exactly."""
+    and to its left), then decoded; every pixel outside the region is the source's, exactly.
+    ``on_token(k, tokens)`` as in sampling: token ``k`` is final."""
     size = pipe.vae.config.image_size
     if image.size != (size, size) or tuple(region.shape) != (size, size):
         raise ValueError(f"this pipeline inpaints {size} x {size} images; got {image.size}")
-    grid = pipe.transformer.config.image_grid
-    cells = F.adaptive_max_pool2d(region[None, None].float(), grid)[0, 0] > 0  # touched cells
-    keep = ~cells.flatten()
+    keep = ~touched_cells(region, pipe.transformer.config.image_grid).flatten()
     known = pipe.image_tokens(image).expand(num_images, -1)
     seeds = [image_seed(seed, 0, j) for j in range(num_images)]
     settings = settings if settings is not None else pipe.defaults
     tokens = pipe.generate_tokens(
-        [prompt] * num_images, seeds, settings, known=known, keep=keep, bf16=bf16
+        [prompt] * num_images, seeds, settings, known=known, keep=keep, bf16=bf16,
+        on_token=on_token,
     )
     return keep_outside(image, pipe.decode(tokens, bf16), region)
 
@@ -442,14 +454,17 @@ def inpaint(
     settings: InpaintSettings | None = None,
     bf16: bool | None = None,
     sampling=None,
+    on_progress: Callable[[int, torch.Tensor], None] | None = None,
 ) -> list[Image.Image]:
     """Inpainting with either pipeline: ``settings`` are unCLIP's (None: its defaults),
-    ``sampling`` DALL·E's ``SamplingSettings`` (None: its defaults)."""
+    ``sampling`` DALL·E's ``SamplingSettings`` (None: its defaults). ``on_progress`` is the
+    pipeline's own progress hook: unCLIP's ``on_step(i, x0)``, DALL·E's ``on_token(k, tokens)``."""
     if isinstance(pipe, UnclipPipeline):
         from dalle.utils.device import use_bf16
 
         return inpaint_unclip(pipe, image, region, prompt, num_images, seed,
-                              settings or InpaintSettings(), use_bf16(bf16, pipe.device))  # fmt: skip
+                              settings or InpaintSettings(), use_bf16(bf16, pipe.device),
+                              on_progress)  # fmt: skip
     if settings is not None and settings != InpaintSettings():
         raise ValueError("steps, guidance and resampling are unCLIP inpainting's settings")
-    return inpaint_dalle(pipe, image, region, prompt, num_images, seed, sampling, bf16)
+    return inpaint_dalle(pipe, image, region, prompt, num_images, seed, sampling, bf16, on_progress)

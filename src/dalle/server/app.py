@@ -382,8 +382,9 @@ def create_app(
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
-        data = [{"id": name, "object": "model", "created": 0, "owned_by": "dalle"}
-                for name in registry.names()]  # fmt: skip
+        # "size" is ours (the pipeline's native size, what edits need; the page reads it)
+        data = [{"id": name, "object": "model", "created": 0, "owned_by": "dalle",
+                 "size": registry.get(name).size_text} for name in registry.names()]  # fmt: skip
         return {"object": "list", "data": data}
 
     @app.get("/v1/images/files/{key}.png")
@@ -425,7 +426,8 @@ def create_app(
         image = await _upload(form, ("image", "image[]"), "image")
         region = await _mask_region(form, image, req.model)
         text = _png_text(req, edit="inpainting")
-        job = Job(key=None, images=req.n, run=lambda: _inpaint(req, image, region))
+        job = Job(key=None, images=req.n)  # previews, when streamed, set job.on_partial first
+        job.run = lambda: _inpaint(req, image, region, job.on_partial)
         if req.stream:
             return _stream(request, req, job, text, "image_edit")
         return await _respond(request, req, await _run(request, job), text)
@@ -549,7 +551,7 @@ def _generation_job(req: ImageRequest, settings: dict[str, Any]) -> Job:
         return Job(key=None, images=req.n, run=rerank)
 
     def draw(prompts, seeds, on_partial):
-        previews = _previews(req, on_partial, len(prompts)) if on_partial else None
+        previews = _previews(req, on_partial) if on_partial else None
         if kind == "DallePipeline":
             return pipe.draw_pixels(prompts, seeds, on_token=previews, **settings)  # type: ignore[attr-defined]
         return pipe.draw_pixels(prompts, seeds, on_step=previews, **settings)  # type: ignore[attr-defined]
@@ -563,26 +565,47 @@ def _marks(total: int, count: int) -> dict[int, int]:
     return {round(total * (i + 1) / (count + 1)) - 1: i for i in range(count)}
 
 
-def _previews(req: ImageRequest, on_partial, batch: int):
+def _previews(req: ImageRequest, on_partial, source: Image.Image | None = None, region=None):
     """A pipeline callback that hands ``req.partial_images`` previews to ``on_partial``: for
     DALL·E the rows of tokens drawn so far (decoded; rows to come black), for unCLIP the
-    decoder's estimate of the image at that step."""
+    decoder's estimate of the image at that step. For an edit (``source`` and its ``region``,
+    True = repainted) the source's pixels stand outside the region, as in the result."""
+    import numpy as np
     import torch
     import torch.nn.functional as F
 
     from dalle.utils.images import to_pil
 
     pipe, count, size = req.model.pipeline, req.partial_images, req.model.size
+    outside = None
+    if source is not None:
+        outside = ~region.bool()  # (H, W)
+        kept = torch.from_numpy(np.array(source.convert("RGB"))).permute(2, 0, 1) / 255
+
+    def send(index: int, pixels: torch.Tensor, todo: torch.Tensor | None) -> None:
+        """(B, 3, size, size) pixels in [0, 1]; ``todo`` (size, size): not drawn yet (black)."""
+        if todo is not None:
+            pixels[:, :, todo] = 0
+        if outside is not None:
+            pixels = torch.where(outside, kept, pixels)
+        on_partial(index, to_pil(pixels))
+
     if req.model.kind == "DallePipeline":
+        from dalle.pipelines.editing import touched_cells
+
         grid = pipe.transformer.config.image_grid  # type: ignore[attr-defined]
-        marks = _marks(grid * grid, count)
+        drawn = torch.ones(grid * grid, dtype=torch.bool)  # the tokens sampled, in raster order
+        if region is not None:
+            drawn = touched_cells(region, grid).flatten()
+        order = drawn.nonzero().flatten().tolist()
+        marks = {order[j]: i for j, i in _marks(len(order), count).items()}
 
         def on_token(k: int, tokens: torch.Tensor) -> None:
-            if k in marks:
-                rows = (k + 1) // grid
-                pixels = pipe.decode_pixels(tokens.clone())  # type: ignore[attr-defined]
-                pixels[:, :, rows * (size // grid) :] = 0
-                on_partial(marks[k], to_pil(pixels.cpu()))
+            if k in marks:  # black: the tokens still to be drawn after token k
+                later = drawn & (torch.arange(grid * grid) > k)
+                todo = later.view(1, 1, grid, grid).float()
+                todo = F.interpolate(todo, size=size, mode="nearest")[0, 0].bool()
+                send(marks[k], pipe.decode_pixels(tokens.clone()).float().cpu(), todo)  # type: ignore[attr-defined]
 
         return on_token
     steps = pipe.decoder_settings(steps=req.steps).steps  # type: ignore[attr-defined]
@@ -591,7 +614,7 @@ def _previews(req: ImageRequest, on_partial, batch: int):
     def on_step(i: int, x0: torch.Tensor) -> None:
         if i in marks:
             pixels = ((x0.float().clamp(-1, 1) + 1) / 2).cpu()
-            on_partial(marks[i], to_pil(F.interpolate(pixels, size=size, mode="nearest")))
+            send(marks[i], F.interpolate(pixels, size=size, mode="nearest"), None)
 
     return on_step
 
@@ -638,16 +661,18 @@ async def _mask_region(form: dict[str, Any], image: Image.Image, model: ServedMo
         raise APIError(400, f"'mask': {e}", "mask") from None
 
 
-def _inpaint(req: ImageRequest, image: Image.Image, region) -> list[Image.Image]:
+def _inpaint(req: ImageRequest, image: Image.Image, region, on_partial=None) -> list[Image.Image]:
     from dalle.pipelines import editing
 
+    previews = _previews(req, on_partial, image, region) if on_partial else None
     settings, sampling = None, None
     if req.model.kind == "UnclipPipeline":
         settings = editing.InpaintSettings(steps=req.steps, guidance=req.guidance)
     else:
         sampling = req.model.pipeline.settings(guidance=req.guidance)  # type: ignore[attr-defined]
     return editing.inpaint(req.model.pipeline, image.convert("RGB"), region, req.prompt,  # type: ignore[arg-type]
-                           req.n, req.seed, settings, sampling=sampling)  # fmt: skip
+                           req.n, req.seed, settings, sampling=sampling,
+                           on_progress=previews)  # fmt: skip
 
 
 def _vary(req: ImageRequest, image: Image.Image) -> list[Image.Image]:
