@@ -59,4 +59,5 @@ def test_the_report_on_the_bundled_pipelines_counts_every_edit_and_keeps_the_unm
         "inpaint_dalle_kept": 3, "interpolation_ends": 4,
     }  # fmt: skip
     assert report["inpaint_unclip_kept"] == 1.0 and report["inpaint_dalle_kept"] == 1.0
+    assert report["inpaint_method"] == ("mask" if pipe.decoder.config.inpaint else "repaint")
     assert all(0 <= report[k] <= 1 for k in report["counts"])

@@ -104,6 +104,35 @@ def test_inpainting_keeps_every_pixel_outside_the_mask(tiny_unclip):
         E.inpaint_unclip(pipe, picture(2, 20), torch.zeros(20, 20, dtype=torch.bool), "x")
 
 
+def test_inpainting_with_a_decoder_trained_to_read_a_mask(tiny_unclip):
+    from dalle.models.unet import UNet
+
+    pipe = UnclipPipeline.from_pretrained(tiny_unclip)
+    region = torch.zeros(16, 16, dtype=torch.bool)
+    region[3:9, 5:12] = True
+    fast = E.InpaintSettings(steps=5, upsampler_steps=3, resample=2)
+    assert fast.resolved_method(pipe) == "repaint"
+    with pytest.raises(ValueError, match="not trained to inpaint"):
+        E.inpaint_unclip(pipe, picture(2), region, "x", settings=E.InpaintSettings(method="mask"))
+    with pytest.raises(ValueError, match="method must be one of"):
+        E.InpaintSettings(method="blend")
+    pipe.decoder = UNet.inpainting_from(pipe.decoder)
+    assert fast.resolved_method(pipe) == "mask"
+    seen = []
+    drawn = E.inpaint_unclip(pipe, picture(2), region, "a red circle", 2, settings=fast,
+                             on_step=lambda i, x0: seen.append((i, tuple(x0.shape))))  # fmt: skip
+    assert seen == [(i, (2, 3, 8, 8)) for i in range(5)]  # the pipeline's sampler, no resampling
+    src = np.asarray(picture(2))
+    for image in drawn:
+        out = np.asarray(image)
+        assert np.array_equal(out[~region.numpy()], src[~region.numpy()])
+        assert not np.array_equal(out[region.numpy()], src[region.numpy()])
+    # the same decoder by resampling, when asked
+    again = E.inpaint_unclip(pipe, picture(2), region, "a red circle", 1,
+                             settings=E.InpaintSettings(5, None, 3, 2, "repaint"))  # fmt: skip
+    assert np.array_equal(np.asarray(again[0])[~region.numpy()], src[~region.numpy()])
+
+
 def test_dalle_inpainting_keeps_the_untouched_tokens_and_pixels():
     from dalle.pipelines.dalle_pipeline import DallePipeline
     from dalle.shapes.dataset import shapes_example
@@ -149,6 +178,7 @@ def test_the_editing_commands(tiny_unclip, tmp_path, capsys):
     keep = np.asarray(mask)[:, :, 3] != 0
     assert np.array_equal(got[keep], np.asarray(picture(0))[keep])
     assert Image.open(out / "0000_01.png").text["mask"] == str(tmp_path / "mask.png")
+    assert Image.open(out / "0000_01.png").text["method"] == "repaint"  # a plain decoder
     capsys.readouterr()
     Image.new("L", (16, 16), 0).save(tmp_path / "empty.png")
     picture(3, 20).save(tmp_path / "big.png")
@@ -163,6 +193,10 @@ def test_the_editing_commands(tiny_unclip, tmp_path, capsys):
         (["inpaint", str(a), "x", "--mask", str(tmp_path / "small.png")], "must match"),
         (["inpaint", str(tmp_path / "fake.png"), "x", "--mask", str(a)], "not an image"),
         (["inpaint", str(a), " ", "--mask", str(tmp_path / "mask.png")], "prompt is empty"),
+        (
+            ["inpaint", str(a), "x", "--mask", str(tmp_path / "mask.png"), "--method", "mask"],
+            "not trained to inpaint",
+        ),  # fmt: skip
         (["edit", str(a), "--from", "x", "--to", "y", "--amount", "2"], "--amount"),
         (["vary", str(a), "--eta", "nan"], "eta"),
         (

@@ -89,7 +89,9 @@ def test_an_uploaded_image_of_another_size_is_fitted_and_inpainted(browser, live
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
     browser.find_element(By.ID, "upload").send_keys(str(path))
     wait.until(lambda d: d.find_element(By.ID, "editor").is_displayed())
-    size = browser.execute_script("const c = document.getElementById('base'); return [c.width, c.height]")
+    size = browser.execute_script(
+        "const c = document.getElementById('base'); return [c.width, c.height]"
+    )
     assert size == [64, 64]  # the shapes pipeline's size, whatever the upload's
     centre = browser.execute_script(
         "return Array.from(document.getElementById('base').getContext('2d')"
@@ -97,7 +99,9 @@ def test_an_uploaded_image_of_another_size_is_fitted_and_inpainted(browser, live
     )
     assert abs(centre[0] - 30) < 8 and abs(centre[2] - 220) < 8  # the centred square, scaled
     mask = browser.find_element(By.ID, "mask")
-    ActionChains(browser).move_to_element(mask).click_and_hold().move_by_offset(10, 5).release().perform()
+    ActionChains(browser).move_to_element(mask).click_and_hold().move_by_offset(
+        10, 5
+    ).release().perform()
     browser.find_element(By.ID, "edit-prompt").clear()
     browser.find_element(By.ID, "edit-prompt").send_keys("a red circle")
     browser.find_element(By.ID, "inpaint").click()

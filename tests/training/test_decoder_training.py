@@ -8,7 +8,7 @@ from PIL import Image
 from dalle.cli import main
 from dalle.data import open_dataset
 from dalle.data.base import SkipReport
-from dalle.models.unet import UNetConfig
+from dalle.models.unet import UNet, UNetConfig
 from dalle.pipelines.clip_ranker import ClipRanker
 from dalle.pipelines.unclip_pipeline import (
     DecoderSettings,
@@ -22,6 +22,7 @@ from dalle.training.decoder_trainer import (
     DecoderTrainer,
     UpsamplerTrainConfig,
     UpsamplerTrainer,
+    random_boxes,
 )
 from dalle.training.encoded_data import EncodedBatches, clip_image_embeddings, load_cache
 from dalle.utils.images import area_resize
@@ -63,13 +64,13 @@ def test_a_tiny_decoder_learns(tiny_clip, tmp_path):
 
 
 class ColourBatches:
-    """Solid red or blue 16 x 16 images captioned with their colour; the CLIP embeddings zero
-    (so only the caption can tell the colour)."""
+    """Solid red or blue 16 x 16 images captioned with their colour (or, with ``say=False``,
+    all "a picture"); the CLIP embeddings zero (so only the caption can tell the colour)."""
 
     report = SkipReport()
 
-    def __init__(self, dim: int):
-        self.dim = dim
+    def __init__(self, dim: int, say: bool = True):
+        self.dim, self.say = dim, say
 
     def __call__(self, start_step: int, position=None):
         g = torch.Generator().manual_seed(start_step)
@@ -79,6 +80,7 @@ class ColourBatches:
                                  torch.tensor([0.1, 0.1, 0.9]))  # fmt: skip
             images = colour[:, :, None, None].expand(16, 3, 16, 16).clone()
             captions = ["a red picture" if r else "a blue picture" for r in red.tolist()]
+            captions = captions if self.say else ["a picture"] * 16
             yield images, torch.zeros(16, self.dim), captions
 
 
@@ -110,6 +112,77 @@ def test_a_tiny_decoder_learns_to_read_its_caption(tiny_clip, tmp_path):
 
     swapped = ["a blue picture" if "red" in c else "a red picture" for c in captions]
     assert loss(captions) < 0.7 * loss(swapped), (loss(captions), loss(swapped))
+
+
+def test_random_boxes():
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(random_boxes(5, 32, g, 0.0), torch.ones(5, 1, 32, 32))
+    boxes = random_boxes(200, 32, g, 1.0)
+    for box in boxes[:, 0]:
+        rows, cols = box.any(1).nonzero().flatten(), box.any(0).nonzero().flatten()
+        h, w = len(rows), len(cols)
+        assert 4 <= h <= 24 and 4 <= w <= 24  # an eighth to three quarters of the side
+        assert box.sum() == h * w  # one rectangle, zero outside
+        assert torch.equal(rows, torch.arange(rows[0], rows[0] + h))
+    some = random_boxes(400, 32, g, 0.25)
+    assert 0.15 < (some.mean((1, 2, 3)) < 1).float().mean() < 0.35
+
+
+def test_an_inpainting_decoder_starts_as_its_plain_decoder_and_learns_to_read_the_known_pixels(
+    tiny_clip, tmp_path
+):
+    torch.set_num_threads(1)
+    ranker = ClipRanker.from_pretrained(tiny_clip)
+    torch.manual_seed(0)
+    plain = UNet(decoder_config(ranker))
+    for p in plain.parameters():  # zero-initialised output layers would hide any difference
+        p.data.add_(0.05 * torch.randn_like(p))
+    model = UNet.inpainting_from(plain)
+    assert model.config.inpaint and model.input.weight.shape[1] == 7
+    g = torch.Generator().manual_seed(1)
+    x, t = torch.randn(3, 3, 8, 8, generator=g), torch.tensor([5, 50, 90])
+    z = torch.randn(3, ranker.clip.config.embed_dim, generator=g)
+    ids, mask = caption_ids(ranker.tokenizer, ["a", "b", "c"], ranker.clip.config.text_seq_len)
+    known, draw = torch.rand(3, 3, 8, 8, generator=g), (torch.rand(3, 1, 8, 8, generator=g) > 0.5)
+    with torch.no_grad():
+        expected = plain(x, t, z, ids, mask)
+        torch.testing.assert_close(model(x, t, z, ids, mask), expected)
+        torch.testing.assert_close(model(x, t, z, ids, mask, known=known, draw=draw), expected)
+    with pytest.raises(ValueError, match="both"):
+        model(x, t, z, ids, mask, known=known)
+    with pytest.raises(ValueError, match="does not inpaint"):
+        plain(x, t, z, ids, mask, known=known, draw=draw)
+
+    # trained on solid red or blue pictures, all captioned "a picture", the outside of a box
+    # is the only clue to the colour inside it
+    config = DecoderTrainConfig(
+        unet="decoder-tiny", steps=150, batch_size=16, lr=3e-3, warmup_steps=10, bf16=False,
+        checkpoint_every=10**6, sample_every=10**6, ema_decay=0.9, inpaint_prob=1.0,
+    )  # fmt: skip
+    batches = ColourBatches(ranker.clip.config.embed_dim, say=False)
+    with pytest.raises(ValueError, match="inpainting U-Net"):
+        DecoderTrainer(decoder_config(ranker), config, tmp_path, ranker.clip, ranker.tokenizer,
+                       batches)  # fmt: skip
+    trainer = DecoderTrainer(decoder_config(ranker).replace(inpaint=True), config, tmp_path,
+                             ranker.clip, ranker.tokenizer, batches)  # fmt: skip
+    trainer.train()
+    images, embeds, captions = next(batches(10**6))
+    x0 = area_resize(images, 8) * 2 - 1
+    t = torch.randint(40, 90, (16,), generator=g)  # noisy enough that the colour is unclear
+    noise = torch.randn(x0.shape, generator=g)
+    x_t = trainer.schedule.add_noise(x0, noise, t)
+    target = trainer.schedule.target(x0, noise, t, "v")
+    box = torch.zeros(16, 1, 8, 8)
+    box[:, :, 2:6, 2:6] = 1
+    ids, mask = caption_ids(ranker.tokenizer, captions, ranker.clip.config.text_seq_len)
+
+    def loss(known):
+        with torch.no_grad():
+            out = trainer.unwrapped(x_t, t, embeds, ids, mask, known=known, draw=box)
+        return torch.nn.functional.mse_loss(out[:, :, 2:6, 2:6], target[:, :, 2:6, 2:6]).item()
+
+    swapped = x0.flip(1)  # red <-> blue outside the box
+    assert loss(x0) < 0.7 * loss(swapped), (loss(x0), loss(swapped))
 
 
 def test_a_tiny_upsampler_learns_and_sharpens(tmp_path):
@@ -312,3 +385,19 @@ def test_options_are_checked_before_loading_or_deleting(tiny_unclip, tmp_path, c
                  str(tiny_unclip), "--out", str(out), "--replace"])  # fmt: skip
     assert code == 2 and "needs a DALL·E pipeline" in capsys.readouterr().err
     assert (out / "0000_00.png").exists()
+
+
+def test_train_decoder_inpaint_from_a_pipeline_s_decoder(tiny_clip, tiny_unclip, tmp_path):
+    out = tmp_path / "inpaint"
+    assert main(["train", "decoder", "--preset", "decoder-tiny", "--clip", str(tiny_clip),
+                 "--init", str(tiny_unclip), "--inpaint-prob", "0.5", "--steps", "4",
+                 "--no-bf16", "--threads", "1", "--out", str(out)]) == 0  # fmt: skip
+    plain = UNet.from_pretrained(tiny_unclip, part="decoder")
+    trained = UNet.from_pretrained(out / "decoder")
+    assert trained.config == plain.config.replace(inpaint=True)
+    weight = trained.input.weight
+    assert weight[:, 3:].abs().max() > 0  # the extra channels started at zero and moved
+    # 4 steps from the pipeline's decoder: its other weights moved a little, not from scratch
+    assert (weight[:, :3] - plain.input.weight).abs().max() < 0.1
+    assert main(["train", "decoder", "--preset", "decoder-tiny", "--clip", str(tiny_clip),
+                 "--inpaint-prob", "1.5", "--out", str(tmp_path / "bad")]) == 2  # fmt: skip

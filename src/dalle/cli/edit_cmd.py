@@ -116,7 +116,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             "OUT/0000_{image:02d}.png. Mask convention of the OpenAI Images API: in a mask with "
             "alpha, fully transparent pixels mark the region; in one without, white pixels. The "
             "mask must be the image's size, and the image the pipeline's. unCLIP pipelines "
-            "repaint by resampling (RePaint) at the decoder's and the upsampler's sizes; DALL·E "
+            "repaint with a decoder trained to read the known pixels and the mask (--method "
+            "mask, GLIDE's way, the default when the decoder was trained so) or by resampling "
+            "(--method repaint, RePaint, any decoder) at the decoder's size, then by resampling "
+            "at the upsampler's; DALL·E "
             "pipelines (--model shapes) keep the image tokens the mask does not touch and sample "
             "the others in raster order, each seeing the kept tokens above and to its left only."
         ),
@@ -128,6 +131,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     inpaint.add_argument(
         "--resample", type=positive_int, default=None,
         help="unCLIP: RePaint resampling per step (default 3)",
+    )  # fmt: skip
+    inpaint.add_argument(
+        "--method", choices=("mask", "repaint"), default=None,
+        help="unCLIP: how the decoder repaints (default: mask if the decoder was trained to "
+        "inpaint, else repaint)",
     )  # fmt: skip
     inpaint.add_argument("--out", default="inpainted", help="output folder (default inpainted)")
     _common(inpaint)
@@ -266,18 +274,19 @@ def _inpaint(args: argparse.Namespace) -> int:
             f"{args.image} is {image.size[0]} x {image.size[1]}; {args.model} inpaints {size} x "
             f"{size} images (every pixel outside the mask is kept, so it is not resized)"
         )
-    unclip_only = (args.decoder_steps, args.decoder_guidance, args.resample)
+    unclip_only = (args.decoder_steps, args.decoder_guidance, args.resample, args.method)
     if kind == "DallePipeline" and any(v is not None for v in unclip_only):
-        raise ValueError("--decoder-* and --resample are unCLIP's; this is a DALL·E pipeline")
+        raise ValueError("--decoder-*, --resample and --method are unCLIP's; this is a DALL·E "
+                         "pipeline")  # fmt: skip
     settings = InpaintSettings(args.decoder_steps, args.decoder_guidance, None,
-                               args.resample or InpaintSettings.resample)  # fmt: skip
+                               args.resample or InpaintSettings.resample, args.method)  # fmt: skip
     if args.replace:
         clear_earlier_run(out, lambda n: n in names)
     if kind == "UnclipPipeline":
         pipe = _unclip(args)
         decoder, _ = settings.stages(pipe)
-        described = {"resample": settings.resample, "decoder_steps": decoder.steps,
-                     "decoder_guidance": decoder.guidance}  # fmt: skip
+        described = {"method": settings.resolved_method(pipe), "resample": settings.resample,
+                     "decoder_steps": decoder.steps, "decoder_guidance": decoder.guidance}  # fmt: skip
     else:
         from dalle.pipelines.dalle_pipeline import DallePipeline
         from dalle.utils.device import use_bf16

@@ -170,6 +170,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="variations per scene (default 2)")  # fmt: skip
     editing.add_argument("--amount", type=float, default=0.5,
                          help="text-diff slerp amount in [0, 1] (default 0.5)")  # fmt: skip
+    editing.add_argument("--inpaint-method", choices=("mask", "repaint"), default=None,
+                         help="how the unCLIP decoder inpaints (default: mask if it was "
+                         "trained to, else repaint)")  # fmt: skip
     editing.add_argument("--edits", default="variations,text_diff,inpaint,interpolate",
                          help="comma-separated subset to measure")  # fmt: skip
     editing.add_argument("--json", action="store_true", help="print the report as one JSON line")
@@ -427,7 +430,8 @@ def _eval_editing(args: argparse.Namespace) -> int:
     dalle_pipe = DallePipeline.from_pretrained(args.dalle_model) if args.dalle_model else None
     with tqdm(desc="editing", unit="edit") as bar:
         report = editing_report(pipe, args.n, args.prompts_seed, args.num_variations, args.amount,
-                                dalle_pipe, edits=edits, on_prompt=lambda _: bar.update(1))  # fmt: skip
+                                dalle_pipe, edits=edits, on_prompt=lambda _: bar.update(1),
+                                inpaint_method=args.inpaint_method)  # fmt: skip
     if args.json:
         print(json.dumps(report))
         return 0

@@ -39,6 +39,18 @@ def register(train_sub: argparse._SubParsersAction) -> None:
     add_run_arguments(p, sorted(DecoderTrainConfig.presets), out="runs/decoder")
     p.add_argument("--clip", default=None, help="the frozen CLIP (default: the preset's, shapes)")
     p.add_argument("--unet", default=None, help="U-Net preset (default: the preset's)")
+    p.add_argument(
+        "--inpaint-prob", type=float, default=None, metavar="P",
+        help="train an inpainting decoder (GLIDE): this fraction of the samples gets the image "
+        "outside a random rectangle as input, the rest nothing (plain drawing); default 0, "
+        "a plain decoder",
+    )  # fmt: skip
+    p.add_argument(
+        "--init", default=None, metavar="NAME_OR_DIR",
+        help="start from this decoder's weights (a decoder folder, or the decoder of a pipeline "
+        "or bundled name) instead of a random initialisation; a plain decoder starts an "
+        "inpainting one with its extra input channels at zero",
+    )  # fmt: skip
     p.set_defaults(func=_train_decoder)
 
     u = train_sub.add_parser(
@@ -88,7 +100,7 @@ def _train_decoder(args: argparse.Namespace) -> int:
         )
     model_config = base.replace(
         embed_dim=clip.embed_dim, num_text_tokens=clip.num_text_tokens,
-        text_seq_len=clip.text_seq_len,
+        text_seq_len=clip.text_seq_len, inpaint=base.inpaint or config.inpaint_prob > 0,
     )  # fmt: skip
     dataset = open_training_data(config, clip.image_size)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,9 +110,22 @@ def _train_decoder(args: argparse.Namespace) -> int:
     trainer = DecoderTrainer(
         model_config, config, out, ranker.clip, ranker.tokenizer, batches, accelerator
     )
+
+    def init() -> None:  # a new run (or one killed before its first checkpoint) starts here
+        from dalle.folders import INDEX_FILE, part_path, resolve
+        from dalle.models.unet import UNet
+
+        part = "decoder" if (resolve(args.init) / INDEX_FILE).is_file() else None
+        start = UNet.from_pretrained(args.init, accelerator.device, part=part)
+        if model_config.inpaint and not start.config.inpaint:
+            start = UNet.inpainting_from(start)
+        trainer.init_from(start)
+        print(f"initialised from {part_path(args.init, 'UNet', part)}")
+
     run_trainer(
         trainer, args, config, model_config, out, "decoder",
         lambda s: {"loss": f"{s.loss:.4f}", "lr": f"{s.lr:.1e}"},
+        init=init if args.init else None,
     )  # fmt: skip
     return 0
 

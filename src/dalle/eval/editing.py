@@ -112,9 +112,11 @@ def editing_report(
     bf16: bool | None = None,
     edits: tuple[str, ...] = EDITS,
     on_prompt: Callable[[str], None] | None = None,
+    inpaint_method: str | None = None,
 ) -> dict:
     """The rates above for the unCLIP pipeline ``pipe`` (and inpainting for the DALL·E
-    pipeline ``dalle_pipe`` too, when given), over ``editing_prompts(n_prompts, seed)``."""
+    pipeline ``dalle_pipe`` too, when given), over ``editing_prompts(n_prompts, seed)``;
+    ``inpaint_method`` as in ``editing.InpaintSettings`` (None: the decoder's own)."""
     from dalle.utils.device import use_bf16
 
     check_edits(edits)
@@ -125,6 +127,7 @@ def editing_report(
         for i, p in enumerate(prompts)
     ]
     rng = HashRandom("shapes-editing-changes", seed)
+    inpainting = editing.InpaintSettings(method=inpaint_method)
     rates = {k: Rate() for k in ("variation_keeps_caption", "variation_not_copy", "text_diff",
                                  "inpaint_unclip", "inpaint_unclip_kept", "inpaint_dalle",
                                  "inpaint_dalle_kept", "interpolation_ends")}  # fmt: skip
@@ -164,6 +167,7 @@ def editing_report(
             target = recoloured(prompt, index, rng)
             for name, p in pipes:
                 (image,) = editing.inpaint(p, source, region, target.canonical(), 1, seed,
+                                           inpainting if name == "unclip" else None,
                                            bf16=bf16)  # fmt: skip
                 out, src = np.asarray(image, np.int16), np.asarray(source, np.int16)
                 outside = ~region.numpy()
@@ -183,4 +187,6 @@ def editing_report(
     report = {k: r.value() for k, r in rates.items()}
     report["counts"] = {k: r.total for k, r in rates.items()}
     report.update(n_prompts=n_prompts, seed=seed, num_variations=num_variations, amount=amount)
+    if "inpaint" in edits:
+        report["inpaint_method"] = inpainting.resolved_method(pipe)
     return report

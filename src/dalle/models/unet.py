@@ -50,6 +50,7 @@ class UNetConfig(Config):
     text_heads: int = 4
     low_res_channels: int = 0  # upsampler: channels of the low-resolution image
     low_res_size: int = 0  # upsampler: the size it upsamples from (the decoder's)
+    inpaint: bool = False  # GLIDE's inpainting input: the known pixels and a mask, 4 channels
 
     def __post_init__(self) -> None:
         levels = [self.image_size // 2**i for i in range(len(self.channel_mults))]
@@ -198,7 +199,8 @@ class UNet(PretrainedMixin, nn.Module):
             self.text = TextEncoder(c)
             self.null_text = nn.Parameter(torch.zeros(c.text_seq_len, c.text_dim))
             context_dim = c.context_dim
-        self.input = nn.Conv2d(c.in_channels + c.low_res_channels, c.base_channels, 3, padding=1)
+        inputs = c.in_channels + c.low_res_channels + (c.in_channels + 1 if c.inpaint else 0)
+        self.input = nn.Conv2d(inputs, c.base_channels, 3, padding=1)
         widths, ch, size = [c.base_channels], c.base_channels, c.image_size
         self.down = nn.ModuleList()
         for level, mult in enumerate(c.channel_mults):
@@ -285,6 +287,8 @@ class UNet(PretrainedMixin, nn.Module):
         low_res: torch.Tensor | None = None,
         keep_clip: torch.Tensor | None = None,
         keep_text: torch.Tensor | None = None,
+        known: torch.Tensor | None = None,
+        draw: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The prediction (eps or v) for noisy images ``x`` (B, C, S, S) at timesteps ``t`` (B,).
 
@@ -292,6 +296,10 @@ class UNet(PretrainedMixin, nn.Module):
         of them to read, up to the end-of-text); ``keep_clip`` / ``keep_text`` (B,) bool, False
         replacing that sample's CLIP embedding or caption by the learned null one (guidance).
         Upsampler: ``low_res`` (B, C, s, s), upsampled (bilinear) to S and concatenated to ``x``.
+        Inpainting U-Net (``config.inpaint``, GLIDE): ``known`` (B, C, S, S) in [-1, 1], the
+        image to keep, and ``draw`` (B, 1, S, S), 1 where the model draws anew; the known pixels
+        (zero where drawn) and ``draw`` are concatenated to ``x``. Without them everything is
+        drawn: plain generation.
         """
         c = self.config
         temb, context, mask = self.conditioning(
@@ -303,6 +311,17 @@ class UNet(PretrainedMixin, nn.Module):
             up = F.interpolate(low_res.to(x.dtype), size=x.shape[-2:], mode="bilinear",
                                align_corners=False)  # fmt: skip
             x = torch.cat([x, up], dim=1)
+        if c.inpaint:
+            if (known is None) != (draw is None):
+                raise ValueError("give both the known image and where to draw, or neither")
+            if draw is None:
+                b, _, h, w = x.shape
+                draw = x.new_ones(b, 1, h, w)
+                known = x.new_zeros(b, c.in_channels, h, w)
+            draw = draw.to(x.dtype)
+            x = torch.cat([x, known.to(x.dtype) * (1 - draw), draw], dim=1)
+        elif known is not None or draw is not None:
+            raise ValueError("this U-Net does not inpaint (its config has inpaint = False)")
         h = self.input(x)
         skips = [h]
         for layer in self.down:
@@ -312,6 +331,20 @@ class UNet(PretrainedMixin, nn.Module):
         for layer in self.up:
             h = self._run(layer, torch.cat([h, skips.pop()], dim=1), temb, context, mask)
         return self.out(F.silu(self.out_norm(h)))
+
+    @classmethod
+    def inpainting_from(cls, plain: UNet) -> UNet:
+        """An inpainting U-Net that starts as ``plain``: the same weights, the input layer's
+        extra channels (known pixels, mask) zero, so that it predicts what ``plain`` does until
+        training teaches it to read them (GLIDE fine-tuned its inpainting model so)."""
+        if plain.config.inpaint:
+            raise ValueError("this U-Net inpaints already")
+        model = cls(plain.config.replace(inpaint=True)).to(plain.input.weight.device)
+        state = plain.state_dict()
+        extra = model.input.weight.shape[1] - state["input.weight"].shape[1]
+        state["input.weight"] = F.pad(state["input.weight"], (0, 0, 0, 0, 0, extra))
+        model.load_state_dict(state)
+        return model
 
     @staticmethod
     def _run(layer, h, temb, context, mask) -> torch.Tensor:

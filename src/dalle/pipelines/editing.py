@@ -41,6 +41,7 @@ from dalle.pipelines.unclip_pipeline import (
     UpsamplerSettings,
     autocast_fn,
     caption_ids,
+    draw_unet,
     guided_decoder,
     make_schedule,
 )
@@ -113,15 +114,17 @@ def _decoder_size(pipe: UnclipPipeline, images: torch.Tensor) -> torch.Tensor:
     return area_resize(images.float(), pipe.decoder.config.image_size) * 2 - 1  # type: ignore[union-attr]
 
 
-def _decoder_fn(pipe: UnclipPipeline, z: torch.Tensor, guidance: float, bf16: bool, captions=None):
+def _decoder_fn(pipe: UnclipPipeline, z: torch.Tensor, guidance: float, bf16: bool, captions=None,
+                known=None, draw=None):  # fmt: skip
     """The decoder's (guided) prediction for CLIP embeddings ``z`` and, if given, captions (else
-    its null caption: drawing from the embedding alone)."""
+    its null caption: drawing from the embedding alone); an inpainting decoder's known image and
+    where it draws (``UNet.forward``)."""
     decoder = pipe.decoder
     texts = [""] * len(z) if captions is None else list(captions)
     ids, mask = caption_ids(pipe.tokenizer, texts, decoder.config.text_seq_len)  # type: ignore[union-attr]
     model_fn = guided_decoder(
         decoder, z.to(pipe.device).float(), ids.to(pipe.device), mask.to(pipe.device), guidance,
-        read_caption=captions is not None,
+        read_caption=captions is not None, known=known, draw=draw,
     )  # fmt: skip
     return autocast_fn(model_fn, bf16)
 
@@ -278,24 +281,41 @@ def text_diff(
     return to_pil(_finish(pipe, small, seeds, bf16))
 
 
+INPAINT_METHODS = ("mask", "repaint")
+
+
 @dataclass(frozen=True)
 class InpaintSettings:
-    """unCLIP inpainting: the decoder's steps and guidance (None: the pipeline's defaults; the
-    sampler is always DDIM with eta 1, RePaint's), the upsampler's steps, and how many times
-    each step is done."""
+    """unCLIP inpainting: how the decoder repaints (``method``: "mask", a decoder trained with
+    the known pixels and a mask as input, GLIDE's way, sampled as the pipeline samples; or
+    "repaint", any decoder, resampling with DDIM at eta 1; None: "mask" when the decoder was
+    trained for it), the decoder's steps and guidance (None: the pipeline's defaults), the
+    upsampler's steps, and how many times RePaint does each step."""
 
     steps: int | None = None
     guidance: float | None = None
     upsampler_steps: int | None = None
     resample: int = 3  # RePaint: each step done this many times
+    method: str | None = None
 
     def __post_init__(self) -> None:
+        if self.method is not None and self.method not in INPAINT_METHODS:
+            raise ValueError(f"method must be one of {', '.join(INPAINT_METHODS)}, "
+                             f"got {self.method!r}")  # fmt: skip
         if not (isinstance(self.resample, int) and self.resample >= 1):
             raise ValueError(f"resample must be a whole number of at least 1, got {self.resample}")
         DecoderSettings(
             steps=self.steps or 1, guidance=1.0 if self.guidance is None else self.guidance
         )
         UpsamplerSettings(steps=self.upsampler_steps or 1)  # the same checks as sampling's
+
+    def resolved_method(self, pipe: UnclipPipeline) -> str:
+        """The method used with ``pipe``: the one asked for, else "mask" when its decoder was
+        trained to inpaint, else "repaint"."""
+        _need_decoder(pipe)
+        if self.method is not None:
+            return self.method
+        return "mask" if pipe.decoder.config.inpaint else "repaint"  # type: ignore[union-attr]
 
     def stages(self, pipe: UnclipPipeline) -> tuple[DecoderSettings, UpsamplerSettings]:
         decoder = pipe.decoder_settings(steps=self.steps, guidance=self.guidance)
@@ -378,10 +398,22 @@ def inpaint_unclip(
     small_region = F.adaptive_max_pool2d(region[None, None].float(), s_dec)[0, 0] > 0
     known = (area_resize(source, s_dec) * 2 - 1).expand(num_images, -1, -1, -1).to(pipe.device)
     decoder_settings, upsampler_settings = settings.stages(pipe)
-    model_fn = _decoder_fn(pipe, z, decoder_settings.guidance, bf16, [prompt] * num_images)
-    small = _repaint(decoder, model_fn, known, small_region, decoder_settings.steps,
-                     settings.resample, [seed_of(s, 2) for s in seeds], on_step)  # fmt: skip
-    drawn = (small.float().clamp(-1, 1) + 1) / 2
+    if settings.resolved_method(pipe) == "mask":
+        if not decoder.config.inpaint:  # type: ignore[union-attr]
+            raise ValueError("this decoder was not trained to inpaint (`dalle train decoder "
+                             "--inpaint-prob`): use method 'repaint'")  # fmt: skip
+        draw = small_region.to(known.device, known.dtype)[None, None].expand(num_images, 1, -1, -1)
+        model_fn = _decoder_fn(pipe, z, decoder_settings.guidance, bf16, [prompt] * num_images,
+                               known=known, draw=draw)  # fmt: skip
+        drawn = draw_unet(decoder, model_fn, decoder_settings, [seed_of(s, 2) for s in seeds],
+                          on_step)  # fmt: skip
+        inside = small_region[None, None]  # the known pixels stand outside, as RePaint keeps them
+        drawn = torch.where(inside, drawn, (known.cpu() + 1) / 2)
+    else:
+        model_fn = _decoder_fn(pipe, z, decoder_settings.guidance, bf16, [prompt] * num_images)
+        small = _repaint(decoder, model_fn, known, small_region, decoder_settings.steps,
+                         settings.resample, [seed_of(s, 2) for s in seeds], on_step)  # fmt: skip
+        drawn = (small.float().clamp(-1, 1) + 1) / 2
     if pipe.upsampler is not None:
         up = pipe.upsampler
         low_res = drawn * 2 - 1
@@ -438,7 +470,12 @@ def inpaint_dalle(
     seeds = [image_seed(seed, 0, j) for j in range(num_images)]
     settings = settings if settings is not None else pipe.defaults
     tokens = pipe.generate_tokens(
-        [prompt] * num_images, seeds, settings, known=known, keep=keep, bf16=bf16,
+        [prompt] * num_images,
+        seeds,
+        settings,
+        known=known,
+        keep=keep,
+        bf16=bf16,
         on_token=on_token,
     )
     return keep_outside(image, pipe.decode(tokens, bf16), region)

@@ -449,23 +449,28 @@ def autocast_fn(model_fn, bf16: bool):
 
 
 def guided_decoder(
-    decoder: UNet, embeddings, ids, mask, guidance: float, read_caption: bool = True
-):
+    decoder: UNet, embeddings, ids, mask, guidance: float, read_caption: bool = True,
+    known: torch.Tensor | None = None, draw: torch.Tensor | None = None,
+):  # fmt: skip
     """The decoder's prediction, guided: uncond + g (cond - uncond), the unconditional half
     with the learned null CLIP embedding and null caption, both halves in one batch. With
     ``read_caption`` False the conditional half has the null caption too (drawing from the CLIP
-    embedding alone, as variations do)."""
+    embedding alone, as variations do). An inpainting decoder reads ``known`` and ``draw`` (see
+    ``UNet.forward``) in both halves."""
 
     def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
         on = torch.ones(b, dtype=torch.bool, device=x.device)
         text_on = on if read_caption else ~on
+        given = {} if known is None else {"known": known, "draw": draw}
         if guidance == 1.0:
-            return decoder(x, t, embeddings, ids, mask, keep_clip=on, keep_text=text_on)
+            return decoder(x, t, embeddings, ids, mask, keep_clip=on, keep_text=text_on, **given)
         keep, keep_text = torch.cat([on, ~on]), torch.cat([text_on, ~on])
+        given = {k: torch.cat([v, v]) for k, v in given.items()}
         out = decoder(
             torch.cat([x, x]), torch.cat([t, t]), torch.cat([embeddings, embeddings]),
             torch.cat([ids, ids]), torch.cat([mask, mask]), keep_clip=keep, keep_text=keep_text,
+            **given,
         )  # fmt: skip
         cond, uncond = out.float().chunk(2)
         return uncond + guidance * (cond - uncond)

@@ -57,6 +57,30 @@ class DecoderTrainConfig(RunConfig):
     ema_decay: float = 0.9995
     sample_images: int = 8  # images of the first batch redrawn in each sample grid
     sample_steps: int = 50  # DDIM steps of the sample grids
+    # > 0 trains an inpainting decoder (GLIDE): this fraction of the samples is given the image
+    # outside a random rectangle and the rectangle to draw; the rest everything to draw
+    inpaint_prob: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.inpaint_prob <= 1:
+            raise ValueError(f"inpaint_prob must lie in [0, 1], got {self.inpaint_prob}")
+
+
+def random_boxes(n: int, size: int, generator: torch.Generator, p: float) -> torch.Tensor:
+    """(n, 1, size, size) float: 1 where to draw. With probability ``p`` a sample gets a random
+    rectangle (sides from an eighth to three quarters of the image, anywhere inside it), else
+    the whole image."""
+    draw = torch.ones(n, 1, size, size)
+    chosen = torch.rand(n, generator=generator) < p
+    low, high = max(size // 8, 1), max(size * 3 // 4, 1)
+    sides = torch.randint(low, high + 1, (n, 2), generator=generator)
+    corner = torch.rand(n, 2, generator=generator)
+    for i in chosen.nonzero().flatten().tolist():
+        h, w = sides[i].tolist()
+        top, left = int(corner[i, 0] * (size - h + 1)), int(corner[i, 1] * (size - w + 1))
+        draw[i] = 0
+        draw[i, :, top : top + h, left : left + w] = 1
+    return draw
 
 
 @dataclass(frozen=True)
@@ -149,6 +173,8 @@ class DecoderTrainer(_DiffusionTrainer):
     ) -> None:
         """``batches``: (images, CLIP image embeddings, captions) of the data
         (``EncodedBatches`` of ``clip_image_embeddings(clip)`` with images)."""
+        if config.inpaint_prob > 0 and not model_config.inpaint:
+            raise ValueError("inpaint_prob > 0 trains an inpainting U-Net (config inpaint = True)")
         super().__init__(model_config, config, run_dir, accelerator)
         self.clip = clip.to(self.accelerator.device).eval().requires_grad_(False)
         self.tokenizer, self.data = tokenizer, batches
@@ -178,6 +204,10 @@ class DecoderTrainer(_DiffusionTrainer):
             "keep_clip": self.local_slice(keep_clip),
             "keep_text": self.local_slice(keep_text),
         }
+        if c.inpaint:
+            draw = random_boxes(n, c.image_size, self.generator, self.config.inpaint_prob)
+            conditions["known"] = self.local_slice(x0)
+            conditions["draw"] = self.local_slice(draw)
         loss = self.diffusion_loss(x0, **conditions)
         stats = self.optimize({"loss": loss})
         return StepStats(self.step, stats["loss"], lr)
