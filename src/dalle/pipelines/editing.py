@@ -313,9 +313,11 @@ class InpaintSettings:
         """The method used with ``pipe``: the one asked for, else "mask" when its decoder was
         trained to inpaint, else "repaint"."""
         _need_decoder(pipe)
-        if self.method is not None:
-            return self.method
-        return "mask" if pipe.decoder.config.inpaint else "repaint"  # type: ignore[union-attr]
+        trained = pipe.decoder.config.inpaint  # type: ignore[union-attr]
+        if self.method == "mask" and not trained:
+            raise ValueError("this decoder was not trained to inpaint (`dalle train decoder "
+                             "--inpaint-prob`): use method 'repaint'")  # fmt: skip
+        return self.method or ("mask" if trained else "repaint")
 
     def stages(self, pipe: UnclipPipeline) -> tuple[DecoderSettings, UpsamplerSettings]:
         decoder = pipe.decoder_settings(steps=self.steps, guidance=self.guidance)
@@ -395,13 +397,10 @@ def inpaint_unclip(
     z = pipe._prior_draws([prompt] * num_images, [(s, 1) for s in seeds], pipe.prior_defaults, bf16)
     decoder = pipe.decoder
     s_dec = decoder.config.image_size  # type: ignore[union-attr]
-    small_region = F.adaptive_max_pool2d(region[None, None].float(), s_dec)[0, 0] > 0
+    small_region = touched_cells(region, s_dec)  # the decoder's pixels the region touches
     known = (area_resize(source, s_dec) * 2 - 1).expand(num_images, -1, -1, -1).to(pipe.device)
     decoder_settings, upsampler_settings = settings.stages(pipe)
     if settings.resolved_method(pipe) == "mask":
-        if not decoder.config.inpaint:  # type: ignore[union-attr]
-            raise ValueError("this decoder was not trained to inpaint (`dalle train decoder "
-                             "--inpaint-prob`): use method 'repaint'")  # fmt: skip
         draw = small_region.to(known.device, known.dtype)[None, None].expand(num_images, 1, -1, -1)
         model_fn = _decoder_fn(pipe, z, decoder_settings.guidance, bf16, [prompt] * num_images,
                                known=known, draw=draw)  # fmt: skip
