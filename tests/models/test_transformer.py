@@ -126,3 +126,24 @@ def test_bad_inputs_are_refused():
     model(text, None, cache)
     with pytest.raises(ValueError, match="already holds the text"):
         model(text, image[:, :1], cache)
+
+
+@pytest.mark.parametrize("attention", ["sparse", "full"])
+def test_a_deeper_transformer_grown_from_a_shallow_one_computes_the_same(attention):
+    torch.manual_seed(0)
+    small = DalleTransformer(TINY.replace(num_layers=3, attention=attention)).eval()
+    grown = DalleTransformer.grown_from(small, small.config.replace(num_layers=6)).eval()
+    assert len(grown.blocks) == 6
+    if attention == "sparse":  # the convolutional layer stays last, the others keep places
+        assert grown.kinds[:2] == small.kinds[:2] and grown.kinds[-1] == small.kinds[-1] == "conv"
+    text, image = batch()
+    with torch.no_grad():
+        for a, b in zip(small(text, image[:, :-1]), grown(text, image[:, :-1])):
+            torch.testing.assert_close(b, a)
+    # the new layers learn: each gets gradient once the loss flows
+    dalle_loss(grown, text, image)["loss"].backward()
+    assert grown.blocks[3].attn.out.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="grows only in depth.*dim 32 -> 64"):
+        DalleTransformer.grown_from(small, small.config.replace(num_layers=6, dim=64))
+    with pytest.raises(ValueError, match="num_layers 3 -> 2"):
+        DalleTransformer.grown_from(small, small.config.replace(num_layers=2))

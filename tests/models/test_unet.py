@@ -120,3 +120,44 @@ def test_cpu_attention_matches_the_fused_kernel():
     for m in (None, mask):
         want = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m)
         torch.testing.assert_close(attention(q, k, v, m), want, atol=1e-5, rtol=1e-5)
+
+
+def test_the_caption_in_the_timestep_embedding_reads_its_end_of_text():
+    # without attention the caption reaches the U-Net only through text_time
+    blind = TINY.replace(attention_resolutions=())
+    x, t, clip, text, mask = inputs(config=blind)
+    changed = text.clone()
+    ends = mask.sum(1) - 1
+    changed[torch.arange(3), ends] = text[torch.arange(3), ends] % (TINY.num_text_tokens - 1) + 1
+    without = perturbed(blind)
+    torch.testing.assert_close(without(x, t, clip, changed, mask), without(x, t, clip, text, mask))
+    model = perturbed(blind.replace(text_time=True))
+    out = model(x, t, clip, text, mask)
+    assert not torch.allclose(model(x, t, clip, changed, mask)[0], out[0])
+    after = text.clone()
+    after[~mask] = 1  # tokens after a caption's end are not read
+    torch.testing.assert_close(model(x, t, clip, after, mask), out)
+    keep = torch.tensor([False, True, True])  # a dropped caption reads the null caption's end
+    dropped = model(x, t, clip, text, mask, keep_text=keep)
+    torch.testing.assert_close(model(x, t, clip, changed, ~mask, keep_text=keep)[0], dropped[0])
+    torch.testing.assert_close(dropped[1:], out[1:])
+
+
+def test_a_grown_unet_computes_what_the_small_one_did_until_trained():
+    small = perturbed(TINY.replace(attention_resolutions=(4,), text_layers=1))
+    bigger = TINY.replace(attention_resolutions=(8, 4), text_layers=3, text_time=True,
+                          inpaint=True)  # fmt: skip
+    grown = UNet.grown_from(small, bigger).eval()
+    assert grown.config == bigger and len(grown.text.blocks) == 3
+    assert sum(p.numel() for p in grown.parameters()) > sum(p.numel() for p in small.parameters())
+    x, t, clip, text, mask = inputs()
+    want = small(x, t, clip, text, mask)
+    torch.testing.assert_close(grown(x, t, clip, text, mask), want)
+    known, draw = torch.rand_like(x), torch.rand(3, 1, 8, 8) > 0.5
+    torch.testing.assert_close(grown(x, t, clip, text, mask, known=known, draw=draw), want)
+    with pytest.raises(ValueError, match="base_channels"):
+        UNet.grown_from(small, TINY.replace(base_channels=32))
+    with pytest.raises(ValueError, match="drops"):
+        UNet.grown_from(grown, bigger.replace(attention_resolutions=(8,)))
+    with pytest.raises(ValueError, match="text_layers"):
+        UNet.grown_from(grown, bigger.replace(text_layers=1))

@@ -3,7 +3,7 @@ import torch
 
 from dalle.data.base import SkipReport
 from dalle.models.dvae import DiscreteVAE, DVAEConfig
-from dalle.models.transformer import DalleConfig
+from dalle.models.transformer import DalleConfig, DalleTransformer
 from dalle.pipelines.sampling import SamplingSettings
 from dalle.text.tokenizer import TextTokenizer
 from dalle.training.dalle_trainer import DalleTrainConfig, DalleTrainer, fit_model_config
@@ -146,3 +146,25 @@ def test_init_from_starts_a_run_from_given_weights(tmp_path):
     wider = type(trained)(trained.config.replace(dim=48))
     with pytest.raises(ValueError, match="dim 48 vs 32"):
         other.init_from(wider)
+
+
+def test_train_dalle_init_grows_a_shallower_transformer(tmp_path):
+    from dalle.cli import main
+
+    first, deeper = tmp_path / "first", tmp_path / "deeper"
+    common = ["--preset", "dalle-tiny", "--steps", "2", "--no-bf16", "--threads", "1"]
+    assert main(["train", "dalle", *common, "--out", str(first)]) == 0
+    small = DalleTransformer.from_pretrained(first / "pipeline")
+    assert main(["train", "dalle", *common, "--out", str(deeper), "--layers", "4",
+                 "--init", str(first / "pipeline"),
+                 "--tokenizer", str(first / "tokenizer.json")]) == 0  # fmt: skip
+    grown = DalleTransformer.from_pretrained(deeper / "pipeline")
+    assert small.config.num_layers == 2 and grown.config.num_layers == 4
+    assert grown.config == small.config.replace(num_layers=4)
+    assert grown.kinds[-1] == small.kinds[-1] == "conv"
+    # two steps on from the small model's weights: its layers moved a little, not from scratch
+    moved = grown.blocks[3].mlp[0].weight - small.blocks[1].mlp[0].weight
+    assert moved.abs().max() < 0.05
+    assert main(["train", "dalle", *common, "--out", str(tmp_path / "bad"), "--layers", "1",
+                 "--init", str(first / "pipeline"),
+                 "--tokenizer", str(first / "tokenizer.json")]) == 2  # fmt: skip

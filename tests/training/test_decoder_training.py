@@ -1,5 +1,7 @@
 """`dalle train decoder` / `dalle train upsampler`, and the unCLIP pipeline drawing images."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -391,7 +393,10 @@ def test_train_decoder_inpaint_from_a_pipeline_s_decoder(tiny_clip, tiny_unclip,
     out = tmp_path / "inpaint"
     assert main(["train", "decoder", "--preset", "decoder-tiny", "--clip", str(tiny_clip),
                  "--init", str(tiny_unclip), "--inpaint-prob", "0.5", "--steps", "4",
-                 "--no-bf16", "--threads", "1", "--out", str(out)]) == 0  # fmt: skip
+                 "--no-bf16", "--threads", "1", "--out", str(out), "--ema-decay", "0.5",
+                 "--warmup-steps", "1"]) == 0  # fmt: skip
+    settings = json.loads((out / "train_config.json").read_text())
+    assert settings["ema_decay"] == 0.5 and settings["warmup_steps"] == 1
     plain = UNet.from_pretrained(tiny_unclip, part="decoder")
     trained = UNet.from_pretrained(out / "decoder")
     assert trained.config == plain.config.replace(inpaint=True)

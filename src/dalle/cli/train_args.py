@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TypeVar
 
-from dalle.cli.validate import non_negative_int, positive_float, positive_int
+from dalle.cli.validate import fraction, non_negative_int, positive_float, positive_int
 from dalle.config import Config
 
 C = TypeVar("C", bound=Config)
@@ -43,6 +43,16 @@ def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], out: str) 
     p.add_argument("--steps", type=positive_int, default=None, help="total optimizer steps")
     p.add_argument("--batch-size", type=positive_int, default=None, help="(global) batch size")
     p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate")
+    p.add_argument(
+        "--warmup-steps", type=non_negative_int, default=None,
+        help="linear warm-up to --lr over this many steps (default the preset's)",
+    )  # fmt: skip
+    p.add_argument(
+        "--ema-decay", type=fraction, default=None,
+        help="decay of the weights' exponential moving average, which is what the run exports "
+        "(default the preset's; a short fine-tune wants a shorter memory, e.g. 0.995: at "
+        "0.9995 the average of a 600-step run still holds 74 %% of the starting weights)",
+    )  # fmt: skip
     p.add_argument("--checkpoint-every", type=positive_int, default=None)
     p.add_argument("--sample-every", type=positive_int, default=None)
     p.add_argument(
@@ -61,6 +71,29 @@ def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], out: str) 
         default=None,
         help="stop (after a checkpoint) at this step, keeping the schedule of --steps",
     )
+
+
+def add_init_argument(p: argparse.ArgumentParser, what: str, grows: str) -> None:
+    """``--init``: start a new run from existing weights, possibly of a smaller model."""
+    p.add_argument(
+        "--init", default=None, metavar="NAME_OR_DIR",
+        help=f"start from this {what}'s weights instead of a random initialisation (fine-tuning, "
+        f"or a longer run on from a finished one). It may be smaller than the run's model "
+        f"({grows}): what the run's model adds starts as the identity, so training starts from "
+        f"what the given weights draw. Anything else must match (give its --tokenizer too)",
+    )  # fmt: skip
+
+
+def start_from(trainer, cls, name: str, device, part: str | None = None) -> None:
+    """Load ``cls`` weights ``name`` into a new run, grown (``cls.grown_from``) to the run's
+    model config if they are of a smaller one."""
+    from dalle.folders import part_path
+
+    start = cls.from_pretrained(name, device, part=part)
+    if start.config != trainer.model_config:
+        start = cls.grown_from(start, trainer.model_config)
+    trainer.init_from(start)
+    print(f"initialised from {part_path(name, cls.__name__, part)}")
 
 
 def run_config(cls: type[C], args: argparse.Namespace) -> C:

@@ -8,6 +8,7 @@ import itertools
 import torch
 
 from dalle.cli.train_args import (
+    add_init_argument,
     add_run_arguments,
     encoded_batches,
     open_training_data,
@@ -15,7 +16,9 @@ from dalle.cli.train_args import (
     run_config,
     run_folder,
     run_trainer,
+    start_from,
 )
+from dalle.cli.validate import positive_int
 from dalle.models.transformer import DalleConfig
 from dalle.training.dalle_trainer import (
     DalleTrainConfig,
@@ -44,11 +47,15 @@ def register(train_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", default=None, help="an existing tokenizer.json to use")
     p.add_argument("--caption-dropout", type=float, default=None, help="for guidance (0.15)")
     p.add_argument(
-        "--init", default=None, metavar="NAME_OR_DIR",
-        help="start from this transformer's weights (a pipeline folder, a transformer folder or "
-        "a bundled name) instead of a random initialisation: fine-tuning, or a longer run on "
-        "from a finished one. Its config must match the preset's (give its --tokenizer too)",
+        "--layers", type=positive_int, default=None,
+        help="transformer depth (default the preset's; the sparse schedule follows it)",
     )  # fmt: skip
+    add_init_argument(
+        p,
+        "transformer (a pipeline folder, a transformer folder or a bundled name)",
+        "fewer --layers: its layers keep their places in the attention schedule, the "
+        "convolutional one last",
+    )
     p.set_defaults(func=_train_dalle)
 
 
@@ -61,7 +68,6 @@ def _sample_prompts(config: DalleTrainConfig, dataset) -> list[str]:
 
 
 def _train_dalle(args: argparse.Namespace) -> int:
-    from dalle.folders import part_path
     from dalle.models.dvae import DiscreteVAE
     from dalle.training.encoded_data import dvae_tokens
 
@@ -74,7 +80,10 @@ def _train_dalle(args: argparse.Namespace) -> int:
     dataset = open_training_data(config, vae.config.image_size)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = prepare_tokenizer(args.tokenizer, config, dataset, out, accelerator)
-    model_config = fit_model_config(DalleConfig.from_preset(args.preset), tokenizer, vae)
+    base = DalleConfig.from_preset(args.preset)
+    if args.layers:
+        base = base.replace(num_layers=args.layers)
+    model_config = fit_model_config(base, tokenizer, vae)
     batches = encoded_batches(config, dataset, dvae_tokens(vae), out, accelerator)
     trainer = DalleTrainer(
         model_config, config, out, tokenizer, vae, batches, _sample_prompts(config, dataset),
@@ -84,8 +93,7 @@ def _train_dalle(args: argparse.Namespace) -> int:
     def init() -> None:  # a new run (or one killed before its first checkpoint) starts here
         from dalle.models.transformer import DalleTransformer
 
-        trainer.init_from(DalleTransformer.from_pretrained(args.init, accelerator.device))
-        print(f"initialised from {part_path(args.init, 'DalleTransformer')}")
+        start_from(trainer, DalleTransformer, args.init, accelerator.device)
 
     run_trainer(
         trainer, args, config, model_config, out, "dalle",

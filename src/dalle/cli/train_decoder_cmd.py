@@ -7,12 +7,14 @@ import argparse
 import torch
 
 from dalle.cli.train_args import (
+    add_init_argument,
     add_run_arguments,
     encoded_batches,
     open_training_data,
     run_config,
     run_folder,
     run_trainer,
+    start_from,
 )
 from dalle.cli.validate import non_negative_int
 from dalle.training.decoder_trainer import DecoderTrainConfig, UpsamplerTrainConfig
@@ -45,12 +47,12 @@ def register(train_sub: argparse._SubParsersAction) -> None:
         "outside a random rectangle as input, the rest nothing (plain drawing); default 0, "
         "a plain decoder",
     )  # fmt: skip
-    p.add_argument(
-        "--init", default=None, metavar="NAME_OR_DIR",
-        help="start from this decoder's weights (a decoder folder, or the decoder of a pipeline "
-        "or bundled name) instead of a random initialisation; a plain decoder starts an "
-        "inpainting one with its extra input channels at zero",
-    )  # fmt: skip
+    add_init_argument(
+        p,
+        "decoder (a decoder folder, or the decoder of a pipeline or bundled name)",
+        "fewer attention resolutions or caption layers, no caption in the timestep embedding, "
+        "not inpainting: a plain decoder starts an inpainting one",
+    )
     p.set_defaults(func=_train_decoder)
 
     u = train_sub.add_parser(
@@ -112,15 +114,11 @@ def _train_decoder(args: argparse.Namespace) -> int:
     )
 
     def init() -> None:  # a new run (or one killed before its first checkpoint) starts here
-        from dalle.folders import INDEX_FILE, part_path, resolve
+        from dalle.folders import INDEX_FILE, resolve
         from dalle.models.unet import UNet
 
         part = "decoder" if (resolve(args.init) / INDEX_FILE).is_file() else None
-        start = UNet.from_pretrained(args.init, accelerator.device, part=part)
-        if model_config.inpaint and not start.config.inpaint:
-            start = UNet.inpainting_from(start)
-        trainer.init_from(start)
-        print(f"initialised from {part_path(args.init, 'UNet', part)}")
+        start_from(trainer, UNet, args.init, accelerator.device, part)
 
     run_trainer(
         trainer, args, config, model_config, out, "decoder",

@@ -108,6 +108,42 @@ class DalleTransformer(PretrainedMixin, nn.Module):
             for proj in (block.attn.out, block.mlp[2]):
                 nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * self.config.num_layers))
 
+    @classmethod
+    def grown_from(cls, small: DalleTransformer, config: DalleConfig) -> DalleTransformer:
+        """A deeper transformer of ``config`` that computes what ``small`` computes, to train on
+        from its weights: ``small``'s layers keep their places in the attention schedule (the
+        sparse schedule's last, convolutional layer stays last) and the new layers start as the
+        identity (their residual output projections zero). Only ``num_layers`` may grow."""
+        old = small.config
+        if config.num_layers < old.num_layers or config.replace(num_layers=old.num_layers) != old:
+            changed = ", ".join(
+                f"{k} {v} -> {getattr(config, k)}"
+                for k, v in vars(old).items()
+                if getattr(config, k) != v
+            )
+            raise ValueError(
+                f"a transformer grows only in depth (more num_layers, everything else equal): "
+                f"{changed}"
+            )
+        model = cls(config).to(small.text_emb.weight.device)
+        places = list(range(old.num_layers))
+        if old.attention == "sparse":  # the convolutional layer stays last
+            places[-1] = config.num_layers - 1
+        state = model.state_dict()
+        for key, value in small.state_dict().items():
+            parts = key.split(".")
+            if parts[0] == "blocks":
+                parts[1] = str(places[int(parts[1])])
+            state[".".join(parts)] = value
+        for i in sorted(set(range(config.num_layers)) - set(places)):
+            for name in ("attn.out", "mlp.2"):
+                state[f"blocks.{i}.{name}.weight"].zero_()
+                state[f"blocks.{i}.{name}.bias"].zero_()
+        model.load_state_dict(state)
+        if [model.kinds[p] for p in places] != small.kinds:
+            raise AssertionError("a grown layer moved to another attention mask")  # a bug
+        return model
+
     def num_parameters(self, embeddings: bool = True) -> int:
         """Parameters, or only those of the blocks (the scaling-law count) without embeddings."""
         if embeddings:

@@ -48,6 +48,9 @@ class UNetConfig(Config):
     text_dim: int = 128
     text_layers: int = 2
     text_heads: int = 4
+    # GLIDE: the caption's last token encoding (its end-of-text) projected and added to the
+    # timestep embedding too, so that every residual block reads the caption, not only attention
+    text_time: bool = False
     low_res_channels: int = 0  # upsampler: channels of the low-resolution image
     low_res_size: int = 0  # upsampler: the size it upsamples from (the decoder's)
     inpaint: bool = False  # GLIDE's inpainting input: the known pixels and a mask, 4 channels
@@ -199,6 +202,10 @@ class UNet(PretrainedMixin, nn.Module):
             self.text = TextEncoder(c)
             self.null_text = nn.Parameter(torch.zeros(c.text_seq_len, c.text_dim))
             context_dim = c.context_dim
+            if c.text_time:
+                self.text_time = nn.Linear(c.text_dim, td)
+                nn.init.zeros_(self.text_time.weight)  # starts as a decoder without it
+                nn.init.zeros_(self.text_time.bias)
         inputs = c.in_channels + c.low_res_channels + (c.in_channels + 1 if c.inpaint else 0)
         self.input = nn.Conv2d(inputs, c.base_channels, 3, padding=1)
         widths, ch, size = [c.base_channels], c.base_channels, c.image_size
@@ -273,6 +280,9 @@ class UNet(PretrainedMixin, nn.Module):
                 text_mask = text_mask | ~keep_text[:, None]  # the null caption is read in full
             context.append(encoded)
             masks.append(text_mask)
+            if c.text_time:  # the encoding at the end-of-text (the mask reads a prefix)
+                last = text_mask.sum(dim=1) - 1
+                temb = temb + self.text_time(encoded[torch.arange(len(t)), last])
         if not context:
             return temb, None, None
         return temb, torch.cat(context, dim=1), torch.cat(masks, dim=1)
@@ -339,10 +349,45 @@ class UNet(PretrainedMixin, nn.Module):
         training teaches it to read them (GLIDE fine-tuned its inpainting model so)."""
         if plain.config.inpaint:
             raise ValueError("this U-Net inpaints already")
-        model = cls(plain.config.replace(inpaint=True)).to(plain.input.weight.device)
-        state = plain.state_dict()
-        extra = model.input.weight.shape[1] - state["input.weight"].shape[1]
-        state["input.weight"] = F.pad(state["input.weight"], (0, 0, 0, 0, 0, extra))
+        return cls.grown_from(plain, plain.config.replace(inpaint=True))
+
+    @classmethod
+    def grown_from(cls, small: UNet, config: UNetConfig) -> UNet:
+        """A U-Net of ``config`` that computes what ``small`` computes, to train on from its
+        weights: ``config`` may add attention resolutions, caption encoder layers, the caption
+        in the timestep embedding (``text_time``) and the inpainting input; every part it adds
+        starts at zero output (attention and text layers are residual, the inpainting input's
+        channels and ``text_time`` zero). Anything else must match: a clear error otherwise."""
+        old = small.config
+        grown = old.replace(
+            attention_resolutions=config.attention_resolutions, text_layers=config.text_layers,
+            text_time=config.text_time, inpaint=config.inpaint,
+        )  # fmt: skip
+        problems = []
+        if not set(old.attention_resolutions) <= set(config.attention_resolutions):
+            problems.append(f"attention_resolutions {old.attention_resolutions} -> "
+                            f"{config.attention_resolutions} drops some")  # fmt: skip
+        if config.text_layers < old.text_layers:
+            problems.append(f"text_layers {old.text_layers} -> {config.text_layers}")
+        for flag in ("text_time", "inpaint"):
+            if getattr(old, flag) and not getattr(config, flag):
+                problems.append(f"{flag} True -> False")
+        if grown != config:
+            problems.append(_config_changes(grown, config))
+        if problems:
+            raise ValueError(f"cannot grow this U-Net into the given config: {'; '.join(problems)}")
+        model = cls(config).to(small.input.weight.device)
+        state = model.state_dict()
+        for key, value in small.state_dict().items():
+            new_key = _grown_key(key, small, model)
+            if key == "input.weight" and value.shape != state[new_key].shape:
+                extra = state[new_key].shape[1] - value.shape[1]  # the inpainting input's
+                value = F.pad(value, (0, 0, 0, 0, 0, extra))
+            state[new_key] = value
+        for i in range(old.text_layers, config.text_layers):  # new caption layers: identity
+            for name in ("attn.out", "mlp.2"):
+                state[f"text.blocks.{i}.{name}.weight"].zero_()
+                state[f"text.blocks.{i}.{name}.bias"].zero_()
         model.load_state_dict(state)
         return model
 
@@ -358,14 +403,42 @@ class UNet(PretrainedMixin, nn.Module):
         return h
 
 
+def _config_changes(a: UNetConfig, b: UNetConfig) -> str:
+    return ", ".join(
+        f"{k} {v} -> {getattr(b, k)}" for k, v in vars(a).items() if getattr(b, k) != v
+    )
+
+
+def _grown_key(key: str, small: UNet, grown: UNet) -> str:
+    """``small``'s state key under ``grown``'s names: a layer that gained an attention block
+    (right after its residual block) shifts the index of the modules after it."""
+    parts = key.split(".")
+    depth = {"down": 2, "up": 2, "middle": 1}.get(parts[0])
+    if depth is None:
+        return key
+    old_layer, new_layer = getattr(small, parts[0]), getattr(grown, parts[0])
+    if depth == 2:
+        old_layer, new_layer = old_layer[int(parts[1])], new_layer[int(parts[1])]
+    at = int(parts[depth])
+    if not isinstance(old_layer[at], AttentionBlock):  # the same place among the others
+
+        def others(layer: nn.ModuleList) -> list[int]:
+            return [i for i, m in enumerate(layer) if not isinstance(m, AttentionBlock)]
+
+        at = others(new_layer)[others(old_layer).index(at)]
+    return ".".join([*parts[:depth], str(at), *parts[depth + 1 :]])
+
+
 # The shapes world's decoder: 32 x 32 (the paper's 64 x 64 base, at our scale), attention at
-# 8 x 8 (and in the middle), conditioned on the 128-wide shapes CLIP and the caption (24 tokens
-# of a 512 vocabulary). Attention at 16 x 16 too cost 40 % more per training step (docs/unclip.md).
+# 16 x 16 and 8 x 8 (and in the middle), conditioned on the 128-wide shapes CLIP and the caption
+# (24 tokens of a 512 vocabulary; a 4-layer encoder, its end-of-text in the timestep embedding as
+# in GLIDE). The first bundled decoder had attention at 8 x 8 only and 2 caption layers, and drew
+# 10 % of two-object scenes right (docs/unclip.md); this one grows from it (UNet.grown_from).
 UNetConfig.register_preset(
     "shapes-decoder",
     UNetConfig(image_size=32, base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2,
-               attention_resolutions=(8,), embed_dim=128, num_text_tokens=512,
-               text_seq_len=24, text_dim=128, text_layers=2, text_heads=4),
+               attention_resolutions=(16, 8), embed_dim=128, num_text_tokens=512,
+               text_seq_len=24, text_dim=128, text_layers=4, text_heads=4, text_time=True),
 )  # fmt: skip
 # The upsampler 32 -> 64: no attention, no text, no CLIP.
 UNetConfig.register_preset(
