@@ -120,6 +120,13 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return _to_jsonable(self)
 
+    def changes(self, other: Any) -> str:
+        """What differs from ``other``, as ``"name old -> new, ..."`` (for error messages)."""
+        if other is None or type(other) is not type(self):
+            return f"{type(self).__name__} -> {type(other).__name__}"
+        a, b = self.to_dict(), other.to_dict()
+        return ", ".join(f"{k} {a[k]!r} -> {b[k]!r}" for k in a if a[k] != b[k])
+
     @classmethod
     def from_dict(cls: type[C], data: dict[str, Any]) -> C:
         if not isinstance(data, dict):

@@ -143,9 +143,14 @@ def test_the_caption_in_the_timestep_embedding_reads_its_end_of_text():
     torch.testing.assert_close(dropped[1:], out[1:])
 
 
-def test_a_grown_unet_computes_what_the_small_one_did_until_trained():
-    small = perturbed(TINY.replace(attention_resolutions=(4,), text_layers=1))
-    bigger = TINY.replace(attention_resolutions=(8, 4), text_layers=3, text_time=True,
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [((4,), (8, 4)), ((8,), (8, 4)), ((), (4,))],
+    ids=["attention-at-8", "attention-at-4-shifts-the-upsampling-conv", "middle-attention"],
+)
+def test_a_grown_unet_computes_what_the_small_one_did_until_trained(before, after):
+    small = perturbed(TINY.replace(attention_resolutions=before))
+    bigger = TINY.replace(attention_resolutions=after, text_layers=3, text_time=True,
                           inpaint=True)  # fmt: skip
     grown = UNet.grown_from(small, bigger).eval()
     assert grown.config == bigger and len(grown.text.blocks) == 3
@@ -158,6 +163,16 @@ def test_a_grown_unet_computes_what_the_small_one_did_until_trained():
     with pytest.raises(ValueError, match="base_channels"):
         UNet.grown_from(small, TINY.replace(base_channels=32))
     with pytest.raises(ValueError, match="drops"):
-        UNet.grown_from(grown, bigger.replace(attention_resolutions=(8,)))
+        UNet.grown_from(grown, bigger.replace(attention_resolutions=()))
     with pytest.raises(ValueError, match="text_layers"):
         UNet.grown_from(grown, bigger.replace(text_layers=1))
+
+
+def test_an_upsampler_grows_attention_and_text_time_needs_a_caption():
+    small = perturbed(UNetConfig.from_preset("upsampler-tiny"))
+    grown = UNet.grown_from(small, small.config.replace(attention_resolutions=(8,), text_layers=4))
+    x = torch.randn(2, 3, 16, 16)
+    t, low = torch.tensor([3, 70]), torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(grown(x, t, low_res=low), small(x, t, low_res=low))
+    with pytest.raises(ValueError, match="text_time needs a caption"):
+        small.config.replace(text_time=True)

@@ -144,11 +144,11 @@ def test_init_from_starts_a_run_from_given_weights(tmp_path):
         fresh.init_from(trained)
     other, _ = toy_setup(tmp_path / "d", steps=30)
     wider = type(trained)(trained.config.replace(dim=48))
-    with pytest.raises(ValueError, match="dim 48 vs 32"):
+    with pytest.raises(ValueError, match="dim 32 -> 48"):
         other.init_from(wider)
 
 
-def test_train_dalle_init_grows_a_shallower_transformer(tmp_path):
+def test_train_dalle_init_grows_a_shallower_transformer(tmp_path, capsys):
     from dalle.cli import main
 
     first, deeper = tmp_path / "first", tmp_path / "deeper"
@@ -158,6 +158,7 @@ def test_train_dalle_init_grows_a_shallower_transformer(tmp_path):
     assert main(["train", "dalle", *common, "--out", str(deeper), "--layers", "4",
                  "--init", str(first / "pipeline"),
                  "--tokenizer", str(first / "tokenizer.json")]) == 0  # fmt: skip
+    assert "grown (num_layers 2 -> 4)" in capsys.readouterr().out
     grown = DalleTransformer.from_pretrained(deeper / "pipeline")
     assert small.config.num_layers == 2 and grown.config.num_layers == 4
     assert grown.config == small.config.replace(num_layers=4)
@@ -168,3 +169,4 @@ def test_train_dalle_init_grows_a_shallower_transformer(tmp_path):
     assert main(["train", "dalle", *common, "--out", str(tmp_path / "bad"), "--layers", "1",
                  "--init", str(first / "pipeline"),
                  "--tokenizer", str(first / "tokenizer.json")]) == 2  # fmt: skip
+    assert "cannot grow into it" in capsys.readouterr().err

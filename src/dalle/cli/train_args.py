@@ -7,10 +7,15 @@ import dataclasses
 import itertools
 import time
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from dalle.cli.validate import fraction, non_negative_int, positive_float, positive_int
 from dalle.config import Config
+
+if TYPE_CHECKING:
+    import torch
+
+    from dalle.training.loop import AcceleratedTrainer
 
 C = TypeVar("C", bound=Config)
 
@@ -50,8 +55,8 @@ def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], out: str) 
     p.add_argument(
         "--ema-decay", type=fraction, default=None,
         help="decay of the weights' exponential moving average, which is what the run exports "
-        "(default the preset's; a short fine-tune wants a shorter memory, e.g. 0.995: at "
-        "0.9995 the average of a 600-step run still holds 74 %% of the starting weights)",
+        "(default the preset's). It warms up: step t uses min(decay, (1 + t) / (10 + t)), so "
+        "the value matters only after about 10 / (1 - decay) steps",
     )  # fmt: skip
     p.add_argument("--checkpoint-every", type=positive_int, default=None)
     p.add_argument("--sample-every", type=positive_int, default=None)
@@ -84,16 +89,28 @@ def add_init_argument(p: argparse.ArgumentParser, what: str, grows: str) -> None
     )  # fmt: skip
 
 
-def start_from(trainer, cls, name: str, device, part: str | None = None) -> None:
+def start_from(
+    trainer: AcceleratedTrainer, cls: type, name: str, device: torch.device | str,
+    part: str | None = None,
+) -> None:  # fmt: skip
     """Load ``cls`` weights ``name`` into a new run, grown (``cls.grown_from``) to the run's
     model config if they are of a smaller one."""
     from dalle.folders import part_path
 
+    path = part_path(name, cls.__name__, part)
     start = cls.from_pretrained(name, device, part=part)
-    if start.config != trainer.model_config:
-        start = cls.grown_from(start, trainer.model_config)
+    grew, given = "", start.config
+    if given != trainer.model_config:
+        try:
+            start = cls.grown_from(start, trainer.model_config)
+        except ValueError as e:
+            raise ValueError(
+                f"--init {name} is not the run's model and cannot grow into it: {e}. (Same "
+                f"tokenizer, CLIP and preset as the run that made it?)"
+            ) from None
+        grew = f", grown ({given.changes(trainer.model_config)})"
     trainer.init_from(start)
-    print(f"initialised from {part_path(name, cls.__name__, part)}")
+    print(f"initialised from {path}{grew}")
 
 
 def run_config(cls: type[C], args: argparse.Namespace) -> C:

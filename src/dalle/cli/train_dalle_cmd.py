@@ -81,8 +81,8 @@ def _train_dalle(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = prepare_tokenizer(args.tokenizer, config, dataset, out, accelerator)
     base = DalleConfig.from_preset(args.preset)
-    if args.layers:
-        base = base.replace(num_layers=args.layers)
+    if config.layers:
+        base = base.replace(num_layers=config.layers)
     model_config = fit_model_config(base, tokenizer, vae)
     batches = encoded_batches(config, dataset, dvae_tokens(vae), out, accelerator)
     trainer = DalleTrainer(

@@ -116,16 +116,15 @@ class DalleTransformer(PretrainedMixin, nn.Module):
         identity (their residual output projections zero). Only ``num_layers`` may grow."""
         old = small.config
         if config.num_layers < old.num_layers or config.replace(num_layers=old.num_layers) != old:
-            changed = ", ".join(
-                f"{k} {v} -> {getattr(config, k)}"
-                for k, v in vars(old).items()
-                if getattr(config, k) != v
-            )
             raise ValueError(
                 f"a transformer grows only in depth (more num_layers, everything else equal): "
-                f"{changed}"
+                f"{old.changes(config)}"
             )
-        model = cls(config).to(small.text_emb.weight.device)
+        with torch.random.fork_rng(devices=[]):  # the new layers alike in every process (DDP)
+            torch.manual_seed(0)
+            model = cls(config)
+        weight = small.text_emb.weight
+        model = model.to(weight.device, weight.dtype)
         places = list(range(old.num_layers))
         if old.attention == "sparse":  # the convolutional layer stays last
             places[-1] = config.num_layers - 1

@@ -62,6 +62,8 @@ class UNetConfig(Config):
         unknown = set(self.attention_resolutions) - set(levels)
         if unknown:
             raise ValueError(f"attention_resolutions {sorted(unknown)} are not levels {levels}")
+        if self.text_time and not self.has_text:
+            raise ValueError("text_time needs a caption (text_seq_len and num_text_tokens)")
         if self.low_res_channels and not 0 < self.low_res_size < self.image_size:
             raise ValueError(
                 f"an upsampler's low_res_size must lie between 0 and its image_size "
@@ -280,9 +282,11 @@ class UNet(PretrainedMixin, nn.Module):
                 text_mask = text_mask | ~keep_text[:, None]  # the null caption is read in full
             context.append(encoded)
             masks.append(text_mask)
-            if c.text_time:  # the encoding at the end-of-text (the mask reads a prefix)
-                last = text_mask.sum(dim=1) - 1
-                temb = temb + self.text_time(encoded[torch.arange(len(t)), last])
+            if c.text_time:  # the encoding at the end-of-text: the last position read
+                positions = torch.arange(text_mask.shape[1], device=text_mask.device)
+                last = (text_mask * positions).argmax(dim=1)
+                rows = torch.arange(len(t), device=text_mask.device)
+                temb = temb + self.text_time(encoded[rows, last])
         if not context:
             return temb, None, None
         return temb, torch.cat(context, dim=1), torch.cat(masks, dim=1)
@@ -373,10 +377,14 @@ class UNet(PretrainedMixin, nn.Module):
             if getattr(old, flag) and not getattr(config, flag):
                 problems.append(f"{flag} True -> False")
         if grown != config:
-            problems.append(_config_changes(grown, config))
+            problems.append(grown.changes(config))
         if problems:
             raise ValueError(f"cannot grow this U-Net into the given config: {'; '.join(problems)}")
-        model = cls(config).to(small.input.weight.device)
+        with torch.random.fork_rng(devices=[]):  # the new parts alike in every process (DDP)
+            torch.manual_seed(0)
+            model = cls(config)
+        weight = small.input.weight
+        model = model.to(weight.device, weight.dtype)
         state = model.state_dict()
         for key, value in small.state_dict().items():
             new_key = _grown_key(key, small, model)
@@ -384,7 +392,8 @@ class UNet(PretrainedMixin, nn.Module):
                 extra = state[new_key].shape[1] - value.shape[1]  # the inpainting input's
                 value = F.pad(value, (0, 0, 0, 0, 0, extra))
             state[new_key] = value
-        for i in range(old.text_layers, config.text_layers):  # new caption layers: identity
+        for i in range(old.text_layers, config.text_layers if config.has_text else 0):
+            # new caption layers: identity
             for name in ("attn.out", "mlp.2"):
                 state[f"text.blocks.{i}.{name}.weight"].zero_()
                 state[f"text.blocks.{i}.{name}.bias"].zero_()
@@ -403,12 +412,6 @@ class UNet(PretrainedMixin, nn.Module):
         return h
 
 
-def _config_changes(a: UNetConfig, b: UNetConfig) -> str:
-    return ", ".join(
-        f"{k} {v} -> {getattr(b, k)}" for k, v in vars(a).items() if getattr(b, k) != v
-    )
-
-
 def _grown_key(key: str, small: UNet, grown: UNet) -> str:
     """``small``'s state key under ``grown``'s names: a layer that gained an attention block
     (right after its residual block) shifts the index of the modules after it."""
@@ -421,12 +424,12 @@ def _grown_key(key: str, small: UNet, grown: UNet) -> str:
         old_layer, new_layer = old_layer[int(parts[1])], new_layer[int(parts[1])]
     at = int(parts[depth])
     if not isinstance(old_layer[at], AttentionBlock):  # the same place among the others
-
-        def others(layer: nn.ModuleList) -> list[int]:
-            return [i for i, m in enumerate(layer) if not isinstance(m, AttentionBlock)]
-
-        at = others(new_layer)[others(old_layer).index(at)]
+        at = _non_attention(new_layer)[_non_attention(old_layer).index(at)]
     return ".".join([*parts[:depth], str(at), *parts[depth + 1 :]])
+
+
+def _non_attention(layer: nn.ModuleList) -> list[int]:
+    return [i for i, m in enumerate(layer) if not isinstance(m, AttentionBlock)]
 
 
 # The shapes world's decoder: 32 x 32 (the paper's 64 x 64 base, at our scale), attention at

@@ -171,7 +171,15 @@ def load_training_checkpoint(
     if damaged:
         logger.warning("resuming from %s: the newer checkpoint could not be read", path)
     if state["model_config"] != model_config.to_dict():
-        raise ValueError(f"{path}: the checkpoint was made with another model config")
+        saved = state["model_config"]
+        changed = ", ".join(
+            f"{k} {saved.get(k)!r} -> {v!r}" for k, v in model_config.to_dict().items()
+            if saved.get(k) != v
+        )  # fmt: skip
+        raise ValueError(
+            f"{path}: the checkpoint was made with another model config (checkpoint -> this "
+            f"run: {changed})"
+        )
     model.load_state_dict(tensors["model"])
     ema.load_state_dict(tensors["ema"])
     optimizer_from_tensors(optimizer, tensors["optimizer"], state["optimizer"])

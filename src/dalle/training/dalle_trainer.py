@@ -32,6 +32,7 @@ __all__ = ["DalleTrainConfig", "DalleTrainer", "fit_model_config", "make_acceler
 class DalleTrainConfig(RunConfig):
     vae: str = "shapes"  # dVAE folder or bundled name; frozen, it only tokenizes images
     caption_dropout: float = 0.15  # for classifier-free guidance
+    layers: int | None = None  # the transformer's depth, if not the model preset's
     # the paper's AdamW: betas (0.9, 0.96) and weight decay 0.045 (the RunConfig defaults)
 
 

@@ -79,13 +79,6 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     ]
 
 
-def _config_diff(a: Config | None, b: Config) -> str:
-    if a is None or type(a) is not type(b):
-        return f"{type(a).__name__} against {type(b).__name__}"
-    da, db = a.to_dict(), b.to_dict()
-    return ", ".join(f"{k} {da[k]!r} vs {db[k]!r}" for k in da if da[k] != db[k])
-
-
 class AcceleratedTrainer:
     """Subclasses give ``batches(start_step)``, ``train_step(batch)`` and ``sample()``, and
     ``export_name``, the folder of the run their model is exported to."""
@@ -219,8 +212,8 @@ class AcceleratedTrainer:
         config = getattr(model, "config", None)
         if config != self.model_config:
             raise ValueError(
-                f"the initial weights' config does not match the run's model config: "
-                f"{_config_diff(config, self.model_config)}"
+                f"the initial weights' config does not match the run's model config (run -> "
+                f"weights: {self.model_config.changes(config)})"
             )
         self.unwrapped.load_state_dict(model.state_dict())
         self.ema = EMA(self.unwrapped, self.config.ema_decay)
