@@ -315,6 +315,31 @@ def test_decoder_guidance_is_uncond_plus_scale_times_the_difference():
     assert keep_clip.tolist() == [True, True, False, False] and torch.equal(keep_clip, keep_text)
 
 
+def test_caption_guidance_scales_the_caption_s_own_difference():
+    from dalle.pipelines.unclip_pipeline import guided_decoder
+
+    calls = []
+
+    class Stub(torch.nn.Module):  # x + 1 for the CLIP embedding, + 10 for the caption
+        def forward(self, x, t, clip, ids, mask, keep_clip=None, keep_text=None):
+            calls.append((keep_clip.tolist(), keep_text.tolist()))
+            return x + (keep_clip.float() + 10 * keep_text.float())[:, None, None, None]
+
+    x, t = torch.zeros(2, 3, 4, 4), torch.zeros(2, dtype=torch.long)
+    e, ids, mask = torch.zeros(2, 5), torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3) > 0
+    # uncond 0, CLIP alone 1, both 11: 0 + g (1 - 0) + gc (11 - 1)
+    for g, gc, want in ((3.0, 5.0, 53.0), (2.0, 0.0, 2.0), (1.0, 2.0, 21.0), (3.0, 3.0, 33.0)):
+        calls.clear()
+        out = guided_decoder(Stub(), e, ids, mask, g, caption_guidance=gc)(x, t)
+        torch.testing.assert_close(out, torch.full_like(x, want))
+        assert len(calls) == 1 and len(calls[0][0]) == (4 if gc == g else 6)  # one batch
+    calls.clear()  # without the caption (variations) the caption's scale has nothing to scale
+    out = guided_decoder(Stub(), e, ids, mask, 3.0, read_caption=False, caption_guidance=5.0)
+    torch.testing.assert_close(out(x, t), torch.full_like(x, 3.0))
+    with pytest.raises(ValueError, match="guidance"):
+        DecoderSettings(caption_guidance=-1.0)
+
+
 def test_guidance_and_steps_change_the_drawing(tiny_unclip):
     pipe = UnclipPipeline.from_pretrained(tiny_unclip)
     embeds = pipe.text_embeddings(["a red circle"] * 2)

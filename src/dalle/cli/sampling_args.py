@@ -76,7 +76,7 @@ def add_candidates_argument(p: argparse.ArgumentParser) -> None:
 
 UNCLIP_STAGES = {
     "prior": ("sampler", "steps", "guidance"),
-    "decoder": ("sampler", "steps", "guidance"),
+    "decoder": ("sampler", "steps", "guidance", "caption_guidance"),
     "upsampler": ("sampler", "steps"),
 }
 
@@ -103,6 +103,13 @@ def add_unclip_arguments(
             g.add_argument(
                 f"--{stage}-guidance", type=float, default=None,
                 help=f"the {stage}'s classifier-free guidance scale; 1 is off (default: {default})",
+            )  # fmt: skip
+        if "caption_guidance" in names:
+            g.add_argument(
+                f"--{stage}-caption-guidance", type=float, default=None,
+                help=f"the caption's own guidance scale in the {stage} (a third prediction a "
+                "step): uncond + g (CLIP alone - uncond) + this (CLIP and caption - CLIP alone); "
+                f"default: {default} (the caption guided with the CLIP embedding, one scale)",
             )  # fmt: skip
 
 

@@ -71,9 +71,14 @@ class DecoderSettings:
     sampler: SamplerName = "ddim"
     steps: int = 50
     guidance: float = 3.0  # classifier-free guidance (CLIP embedding and caption together)
+    # the caption's own scale: uncond + g (clip - uncond) + caption_guidance (clip and caption -
+    # clip), a third prediction a step; None: the caption's scale is ``guidance`` (one pair)
+    caption_guidance: float | None = None
 
     def __post_init__(self) -> None:
         _check_stage(self.sampler, self.steps, self.guidance)
+        if self.caption_guidance is not None:
+            _check_stage(self.sampler, self.steps, self.caption_guidance)
 
 
 @dataclass(frozen=True)
@@ -307,7 +312,15 @@ class UnclipPipeline:
             x.to(self.device) for x in caption_ids(self.tokenizer, prompts, c.text_seq_len)
         )
         model_fn = autocast_fn(
-            guided_decoder(decoder, embeddings, ids, mask, settings.guidance), bf16
+            guided_decoder(
+                decoder,
+                embeddings,
+                ids,
+                mask,
+                settings.guidance,
+                caption_guidance=settings.caption_guidance,
+            ),
+            bf16,  # fmt: skip
         )
         return draw_unet(decoder, model_fn, settings, seeds, on_step)
 
@@ -451,20 +464,35 @@ def autocast_fn(model_fn, bf16: bool):
 def guided_decoder(
     decoder: UNet, embeddings, ids, mask, guidance: float, read_caption: bool = True,
     known: torch.Tensor | None = None, draw: torch.Tensor | None = None,
+    caption_guidance: float | None = None,
 ):  # fmt: skip
     """The decoder's prediction, guided: uncond + g (cond - uncond), the unconditional half
     with the learned null CLIP embedding and null caption, both halves in one batch. With
     ``read_caption`` False the conditional half has the null caption too (drawing from the CLIP
     embedding alone, as variations do). An inpainting decoder reads ``known`` and ``draw`` (see
-    ``UNet.forward``) in both halves."""
+    ``UNet.forward``) in both halves. ``caption_guidance`` g_c (with the caption read): a third
+    prediction from the CLIP embedding alone, and uncond + g (clip - uncond) + g_c (cond - clip),
+    which is the pair's formula when g_c = g."""
+    if not read_caption or caption_guidance == guidance:
+        caption_guidance = None
 
     def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
         on = torch.ones(b, dtype=torch.bool, device=x.device)
         text_on = on if read_caption else ~on
         given = {} if known is None else {"known": known, "draw": draw}
-        if guidance == 1.0:
+        if guidance == 1.0 and caption_guidance is None:
             return decoder(x, t, embeddings, ids, mask, keep_clip=on, keep_text=text_on, **given)
+        if caption_guidance is not None:  # cond, CLIP alone, uncond in one batch
+            keep, keep_text = torch.cat([on, on, ~on]), torch.cat([on, ~on, ~on])
+            given = {k: torch.cat([v, v, v]) for k, v in given.items()}
+            out = decoder(
+                torch.cat([x, x, x]), torch.cat([t, t, t]), embeddings.repeat(3, 1),
+                ids.repeat(3, 1), mask.repeat(3, 1), keep_clip=keep, keep_text=keep_text,
+                **given,
+            )  # fmt: skip
+            cond, clip, uncond = out.float().chunk(3)
+            return uncond + guidance * (clip - uncond) + caption_guidance * (cond - clip)
         keep, keep_text = torch.cat([on, ~on]), torch.cat([text_on, ~on])
         given = {k: torch.cat([v, v]) for k, v in given.items()}
         out = decoder(
