@@ -311,8 +311,10 @@ class UpsamplerTrainer(_DiffusionTrainer):
         return self.save_grid([small, drawn, area_resize(images.float(), drawn.shape[-1])])
 
 
-# The shapes world's decoder (32 x 32) on the frozen bundled CLIP: 12,000 steps of batch 32 (about
-# 0.72 s a step in bf16 on a 2-core Emerald Rapids: 2.4 h, resumed across sessions).
+# The shapes world's decoder (32 x 32) on the frozen bundled CLIP, batch 32. The bundled one: 6,000
+# steps on `shapes`, 3,000 on the users mix (two_objects=0.75&size_words=0.75), then grown to the
+# shapes-decoder preset (--init) and 4,500 more on the users mix (docs/unclip.md); 0.7-1.7 s a
+# step in bf16 on a 2-core Emerald Rapids, resumed across sessions.
 DecoderTrainConfig.register_preset(
     "shapes",
     DecoderTrainConfig(data="shapes", steps=12000, batch_size=32, warmup_steps=500,
