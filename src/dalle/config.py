@@ -108,6 +108,13 @@ def _to_jsonable(value: Any) -> Any:
     return value
 
 
+def dict_changes(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """The keys whose values differ between two config dicts, ``"name a -> b, ..."``."""
+    return ", ".join(
+        f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in {**a, **b} if a.get(k) != b.get(k)
+    )
+
+
 class Config:
     """Mixin for frozen dataclass configs (``@dataclass(frozen=True) class X(Config)``)."""
 
@@ -124,8 +131,7 @@ class Config:
         """What differs from ``other``, as ``"name old -> new, ..."`` (for error messages)."""
         if other is None or type(other) is not type(self):
             return f"{type(self).__name__} -> {type(other).__name__}"
-        a, b = self.to_dict(), other.to_dict()
-        return ", ".join(f"{k} {a[k]!r} -> {b[k]!r}" for k in a if a[k] != b[k])
+        return dict_changes(self.to_dict(), other.to_dict())
 
     @classmethod
     def from_dict(cls: type[C], data: dict[str, Any]) -> C:

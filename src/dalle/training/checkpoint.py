@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from dalle.config import dict_changes
+
 STATE_FILE = "trainer_state.json"
 REQUIRED_TENSORS = ("model", "ema", "optimizer", "rng")  # what every training checkpoint holds
 
@@ -171,11 +173,7 @@ def load_training_checkpoint(
     if damaged:
         logger.warning("resuming from %s: the newer checkpoint could not be read", path)
     if state["model_config"] != model_config.to_dict():
-        saved = state["model_config"]
-        changed = ", ".join(
-            f"{k} {saved.get(k)!r} -> {v!r}" for k, v in model_config.to_dict().items()
-            if saved.get(k) != v
-        )  # fmt: skip
+        changed = dict_changes(state["model_config"], model_config.to_dict())
         raise ValueError(
             f"{path}: the checkpoint was made with another model config (checkpoint -> this "
             f"run: {changed})"
