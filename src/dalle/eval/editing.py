@@ -12,6 +12,9 @@ scene is drawn that realises it and rendered; then:
   every pixel outside the mask within 2 levels of the source?
 - interpolation: prompt k's scene to prompt k+1's: are the first and the last frames read as
   their sources' captions?
+
+Each kind of edit draws its changes from a stream of its own (keyed by the seed), so a figure does
+not depend on which other kinds ran with it (``--edits``).
 """
 
 from __future__ import annotations
@@ -126,7 +129,6 @@ def editing_report(
         Image.fromarray(render_scene(scene_for_prompt(p, "editing", seed, i)))
         for i, p in enumerate(prompts)
     ]
-    rng = HashRandom("shapes-editing-changes", seed)
     inpainting = editing.InpaintSettings(method=inpaint_method)
     rates = {k: Rate() for k in ("variation_keeps_caption", "variation_not_copy", "text_diff",
                                  "inpaint_unclip", "inpaint_unclip_kept", "inpaint_dalle",
@@ -145,6 +147,7 @@ def editing_report(
             if on_prompt:
                 on_prompt("variations")
     if "text_diff" in edits:
+        rng = HashRandom("shapes-editing-changes", seed)
         for prompt, source in zip(prompts, sources):
             target = recoloured(prompt, 0, rng)
             (image,) = editing.text_diff(pipe, source, prompt.canonical(), target.canonical(),
@@ -153,6 +156,7 @@ def editing_report(
             if on_prompt:
                 on_prompt("text_diff")
     if "inpaint" in edits:
+        rng = HashRandom("shapes-editing-inpaint-changes", seed)
         pipes = [("unclip", pipe)] + ([("dalle", dalle_pipe)] if dalle_pipe is not None else [])
         for i, (prompt, source) in enumerate(zip(prompts, sources)):
             if prompt.relation is None:

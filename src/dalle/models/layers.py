@@ -49,6 +49,16 @@ def erf_gelu_for_bf16(model: nn.Module) -> nn.Module:
     return model
 
 
+def built_like(cls, config, like: torch.Tensor) -> nn.Module:
+    """``cls(config)`` initialised from seed 0 (so alike in every process of a distributed run,
+    whatever the global random state) on ``like``'s device and dtype: the start of a model grown
+    from a smaller one, whose new parts must not differ between processes."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = cls(config)
+    return model.to(like.device, like.dtype)
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention through ``scaled_dot_product_attention``, with an optional
     key/value cache for decoding."""

@@ -20,7 +20,7 @@ from torch import nn
 from dalle.config import Config
 from dalle.models.attention_masks import attention_mask, layer_schedule
 from dalle.models.kv_cache import DenseLayout, KVCache
-from dalle.models.layers import CAUSAL, Block
+from dalle.models.layers import CAUSAL, Block, built_like
 from dalle.models.pretrained import PretrainedMixin
 from dalle.models.sparse_attention import SPARSE_KINDS, SparsePattern
 
@@ -120,11 +120,7 @@ class DalleTransformer(PretrainedMixin, nn.Module):
                 f"a transformer grows only in depth (more num_layers, everything else equal): "
                 f"{old.changes(config)}"
             )
-        with torch.random.fork_rng(devices=[]):  # the new layers alike in every process (DDP)
-            torch.manual_seed(0)
-            model = cls(config)
-        weight = small.text_emb.weight
-        model = model.to(weight.device, weight.dtype)
+        model = built_like(cls, config, small.text_emb.weight)
         places = list(range(old.num_layers))
         if old.attention == "sparse":  # the convolutional layer stays last
             places[-1] = config.num_layers - 1

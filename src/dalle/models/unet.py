@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dalle.config import Config
-from dalle.models.layers import Block, timestep_embedding
+from dalle.models.layers import Block, built_like, timestep_embedding
 from dalle.models.pretrained import PretrainedMixin
 
 
@@ -380,11 +380,7 @@ class UNet(PretrainedMixin, nn.Module):
             problems.append(grown.changes(config))
         if problems:
             raise ValueError(f"cannot grow this U-Net into the given config: {'; '.join(problems)}")
-        with torch.random.fork_rng(devices=[]):  # the new parts alike in every process (DDP)
-            torch.manual_seed(0)
-            model = cls(config)
-        weight = small.input.weight
-        model = model.to(weight.device, weight.dtype)
+        model = built_like(cls, config, small.input.weight)
         state = model.state_dict()
         for key, value in small.state_dict().items():
             new_key = _grown_key(key, small, model)
