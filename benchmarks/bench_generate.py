@@ -1,7 +1,7 @@
 """`dalle generate` as users run it: whole processes, bundled model, the same prompts, one run.
 
     python benchmarks/bench_generate.py [--prompts 32] [--num-images 4] [--rerank-prompts 8]
-        [--configs defaults,bf16_16,fp32_64] [--out DIR]
+        [--configs defaults,bf16_16,fp32_64] [--reps 1] [--warmup 0] [--no-rerank]
 
 Times each configuration of the CLI on the same ``--prompts`` x ``--num-images`` images (the
 users mix of canonical prompts), start to finish (interpreter start, model loading, sampling,
@@ -10,13 +10,16 @@ decoding, PNG writing): the defaults, ``--bf16 --batch-size 16`` (the earlier de
 defaults, side by side); then the rerank path (``--candidates 16``) at the defaults and at
 the earlier defaults. Also measures the machine's fp32 and bf16 matrix-product peak (2048^3) and
 the FLOPs of sampling one image, so that the sampling loop's share of the peak can be stated.
-Names the CPU. Prints a Markdown table and, last, one JSON line.
+With ``--reps R`` the configurations run in R rounds, one after another within a round, and each
+reports its median (``--warmup W`` untimed rounds first; defaults 1 and 0). Names the CPU.
+Prints a Markdown table and, last, one JSON line.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,8 +38,9 @@ CONFIGS = {
     "bf16_64": ["--bf16", "--batch-size", "64"],
     "fp32_128": ["--no-bf16", "--batch-size", "128"],
     "bf16_128": ["--bf16", "--batch-size", "128"],
-    "unclip": ["--model", "shapes-unclip"],  # the unCLIP pipeline at its defaults
+    "unclip": ["--model", "shapes-unclip"],  # the unCLIP pipeline at its defaults (batch 16)
     "unclip_8": ["--model", "shapes-unclip", "--batch-size", "8"],
+    "unclip_32": ["--model", "shapes-unclip", "--batch-size", "32"],
     "unclip_64": ["--model", "shapes-unclip", "--batch-size", "64"],
     "unclip_fp32": ["--model", "shapes-unclip", "--no-bf16"],
 }
@@ -87,8 +91,11 @@ def flops_per_image(guided: bool) -> float:
 def run_cli(args: list[str], out: Path) -> float:
     cmd = [sys.executable, "-m", "dalle", "generate", *args, "--out", str(out)]
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return time.perf_counter() - t0
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return seconds
 
 
 def main() -> None:
@@ -98,6 +105,7 @@ def main() -> None:
     parser.add_argument("--rerank-prompts", type=int, default=8)
     parser.add_argument("--configs", default="defaults,bf16_16,fp32_64")
     parser.add_argument("--no-rerank", action="store_true")
+    parser.set_defaults(reps=1, warmup=0)  # whole processes: one round is already many steps
     args = parser.parse_args()
     from dalle.shapes.prompts import evaluation_prompts
 
@@ -106,11 +114,25 @@ def main() -> None:
     prompts_file.write_text("".join(p + "\n" for p in evaluation_prompts(args.prompts, seed=3)))
     images = args.prompts * args.num_images
     base = ["--prompts-file", str(prompts_file), "--num-images", str(args.num_images)]
+    names = args.configs.split(",")
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown configs {unknown}; known: {', '.join(CONFIGS)}")
+    for _ in range(args.warmup):  # untimed, e.g. to fill the page cache after an install
+        for name in names:
+            run_cli(base + CONFIGS[name], root / f"warmup_{name}")
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for rep in range(args.reps):  # rounds over the configs, so that a drift hits them alike
+        for name in names:
+            seconds = run_cli(base + CONFIGS[name], root / f"{name}_{rep}")
+            times[name].append(seconds)
+            print(f"round {rep + 1}: {name}: {seconds:.1f} s, {images / seconds:.2f} images/s",
+                  file=sys.stderr)  # fmt: skip
     results: dict[str, dict] = {}
-    for name in args.configs.split(","):
-        seconds = run_cli(base + CONFIGS[name], root / name)
-        results[name] = {"seconds": seconds, "images": images, "images_per_s": images / seconds}
-        print(f"{name}: {seconds:.1f} s, {images / seconds:.2f} images/s", file=sys.stderr)
+    for name in names:
+        seconds = statistics.median(times[name])
+        results[name] = {"seconds": seconds, "images": images, "images_per_s": images / seconds,
+                         "all_seconds": times[name]}  # fmt: skip
     if not args.no_rerank:
         rerank_prompts = root / "rerank.txt"
         rerank_prompts.write_text(

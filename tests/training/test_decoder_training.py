@@ -229,8 +229,11 @@ def test_cached_embeddings_come_back_with_their_images(tiny_clip, tmp_path):
     out = tmp_path / "run"
     result = run_train("decoder", "decoder-tiny", out, "--clip", str(tiny_clip), "--no-bf16",
                        "--data", str(data), "--batch-size", "4", "--steps", "4",
-                       "--checkpoint-every", "4")  # fmt: skip
+                       "--checkpoint-every", "4", "--caption-dropout", "0.2",
+                       "--clip-dropout", "0")  # fmt: skip
     assert "cached the CLIP image embeddings of 6 images" in result.stdout
+    saved = json.loads((out / "train_config.json").read_text())
+    assert (saved["text_dropout"], saved["clip_dropout"]) == (0.2, 0.0)
     assert "skipped 1 unreadable file" in result.stdout
     ranker = ClipRanker.from_pretrained(tiny_clip)
     encoder = clip_image_embeddings(ranker.clip)

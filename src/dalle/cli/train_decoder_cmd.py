@@ -16,7 +16,7 @@ from dalle.cli.train_args import (
     run_trainer,
     start_from,
 )
-from dalle.cli.validate import non_negative_int
+from dalle.cli.validate import fraction, non_negative_int
 from dalle.training.decoder_trainer import DecoderTrainConfig, UpsamplerTrainConfig
 
 
@@ -46,6 +46,16 @@ def register(train_sub: argparse._SubParsersAction) -> None:
         help="train an inpainting decoder (GLIDE): this fraction of the samples gets the image "
         "outside a random rectangle as input, the rest nothing (plain drawing); default 0, "
         "a plain decoder",
+    )  # fmt: skip
+    p.add_argument(
+        "--caption-dropout", dest="text_dropout", type=fraction, default=None, metavar="P",
+        help="fraction of the samples trained with the null caption, for guidance (default the "
+        "preset's: the paper's 0.5)",
+    )  # fmt: skip
+    p.add_argument(
+        "--clip-dropout", type=fraction, default=None, metavar="P",
+        help="fraction of the samples trained with the learned null CLIP embedding, for "
+        "guidance (default the preset's: the paper's 0.1)",
     )  # fmt: skip
     add_init_argument(
         p,

@@ -38,7 +38,7 @@ from dalle.utils.images import area_resize
 SamplerName = Literal["dpm++2m", "ddim", "ddpm"]
 
 
-DEFAULT_BATCH_SIZE = 32  # images drawn at once
+DEFAULT_BATCH_SIZE = 16  # images drawn at once: the fastest measured (docs/benchmarks.md)
 
 
 SAMPLERS: tuple[str, ...] = get_args(SamplerName)
