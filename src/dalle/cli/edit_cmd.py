@@ -80,7 +80,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     interp.add_argument("image_a", metavar="IMAGE_A")
     interp.add_argument("image_b", metavar="IMAGE_B")
     interp.add_argument("--steps", type=int_at_least(2), default=5, help="frames K (default 5)")
-    interp.add_argument("--noise", choices=("fixed", "slerp"), default="fixed")
+    interp.add_argument(
+        "--noise", choices=("fixed", "slerp"), default="fixed",
+        help="the decoder's starting noise x_T: A's inversion for every frame (fixed, the "
+        "default) or slerped from A's inversion to B's",
+    )  # fmt: skip
     interp.add_argument("--out", default="interpolation", help="output folder")
     _common(interp)
     interp.set_defaults(func=_interpolate)
@@ -95,8 +99,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     edit.add_argument("image", metavar="IMAGE")
-    edit.add_argument("--from", dest="source", required=True, metavar="TEXT")
-    edit.add_argument("--to", dest="target", required=True, metavar="TEXT")
+    edit.add_argument("--from", dest="source", required=True, metavar="TEXT",
+                      help="a caption of the image as it is")  # fmt: skip
+    edit.add_argument("--to", dest="target", required=True, metavar="TEXT",
+                      help="the caption it should be edited towards")  # fmt: skip
     edit.add_argument("--amount", type=float, default=0.5, help="slerp amount in [0, 1] (0.5)")
     edit.add_argument("--num-images", type=positive_int, default=1, help="images (default 1)")
     edit.add_argument(
@@ -126,7 +132,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     inpaint.add_argument("image", metavar="IMAGE")
     inpaint.add_argument("prompt", metavar="PROMPT")
-    inpaint.add_argument("--mask", required=True, metavar="MASK")
+    inpaint.add_argument(
+        "--mask", required=True, metavar="MASK",
+        help="an image of IMAGE's size: alpha 0 (or, without alpha, white) marks the region to "
+        "repaint",
+    )  # fmt: skip
     inpaint.add_argument("--num-images", type=positive_int, default=1, help="images (default 1)")
     inpaint.add_argument(
         "--resample", type=positive_int, default=None,

@@ -69,8 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--model", default="shapes", help="dVAE folder or bundled name (default shapes)"
     )
     rec.add_argument("--n", type=positive_int, default=1000, help="number of images (1000)")
-    rec.add_argument("--split", default="test", choices=("train", "test"))
-    rec.add_argument("--seed", type=non_negative_int, default=0)
+    rec.add_argument("--split", default="test", choices=("train", "test"),
+                     help="shapes split to draw the scenes from (default test)")  # fmt: skip
+    rec.add_argument("--seed", type=non_negative_int, default=0, help="seed of the scenes (0)")
     rec.add_argument("--json", action="store_true", help="print the report as one JSON line")
     rec.set_defaults(func=_eval_reconstruction)
 
@@ -118,7 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--model", default="shapes", help="CLIP folder, pipeline folder or bundled name (shapes)"
     )
     clip.add_argument("--n", type=positive_int, default=1000, help="test images (default 1000)")
-    clip.add_argument("--seed", type=non_negative_int, default=0)
+    clip.add_argument("--seed", type=non_negative_int, default=0, help="seed of the scenes (0)")
     clip.add_argument("--json", action="store_true", help="print the report as one JSON line")
     clip.set_defaults(func=_eval_clip)
 
@@ -235,7 +236,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     inception.add_argument("--inception-weights", required=True, metavar="FILE",
                            help="pt_inception-2015-12-05-6726825d.pth (as pytorch-fid uses)")  # fmt: skip
     inception.add_argument("--splits", type=positive_int, default=10, help="splits (10)")
-    inception.add_argument("--batch-size", type=positive_int, default=64)
+    inception.add_argument(
+        "--batch-size", type=positive_int, default=64, help="images at once (64)"
+    )
     inception.add_argument("--json", action="store_true", help="print the report as one JSON line")
     inception.set_defaults(func=_eval_is)
 
@@ -247,7 +250,7 @@ def _feature_arguments(p: argparse.ArgumentParser) -> None:
                    help="the CLIP for --features clip (default: the bundled shapes CLIP)")  # fmt: skip
     p.add_argument("--inception-weights", default=None, metavar="FILE",
                    help="for --features inception: pt_inception-2015-12-05-6726825d.pth")  # fmt: skip
-    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images at once (64)")
 
 
 def _feature_net(args: argparse.Namespace):

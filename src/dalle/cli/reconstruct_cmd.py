@@ -32,11 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     rec.add_argument("in_dir", metavar="IN_DIR")
-    rec.add_argument("--out", required=True, metavar="OUT_DIR")
+    rec.add_argument("--out", required=True, metavar="OUT_DIR", help="where the reconstructions go")
     rec.add_argument(
         "--model", default="shapes", help="dVAE folder or bundled name (default shapes)"
     )
-    rec.add_argument("--batch-size", type=positive_int, default=64)
+    rec.add_argument("--batch-size", type=positive_int, default=64, help="images at once (64)")
     rec.set_defaults(func=_reconstruct)
 
 

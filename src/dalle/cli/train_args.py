@@ -58,8 +58,15 @@ def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], out: str) 
         "(default the preset's). It warms up: step t uses min(decay, (1 + t) / (10 + t)), so "
         "the value matters only after about 10 / (1 - decay) steps",
     )  # fmt: skip
-    p.add_argument("--checkpoint-every", type=positive_int, default=None)
-    p.add_argument("--sample-every", type=positive_int, default=None)
+    p.add_argument(
+        "--checkpoint-every", type=positive_int, default=None, metavar="N",
+        help="write a checkpoint (what --resume continues from) every N steps (default the "
+        "preset's)",
+    )  # fmt: skip
+    p.add_argument(
+        "--sample-every", type=positive_int, default=None, metavar="N",
+        help="write a sample grid to OUT/samples every N steps (default the preset's)",
+    )  # fmt: skip
     p.add_argument(
         "--bf16",
         action=argparse.BooleanOptionalAction,
@@ -68,7 +75,10 @@ def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], out: str) 
         "units (Intel AMX / AVX512-BF16 CPUs, recent GPUs), off elsewhere (on other CPUs bf16 "
         "autocast made a step 22x slower)",
     )
-    p.add_argument("--seed", type=non_negative_int, default=None)
+    p.add_argument(
+        "--seed", type=non_negative_int, default=None,
+        help="seed of the initialisation, the data order and the noise (default the preset's)",
+    )  # fmt: skip
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument(
         "--stop-at",
