@@ -3,12 +3,18 @@ prompt's scene, decode its *true* CLIP image embedding with the prompt as captio
 upsampler), and score the result with the shapes scorer, one- and two-object apart.
 
     python benchmarks/decoder_true_embeddings.py [--model shapes-unclip] [--n 64] [--guidance 3]
+        [--reads both,caption,clip]
+
+``--reads`` decodes the same scenes once per listed condition: ``both`` (the CLIP embedding and
+the caption, as the pipeline does), ``caption`` (the learned null embedding instead of the CLIP
+one: what the caption alone carries) and ``clip`` (the null caption).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import numpy as np
 import torch
@@ -31,7 +37,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--prompts-seed", type=int, default=1, help="1: the validation prompts")
     parser.add_argument("--guidance", type=float, default=3.0)
+    parser.add_argument("--reads", default="both", help="comma-separated: both, caption, clip")
     args = parser.parse_args()
+    reads = args.reads.split(",")
+    if not reads or set(reads) - {"both", "caption", "clip"}:
+        parser.error("--reads takes a comma-separated subset of both, caption, clip")
 
     pipe = UnclipPipeline.from_pretrained(args.model)
     prompts = evaluation_prompts(args.n, args.prompts_seed, "users")
@@ -40,14 +50,20 @@ def main() -> None:
     images = torch.from_numpy(np.stack(scenes)).permute(0, 3, 1, 2).float() / 255
     bf16 = use_bf16(None, pipe.device)
     seeds = list(range(args.n))
-    small = pipe.decode(pipe.image_embeddings(images), prompts, seeds,
-                        pipe.decoder_settings(guidance=args.guidance), bf16)  # fmt: skip
-    drawn = pipe.upsample(small, seeds, None, bf16) if pipe.upsampler is not None else small
-    right = {"one_object": [], "two_objects": []}
-    for p, image in zip(parsed, to_pil(drawn)):
-        key = "one_object" if p.relation is None else "two_objects"
-        right[key].append(score_image(np.asarray(image), p).correct)
-    print(json.dumps({k: {"right": sum(v), "of": len(v)} for k, v in right.items()}))
+    embeddings = pipe.image_embeddings(images)
+    settings = pipe.decoder_settings(guidance=args.guidance)
+    results = {}
+    for read in reads:
+        small = pipe.decode(embeddings, prompts, seeds, settings, bf16,
+                            read_clip=read != "caption", read_caption=read != "clip")  # fmt: skip
+        drawn = pipe.upsample(small, seeds, None, bf16) if pipe.upsampler is not None else small
+        right = {"one_object": [], "two_objects": []}
+        for p, image in zip(parsed, to_pil(drawn)):
+            key = "one_object" if p.relation is None else "two_objects"
+            right[key].append(score_image(np.asarray(image), p).correct)
+        results[read] = {k: {"right": sum(v), "of": len(v)} for k, v in right.items()}
+        print(read, json.dumps(results[read]), file=sys.stderr, flush=True)
+    print(json.dumps(results if len(reads) > 1 else results[reads[0]]))
 
 
 if __name__ == "__main__":

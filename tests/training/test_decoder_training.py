@@ -339,6 +339,12 @@ def test_caption_guidance_scales_the_caption_s_own_difference():
     calls.clear()  # without the caption (variations) the caption's scale has nothing to scale
     out = guided_decoder(Stub(), e, ids, mask, 3.0, read_caption=False, caption_guidance=5.0)
     torch.testing.assert_close(out(x, t), torch.full_like(x, 3.0))
+    # the caption alone (the null CLIP embedding in the conditional half): uncond 0, caption 10
+    for g, want in ((3.0, 30.0), (1.0, 10.0)):
+        calls.clear()
+        out = guided_decoder(Stub(), e, ids, mask, g, read_clip=False, caption_guidance=5.0)
+        torch.testing.assert_close(out(x, t), torch.full_like(x, want))
+        assert not any(calls[0][0]) and calls[0][1][:2] == [True, True]
     with pytest.raises(ValueError, match="guidance"):
         DecoderSettings(caption_guidance=-1.0)
 

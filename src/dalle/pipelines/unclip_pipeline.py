@@ -299,10 +299,14 @@ class UnclipPipeline:
         settings: DecoderSettings | None = None,
         bf16: bool = False,
         on_step: Callable[[int, torch.Tensor], None] | None = None,
+        read_clip: bool = True,
+        read_caption: bool = True,
     ) -> torch.Tensor:
         """(B, 3, S, S) images in [0, 1] the decoder draws for (B, D) CLIP image embeddings and
         their captions; row i's noise is drawn from its own generator seeded ``seeds[i]``.
-        ``on_step(i, x0)``: each step's estimate of the images (in [-1, 1])."""
+        ``on_step(i, x0)``: each step's estimate of the images (in [-1, 1]). ``read_clip`` /
+        ``read_caption`` False: the decoder reads the null embedding / caption instead (what it
+        draws from the other alone; ``guided_decoder``)."""
         if self.decoder is None:
             raise ValueError("this pipeline has no decoder: train one with `dalle train decoder`")
         settings = settings or self.decoder_defaults
@@ -318,7 +322,9 @@ class UnclipPipeline:
                 ids,
                 mask,
                 settings.guidance,
+                read_caption=read_caption,
                 caption_guidance=settings.caption_guidance,
+                read_clip=read_clip,
             ),
             bf16,  # fmt: skip
         )
@@ -464,25 +470,29 @@ def autocast_fn(model_fn, bf16: bool):
 def guided_decoder(
     decoder: UNet, embeddings, ids, mask, guidance: float, read_caption: bool = True,
     known: torch.Tensor | None = None, draw: torch.Tensor | None = None,
-    caption_guidance: float | None = None,
+    caption_guidance: float | None = None, read_clip: bool = True,
 ):  # fmt: skip
     """The decoder's prediction, guided: uncond + g (cond - uncond), the unconditional half
     with the learned null CLIP embedding and null caption, both halves in one batch. With
     ``read_caption`` False the conditional half has the null caption too (drawing from the CLIP
-    embedding alone, as variations do). An inpainting decoder reads ``known`` and ``draw`` (see
+    embedding alone, as variations do); with ``read_clip`` False it has the learned null CLIP
+    embedding (drawing from the caption alone: a diagnostic of what the caption carries). An
+    inpainting decoder reads ``known`` and ``draw`` (see
     ``UNet.forward``) in both halves. ``caption_guidance`` g_c (with the caption read): a third
     prediction from the CLIP embedding alone, and uncond + g (clip - uncond) + g_c (cond - clip),
     which is the pair's formula when g_c = g."""
-    if not read_caption or caption_guidance == guidance:
+    if not read_caption or not read_clip or caption_guidance == guidance:
         caption_guidance = None
 
     def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
         on = torch.ones(b, dtype=torch.bool, device=x.device)
         text_on = on if read_caption else ~on
+        clip_on = on if read_clip else ~on
         given = {} if known is None else {"known": known, "draw": draw}
         if guidance == 1.0 and caption_guidance is None:
-            return decoder(x, t, embeddings, ids, mask, keep_clip=on, keep_text=text_on, **given)
+            return decoder(x, t, embeddings, ids, mask, keep_clip=clip_on, keep_text=text_on,
+                           **given)  # fmt: skip
         if caption_guidance is not None:  # cond, CLIP alone, uncond in one batch
             keep, keep_text = torch.cat([on, on, ~on]), torch.cat([on, ~on, ~on])
             given = {k: torch.cat([v, v, v]) for k, v in given.items()}
@@ -493,7 +503,7 @@ def guided_decoder(
             )  # fmt: skip
             cond, clip, uncond = out.float().chunk(3)
             return uncond + guidance * (clip - uncond) + caption_guidance * (cond - clip)
-        keep, keep_text = torch.cat([on, ~on]), torch.cat([text_on, ~on])
+        keep, keep_text = torch.cat([clip_on, ~on]), torch.cat([text_on, ~on])
         given = {k: torch.cat([v, v]) for k, v in given.items()}
         out = decoder(
             torch.cat([x, x]), torch.cat([t, t]), torch.cat([embeddings, embeddings]),
