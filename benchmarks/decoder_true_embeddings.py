@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--reads", default="both", help="comma-separated: both, caption, clip")
     args = parser.parse_args()
     reads = args.reads.split(",")
-    if not reads or set(reads) - {"both", "caption", "clip"}:
+    if set(reads) - {"both", "caption", "clip"}:
         parser.error("--reads takes a comma-separated subset of both, caption, clip")
 
     pipe = UnclipPipeline.from_pretrained(args.model)
