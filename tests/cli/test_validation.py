@@ -111,6 +111,7 @@ def cases(f):
         (["train", "prior", "--ema-decay", "1", *out], "--ema-decay"),
         (["train", "decoder", "--warmup-steps", "-5", *out], "--warmup-steps"),
         (["train", "decoder", "--caption-dropout", "1", *out], "--caption-dropout"),
+        (["train", "dalle", "--caption-dropout", "-0.1", *out], "--caption-dropout"),
         (["train", "prior", "--data", str(f.missing), "--out", str(f.root / "r")],
          str(f.missing)),
         (["train", "decoder", "--clip", str(f.bad_config), "--out", str(f.root / "r2")],

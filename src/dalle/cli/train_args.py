@@ -88,6 +88,15 @@ def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], out: str) 
     )
 
 
+def add_caption_dropout_argument(p: argparse.ArgumentParser, dest: str, default: str) -> None:
+    """``--caption-dropout P``: the fraction of samples trained on the null caption (guidance)."""
+    p.add_argument(
+        "--caption-dropout", dest=dest, type=fraction, default=None, metavar="P",
+        help=f"fraction of the samples trained with the null caption, so that the model also "
+        f"draws unconditionally, for classifier-free guidance (default the preset's: {default})",
+    )  # fmt: skip
+
+
 def add_init_argument(p: argparse.ArgumentParser, what: str, grows: str) -> None:
     """``--init``: start a new run from existing weights, possibly of a smaller model."""
     p.add_argument(

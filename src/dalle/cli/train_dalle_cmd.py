@@ -8,6 +8,7 @@ import itertools
 import torch
 
 from dalle.cli.train_args import (
+    add_caption_dropout_argument,
     add_init_argument,
     add_run_arguments,
     encoded_batches,
@@ -45,7 +46,7 @@ def register(train_sub: argparse._SubParsersAction) -> None:
     add_run_arguments(p, sorted(DalleTrainConfig.presets), out="runs/dalle")
     p.add_argument("--vae", default=None, help="dVAE folder or bundled name (default shapes)")
     p.add_argument("--tokenizer", default=None, help="an existing tokenizer.json to use")
-    p.add_argument("--caption-dropout", type=float, default=None, help="for guidance (0.15)")
+    add_caption_dropout_argument(p, "caption_dropout", "0.15")
     p.add_argument(
         "--layers", type=positive_int, default=None,
         help="transformer depth (default the preset's; the sparse schedule follows it)",

@@ -7,6 +7,7 @@ import argparse
 import torch
 
 from dalle.cli.train_args import (
+    add_caption_dropout_argument,
     add_init_argument,
     add_run_arguments,
     encoded_batches,
@@ -47,11 +48,7 @@ def register(train_sub: argparse._SubParsersAction) -> None:
         "outside a random rectangle as input, the rest nothing (plain drawing); default 0, "
         "a plain decoder",
     )  # fmt: skip
-    p.add_argument(
-        "--caption-dropout", dest="text_dropout", type=fraction, default=None, metavar="P",
-        help="fraction of the samples trained with the null caption, for guidance (default the "
-        "preset's: the paper's 0.5)",
-    )  # fmt: skip
+    add_caption_dropout_argument(p, "text_dropout", "the paper's 0.5")
     p.add_argument(
         "--clip-dropout", type=fraction, default=None, metavar="P",
         help="fraction of the samples trained with the learned null CLIP embedding, for "
