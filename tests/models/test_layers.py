@@ -7,6 +7,7 @@ from torch import nn
 from dalle.models.layers import (
     DECODE_MATMUL_MAX_KEYS_BF16,
     Block,
+    TanhGELU,
     decode_attention,
     erf_gelu_for_bf16,
 )
@@ -41,6 +42,23 @@ def test_decode_attention_is_softmax_attention(keys, dtype, masked, contiguous):
     assert out.shape == (3, 2, 1, 16) and out.dtype == dtype
     tolerance = 1e-5 if dtype == torch.float32 else 3e-2
     torch.testing.assert_close(out.double(), reference(q, k, v, mask), atol=tolerance, rtol=0)
+
+
+def test_tanh_gelu_without_gradients_is_the_tanh_formula():
+    x = torch.linspace(-8, 8, 4001, dtype=torch.float64)
+    c = (2 / torch.pi) ** 0.5
+    expected = 0.5 * x * (1 + torch.tanh(c * (x + 0.044715 * x**3)))  # the formula, in float64
+    gelu = TanhGELU()
+    with torch.no_grad():
+        fast = gelu(x.float().clone())
+    torch.testing.assert_close(fast.double(), expected, atol=2e-6, rtol=0)
+    slow = gelu(x.float().requires_grad_())  # training: the fused kernel, which has a gradient
+    assert slow.grad_fn is not None
+    torch.testing.assert_close(slow.detach().double(), expected, atol=2e-6, rtol=0)
+    x32 = x.float()
+    with torch.no_grad():
+        gelu(x32)  # not in place on its input
+    assert torch.equal(x32, x.float())
 
 
 def test_erf_gelu_replaces_only_the_tanh_gelu():
