@@ -79,7 +79,12 @@ def test_edits_return_what_they_promise(tiny_unclip):
     assert not np.array_equal(np.asarray(again[0][0]), np.asarray(found[1][0]))  # input index
     frames = E.interpolate(pipe, a, b, 4, settings=FAST)
     assert len(frames) == 4
-    assert len(E.interpolate(pipe, a, b, 3, noise="slerp", settings=FAST)) == 3
+    assert len(E.interpolate(pipe, a, b, 3, noise="fixed", settings=FAST)) == 3
+    # by default both ends are their images' own latents: A -> B ends where B -> A starts
+    back = E.interpolate(pipe, b, a, 4, settings=FAST)
+    for one, other in ((frames[-1], back[0]), (frames[0], back[-1])):
+        diff = np.abs(np.asarray(one, np.int16) - np.asarray(other, np.int16))
+        assert diff.max() <= 1
     edited = E.text_diff(pipe, a, "a red circle", "a blue circle", 0.5, 2, settings=FAST)
     assert len(edited) == 2
     with pytest.raises(ValueError, match="amount"):

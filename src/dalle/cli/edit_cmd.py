@@ -71,8 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "interpolate",
         help="frames between two images (unCLIP)",
         description=(
-            "Slerp between the two images' CLIP image embeddings, the decoder's noise fixed at "
-            "A's inversion (or, with --noise slerp, slerped between both inversions), and decode "
+            "Slerp between the two images' CLIP image embeddings and between their inverted "
+            "decoder noises (or, with --noise fixed, keep A's noise for every frame), and decode "
             "each frame with DDIM: OUT/{k:02d}.png for the K frames from A to B, and "
             "OUT/strip.png with all of them side by side."
         ),
@@ -81,9 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     interp.add_argument("image_b", metavar="IMAGE_B")
     interp.add_argument("--steps", type=int_at_least(2), default=5, help="frames K (default 5)")
     interp.add_argument(
-        "--noise", choices=("fixed", "slerp"), default="fixed",
-        help="the decoder's starting noise x_T: A's inversion for every frame (fixed, the "
-        "default) or slerped from A's inversion to B's",
+        "--noise", choices=("fixed", "slerp"), default="slerp",
+        help="the decoder's starting noise x_T: slerped from A's inversion to B's (the "
+        "default: the last frame is B decoded from its own latent) or A's inversion for every "
+        "frame (fixed: the layout stays A's, and the last frame is B's embedding drawn there)",
     )  # fmt: skip
     interp.add_argument("--out", default="interpolation", help="output folder")
     _common(interp)
