@@ -229,7 +229,7 @@ def interpolate(
     """``frames`` images from A to B (section 3.2): z slerped from z_A to z_B; x_T slerped
     between the two inversions (``noise="slerp"``, so that each end is its image's own latent)
     or fixed at A's inversion (``"fixed"``: the last frame draws B's embedding from A's noise,
-    which the shapes scorer never read as B's caption in 16 of 16 pairs). Every frame is
+    which the shapes scorer read as B's caption in none of 16 pairs). Every frame is
     decoded with DDIM at ``settings.eta`` and upsampled with the same seed."""
     if frames < 2:
         raise ValueError("an interpolation needs at least 2 frames")
