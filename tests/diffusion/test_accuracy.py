@@ -74,6 +74,33 @@ def test_ddim_inversion_round_trip(kind, prediction, steps, rms_tol, max_tol, ga
     assert err.abs().max() < max_tol
 
 
+@pytest.mark.parametrize("prediction", ["epsilon", "v"])
+def test_refined_inversion_round_trip_is_closer(prediction, gaussian, make_model):
+    # fixed-point refinement solves for the x_t whose DDIM step lands on x_prev: the round trip
+    # at 20 steps must be much closer than the one-read approximation's
+    schedule = NoiseSchedule.cosine()
+    model = make_model(gaussian, schedule, prediction)
+    x0 = gaussian.draw(500, torch.Generator().manual_seed(5))
+    errors = []
+    for refine in (0, 1, 3):
+        x_T = DDIMInverter(schedule, prediction).invert(model, x0, 20, refine=refine)
+        back = sample(model, DDIMSampler(schedule, prediction), x_T, 20)
+        errors.append(float((back - x0).pow(2).mean().sqrt()))
+    assert errors[1] < errors[0] / 2, errors
+    assert errors[2] < errors[1], errors
+
+
+def test_refined_inversion_without_refinement_is_the_sampling_loop(gaussian, make_model):
+    schedule = NoiseSchedule.cosine()
+    model = make_model(gaussian, schedule, "v")
+    x0 = gaussian.draw(50, torch.Generator().manual_seed(6))
+    looped = sample(model, DDIMInverter(schedule, "v"), x0, 15)
+    torch.testing.assert_close(DDIMInverter(schedule, "v").invert(model, x0, 15, refine=0), looped,
+                               rtol=0, atol=0)  # fmt: skip
+    with pytest.raises(ValueError, match="refine"):
+        DDIMInverter(schedule).invert(model, x0, 15, refine=-1)
+
+
 def test_inversion_is_exact_with_a_model_that_ignores_x():
     # if eps does not depend on x_t, the inverter's eps(x_prev, t) is exactly the sampler's
     schedule = NoiseSchedule.cosine()
