@@ -21,6 +21,7 @@ from dalle.cli.validate import (
     refuse_overwriting,
 )
 from dalle.config import replace_given
+from dalle.pipelines.editing import INPAINT_METHODS, INTERPOLATION_NOISE
 from dalle.utils.images import image_grid, output_name, save_png
 
 FRAME_NAME = "{:02d}.png"
@@ -81,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     interp.add_argument("image_b", metavar="IMAGE_B")
     interp.add_argument("--steps", type=int_at_least(2), default=5, help="frames K (default 5)")
     interp.add_argument(
-        "--noise", choices=("fixed", "slerp"), default="slerp",
+        "--noise", choices=INTERPOLATION_NOISE, default=INTERPOLATION_NOISE[0],
         help="the decoder's starting noise x_T: slerped from A's inversion to B's (the "
         "default: the last frame is B decoded from its own latent) or A's inversion for every "
         "frame (fixed: the layout stays A's, and the last frame is B's embedding drawn there)",
@@ -144,7 +145,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="unCLIP: RePaint resampling per step (default 3)",
     )  # fmt: skip
     inpaint.add_argument(
-        "--method", choices=("mask", "repaint"), default=None,
+        "--method", choices=INPAINT_METHODS, default=None,
         help="unCLIP: how the decoder repaints (default: mask if the decoder was trained to "
         "inpaint, else repaint)",
     )  # fmt: skip

@@ -224,6 +224,12 @@ def variations(
     return out
 
 
+INTERPOLATION_NOISE = (
+    "slerp",
+    "fixed",
+)  # how x_T moves between the frames; the first is the default
+
+
 def interpolate(
     pipe: UnclipPipeline,
     image_a: Image.Image,
@@ -241,8 +247,8 @@ def interpolate(
     decoded with DDIM at ``settings.eta`` and upsampled with the same seed."""
     if frames < 2:
         raise ValueError("an interpolation needs at least 2 frames")
-    if noise not in ("fixed", "slerp"):
-        raise ValueError(f"noise must be 'fixed' or 'slerp', got {noise!r}")
+    if noise not in INTERPOLATION_NOISE:
+        raise ValueError(f"noise must be one of {', '.join(INTERPOLATION_NOISE)}, got {noise!r}")
     pixels = as_tensor([image_a, image_b], output_size(pipe))
     z = pipe.image_embeddings(pixels)
     x_t = invert(pipe, pixels, z, settings, bf16)
