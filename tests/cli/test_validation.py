@@ -133,6 +133,7 @@ def cases(f):
         (["eval", "prior", "--prior-guidance", "nan"], "guidance"),
         (["eval", "clipscore", str(f.missing)], str(f.missing)),
         (["eval", "editing", "--amount", "nan"], "--amount"),
+        (["eval", "editing", "--eta", "1.5"], "--eta"),
         (["eval", "editing", "--edits", "variations,warp"], "--edits"),
         # pipeline, embed
         (["pipeline", "assemble", str(f.folder), "--tokenizer", "shapes", "--vae", "shapes",

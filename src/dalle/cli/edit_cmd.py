@@ -21,7 +21,7 @@ from dalle.cli.validate import (
     refuse_overwriting,
 )
 from dalle.config import replace_given
-from dalle.pipelines.editing import INPAINT_METHODS, INTERPOLATION_NOISE
+from dalle.pipelines.editing import INPAINT_METHODS, INTERPOLATION_NOISE, VARIATION_ETA
 from dalle.utils.images import image_grid, output_name, save_png
 
 FRAME_NAME = "{:02d}.png"
@@ -63,7 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     vary.add_argument("images", nargs="+", metavar="IMAGE")
     vary.add_argument("--num-images", type=positive_int, default=4, help="per input (4)")
-    vary.add_argument("--eta", type=float, default=1.0, help="DDIM stochasticity in [0, 1] (1)")
+    vary.add_argument("--eta", type=float, default=VARIATION_ETA,
+                      help=f"DDIM stochasticity in [0, 1] ({VARIATION_ETA:g})")  # fmt: skip
     vary.add_argument("--out", default="variations", help="output folder (default variations)")
     _common(vary)
     vary.set_defaults(func=_vary)

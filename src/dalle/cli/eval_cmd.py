@@ -23,6 +23,7 @@ from dalle.cli.validate import (
     positive_int,
 )
 from dalle.eval.shapes_report import failure_grid, score_folder
+from dalle.pipelines.editing import INPAINT_METHODS, VARIATION_ETA
 from dalle.text.prompts import read_prompts
 
 
@@ -171,7 +172,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="variations per scene (default 2)")  # fmt: skip
     editing.add_argument("--amount", type=float, default=0.5,
                          help="text-diff slerp amount in [0, 1] (default 0.5)")  # fmt: skip
-    editing.add_argument("--inpaint-method", choices=("mask", "repaint"), default=None,
+    editing.add_argument("--eta", type=float, default=VARIATION_ETA,
+                         help=f"the variations' DDIM eta in [0, 1] (default {VARIATION_ETA:g}, "
+                         "as dalle vary)")  # fmt: skip
+    editing.add_argument("--inpaint-method", choices=INPAINT_METHODS, default=None,
                          help="how the unCLIP decoder inpaints (default: mask if it was "
                          "trained to, else repaint)")  # fmt: skip
     editing.add_argument("--edits", default="variations,text_diff,inpaint,interpolate",
@@ -429,12 +433,14 @@ def _eval_editing(args: argparse.Namespace) -> int:
     edits = check_edits(tuple(e.strip() for e in args.edits.split(",") if e.strip()))
     if not (math.isfinite(args.amount) and 0 <= args.amount <= 1):
         raise ValueError(f"--amount must be a number in [0, 1], got {args.amount}")
+    if not (math.isfinite(args.eta) and 0 <= args.eta <= 1):
+        raise ValueError(f"--eta must be a number in [0, 1], got {args.eta}")
     pipe = UnclipPipeline.from_pretrained(args.model)
     dalle_pipe = DallePipeline.from_pretrained(args.dalle_model) if args.dalle_model else None
     with tqdm(desc="editing", unit="edit") as bar:
         report = editing_report(pipe, args.n, args.prompts_seed, args.num_variations, args.amount,
                                 dalle_pipe, edits=edits, on_prompt=lambda _: bar.update(1),
-                                inpaint_method=args.inpaint_method)  # fmt: skip
+                                inpaint_method=args.inpaint_method, eta=args.eta)  # fmt: skip
     if args.json:
         print(json.dumps(report))
         return 0

@@ -116,10 +116,12 @@ def editing_report(
     edits: tuple[str, ...] = EDITS,
     on_prompt: Callable[[str], None] | None = None,
     inpaint_method: str | None = None,
+    eta: float = editing.VARIATION_ETA,
 ) -> dict:
     """The rates above for the unCLIP pipeline ``pipe`` (and inpainting for the DALL·E
     pipeline ``dalle_pipe`` too, when given), over ``editing_prompts(n_prompts, seed)``;
-    ``inpaint_method`` as in ``editing.InpaintSettings`` (None: the decoder's own)."""
+    ``inpaint_method`` as in ``editing.InpaintSettings`` (None: the decoder's own); ``eta``: the
+    variations' DDIM eta."""
     from dalle.utils.device import use_bf16
 
     check_edits(edits)
@@ -135,7 +137,7 @@ def editing_report(
                                  "inpaint_dalle_kept", "interpolation_ends")}  # fmt: skip
 
     if "variations" in edits:
-        settings = editing.EditSettings(eta=1.0)
+        settings = editing.EditSettings(eta=eta)
         for start in range(0, len(prompts), 16):
             drawn = editing.variations(pipe, sources[start : start + 16], num_variations, seed,
                                        settings, bf16)  # fmt: skip
@@ -190,7 +192,9 @@ def editing_report(
                 on_prompt("interpolate")
     report = {k: r.value() for k, r in rates.items()}
     report["counts"] = {k: r.total for k, r in rates.items()}
-    report.update(n_prompts=n_prompts, seed=seed, num_variations=num_variations, amount=amount)
+    report.update(
+        n_prompts=n_prompts, seed=seed, num_variations=num_variations, amount=amount, eta=eta
+    )
     if "inpaint" in edits:
         report["inpaint_method"] = inpainting.resolved_method(pipe)
     return report

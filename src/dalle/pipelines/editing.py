@@ -69,6 +69,9 @@ class EditSettings:
             raise ValueError(f"guidance must be a finite number of at least 0, got {self.guidance}")
 
 
+VARIATION_ETA = 1.0  # variations' DDIM eta by default (dalle vary, dalle eval editing)
+
+
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
     """Spherical interpolation between (..., D) vectors along their last dimension: t = 0 gives
     ``a``, t = 1 ``b``; the norm moves linearly between theirs (unit vectors stay unit)."""
@@ -201,7 +204,7 @@ def variations(
     images: Sequence[Image.Image],
     num_images: int = 4,
     seed: int = 0,
-    settings: EditSettings = EditSettings(eta=1.0),
+    settings: EditSettings = EditSettings(eta=VARIATION_ETA),
     bf16: bool = False,
     on_image: Callable[[int], None] | None = None,
 ) -> list[list[Image.Image]]:
