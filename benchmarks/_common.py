@@ -47,3 +47,21 @@ def run_anchor(venv: Path, script: str, *args: str) -> dict | None:
     cmd = [str(python), str(ANCHORS / script), *args, "--threads", "2"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def rendered_prompt_scenes(n: int, prompts_seed: int):
+    """``n`` evaluation prompts of the users mix (seed 1: the validation set), their parsed
+    captions and a scene rendered for each, as (n, 3, H, W) floats in [0, 1]."""
+    import numpy as np
+    import torch
+
+    from dalle.shapes.captions import parse_caption
+    from dalle.shapes.prompts import evaluation_prompts
+    from dalle.shapes.render import render_scene
+    from dalle.shapes.sampling import scene_for_prompt
+
+    prompts = evaluation_prompts(n, prompts_seed, "users")
+    parsed = [parse_caption(p) for p in prompts]
+    scenes = [render_scene(scene_for_prompt(p, "diag", i)) for i, p in enumerate(parsed)]
+    images = torch.from_numpy(np.stack(scenes)).permute(0, 3, 1, 2).float() / 255
+    return prompts, parsed, images

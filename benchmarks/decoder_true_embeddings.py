@@ -17,14 +17,10 @@ import json
 import sys
 
 import numpy as np
-import torch
+from _common import rendered_prompt_scenes
 
 from dalle.eval.shapes_scorer import score_image
 from dalle.pipelines.unclip_pipeline import UnclipPipeline
-from dalle.shapes.captions import parse_caption
-from dalle.shapes.prompts import evaluation_prompts
-from dalle.shapes.render import render_scene
-from dalle.shapes.sampling import scene_for_prompt
 from dalle.utils.device import use_bf16
 from dalle.utils.images import to_pil
 
@@ -44,10 +40,7 @@ def main() -> None:
         parser.error("--reads takes a comma-separated subset of both, caption, clip")
 
     pipe = UnclipPipeline.from_pretrained(args.model)
-    prompts = evaluation_prompts(args.n, args.prompts_seed, "users")
-    parsed = [parse_caption(p) for p in prompts]
-    scenes = [render_scene(scene_for_prompt(p, "diag", i)) for i, p in enumerate(parsed)]
-    images = torch.from_numpy(np.stack(scenes)).permute(0, 3, 1, 2).float() / 255
+    prompts, parsed, images = rendered_prompt_scenes(args.n, args.prompts_seed)
     bf16 = use_bf16(None, pipe.device)
     seeds = list(range(args.n))
     embeddings = pipe.image_embeddings(images)

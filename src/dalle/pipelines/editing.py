@@ -227,10 +227,8 @@ def variations(
     return out
 
 
-INTERPOLATION_NOISE = (
-    "slerp",
-    "fixed",
-)  # how x_T moves between the frames; the first is the default
+# how x_T moves between an interpolation's frames; the first is the default
+INTERPOLATION_NOISE = ("slerp", "fixed")
 
 
 def interpolate(
@@ -239,7 +237,7 @@ def interpolate(
     image_b: Image.Image,
     frames: int = 5,
     seed: int = 0,
-    noise: str = "slerp",
+    noise: str = INTERPOLATION_NOISE[0],
     settings: EditSettings = EditSettings(),
     bf16: bool = False,
 ) -> list[Image.Image]:
