@@ -106,6 +106,20 @@ def test_layer_schedule_follows_the_paper():
     assert layer_schedule(3, "full") == ["full"] * 3
 
 
+def test_full_layers_between_the_sparse_schedule():
+    # every 3rd layer but the last is full; the others are the paper's 8-layer schedule in order
+    kinds = layer_schedule(11, "sparse", full_every=3)
+    assert kinds == [
+        "row", "column", "full", "row", "row", "full", "row", "column", "full", "row", "conv",
+    ]  # fmt: skip
+    assert [k for k in kinds if k != "full"] == layer_schedule(8, "sparse")
+    assert layer_schedule(4, "sparse", full_every=1) == ["full", "full", "full", "conv"]
+    # the only multiple of 6 is the last layer, which stays convolutional
+    assert layer_schedule(6, "sparse", full_every=6) == layer_schedule(6, "sparse")
+    with pytest.raises(ValueError, match="full_every"):
+        layer_schedule(4, "sparse", full_every=-1)
+
+
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="odd"):
         image_mask("conv", 16, grid=4, kernel=4)

@@ -56,10 +56,11 @@ def test_loss_weights_text_one_eighth_image_seven_eighths():
     assert abs(out["image_loss"].item() - math.log(TINY.num_image_tokens)) < 0.3
 
 
-@pytest.mark.parametrize("attention", ["sparse", "full"])
-def test_cached_logits_equal_uncached(attention):
+@pytest.mark.parametrize("attention,full_every", [("sparse", 0), ("full", 0), ("sparse", 2)])
+def test_cached_logits_equal_uncached(attention, full_every):
     torch.manual_seed(0)
-    model = DalleTransformer(TINY.replace(attention=attention)).eval()
+    config = TINY.replace(attention=attention, full_every=full_every, num_layers=4)
+    model = DalleTransformer(config).eval()
     text, image = batch()
     _, full = model(text, image)  # (B, N, V): predictions of image tokens 0 .. N - 1
     cache = model.new_cache(3)
@@ -147,3 +148,26 @@ def test_a_deeper_transformer_grown_from_a_shallow_one_computes_the_same(attenti
         DalleTransformer.grown_from(small, small.config.replace(num_layers=6, dim=64))
     with pytest.raises(ValueError, match="num_layers 3 -> 2"):
         DalleTransformer.grown_from(small, small.config.replace(num_layers=2))
+
+
+def test_full_layers_grown_between_a_sparse_models_layers_compute_the_same():
+    """Growing with ``full_every``: the old layers keep their kinds and order, the new full
+    layers between them start as the identity, so the logits are unchanged at first."""
+    torch.manual_seed(0)
+    small = DalleTransformer(TINY.replace(num_layers=4)).eval()
+    assert small.kinds == ["row", "column", "row", "conv"]
+    grown = DalleTransformer.grown_from(
+        small, small.config.replace(num_layers=6, full_every=3)
+    ).eval()
+    assert grown.kinds == ["row", "column", "full", "row", "row", "conv"]
+    # the bundled layers went to 0, 1, 3, 5: their weights are there
+    torch.testing.assert_close(grown.blocks[3].attn.out.weight, small.blocks[2].attn.out.weight)
+    torch.testing.assert_close(grown.blocks[5].attn.out.weight, small.blocks[3].attn.out.weight)
+    text, image = batch()
+    with torch.no_grad():
+        for a, b in zip(small(text, image[:, :-1]), grown(text, image[:, :-1])):
+            torch.testing.assert_close(b, a)
+    dalle_loss(grown, text, image)["loss"].backward()
+    assert grown.blocks[2].attn.out.weight.grad.abs().sum() > 0  # the full layer learns
+    with pytest.raises(ValueError, match="grows only in depth"):
+        DalleTransformer.grown_from(small, small.config.replace(num_layers=6, attention="full"))

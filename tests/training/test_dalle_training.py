@@ -156,13 +156,14 @@ def test_train_dalle_init_grows_a_shallower_transformer(tmp_path, capsys):
     assert main(["train", "dalle", *common, "--out", str(first)]) == 0
     small = DalleTransformer.from_pretrained(first / "pipeline")
     assert main(["train", "dalle", *common, "--out", str(deeper), "--layers", "4",
-                 "--init", str(first / "pipeline"),
+                 "--full-every", "2", "--init", str(first / "pipeline"),
                  "--tokenizer", str(first / "tokenizer.json")]) == 0  # fmt: skip
-    assert "grown (num_layers 2 -> 4)" in capsys.readouterr().out
+    assert "grown (num_layers 2 -> 4, full_every 0 -> 2)" in capsys.readouterr().out
     grown = DalleTransformer.from_pretrained(deeper / "pipeline")
     assert small.config.num_layers == 2 and grown.config.num_layers == 4
-    assert grown.config == small.config.replace(num_layers=4)
-    assert grown.kinds[-1] == small.kinds[-1] == "conv"
+    assert grown.config == small.config.replace(num_layers=4, full_every=2)
+    # the small model's row and conv layers first and last, a full layer grown between
+    assert small.kinds == ["row", "conv"] and grown.kinds == ["row", "full", "column", "conv"]
     # two steps on from the small model's weights: its layers moved a little, not from scratch
     moved = grown.blocks[3].mlp[0].weight - small.blocks[1].mlp[0].weight
     assert moved.abs().max() < 0.05

@@ -25,6 +25,7 @@ from dalle.training.decoder_trainer import (
     UpsamplerTrainConfig,
     UpsamplerTrainer,
     random_boxes,
+    training_timesteps,
 )
 from dalle.training.encoded_data import EncodedBatches, clip_image_embeddings, load_cache
 from dalle.utils.images import area_resize
@@ -128,6 +129,28 @@ def test_random_boxes():
         assert torch.equal(rows, torch.arange(rows[0], rows[0] + h))
     some = random_boxes(400, 32, g, 0.25)
     assert 0.15 < (some.mean((1, 2, 3)) < 1).float().mean() < 0.35
+
+
+def test_training_timesteps_can_favour_the_noisiest_part_of_the_schedule():
+    g = torch.Generator().manual_seed(0)
+    uniform = training_timesteps(20000, 1000, g)
+    assert uniform.min() == 0 and uniform.max() == 999
+    assert abs((uniform >= 700).float().mean().item() - 0.3) < 0.015
+    # the option off draws exactly what a run without it drew
+    a = training_timesteps(64, 1000, torch.Generator().manual_seed(5))
+    b = torch.randint(0, 1000, (64,), generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+    # half from t >= 700, half uniform: 0.5 + 0.5 * 0.3 of them at t >= 700, all in range
+    t = training_timesteps(20000, 1000, g, noisy_share=0.5, noisy_from=0.7)
+    assert t.min() == 0 and t.max() == 999
+    assert abs((t >= 700).float().mean().item() - 0.65) < 0.015
+    assert abs((t < 350).float().mean().item() - 0.175) < 0.015  # the low end still trained
+    every = training_timesteps(1000, 1000, g, noisy_share=1.0, noisy_from=0.9)
+    assert every.min() >= 900
+    with pytest.raises(ValueError, match="noisy_share"):
+        DecoderTrainConfig(noisy_share=1.5)
+    with pytest.raises(ValueError, match="noisy_from"):
+        DecoderTrainConfig(noisy_from=1.0)
 
 
 def test_an_inpainting_decoder_starts_as_its_plain_decoder_and_learns_to_read_the_known_pixels(
@@ -428,9 +451,10 @@ def test_train_decoder_inpaint_from_a_pipeline_s_decoder(tiny_clip, tiny_unclip,
     assert main(["train", "decoder", "--preset", "decoder-tiny", "--clip", str(tiny_clip),
                  "--init", str(tiny_unclip), "--inpaint-prob", "0.5", "--steps", "4",
                  "--no-bf16", "--threads", "1", "--out", str(out), "--ema-decay", "0.5",
-                 "--warmup-steps", "1"]) == 0  # fmt: skip
+                 "--warmup-steps", "1", "--noisy-share", "0.5", "--noisy-from", "0.8"]) == 0  # fmt: skip
     settings = json.loads((out / "train_config.json").read_text())
     assert settings["ema_decay"] == 0.5 and settings["warmup_steps"] == 1
+    assert settings["noisy_share"] == 0.5 and settings["noisy_from"] == 0.8
     plain = UNet.from_pretrained(tiny_unclip, part="decoder")
     trained = UNet.from_pretrained(out / "decoder")
     assert trained.config == plain.config.replace(inpaint=True)

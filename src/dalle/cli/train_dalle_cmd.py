@@ -19,7 +19,7 @@ from dalle.cli.train_args import (
     run_trainer,
     start_from,
 )
-from dalle.cli.validate import positive_int
+from dalle.cli.validate import non_negative_int, positive_int
 from dalle.models.transformer import DalleConfig
 from dalle.training.dalle_trainer import (
     DalleTrainConfig,
@@ -51,11 +51,17 @@ def register(train_sub: argparse._SubParsersAction) -> None:
         "--layers", type=positive_int, default=None,
         help="transformer depth (default the preset's; the sparse schedule follows it)",
     )  # fmt: skip
+    p.add_argument(
+        "--full-every", type=non_negative_int, default=None, metavar="N",
+        help="with the sparse schedule, make every N-th layer but the last attend to every "
+        "earlier image token (the others keep the paper's row / column / conv order); 0: none "
+        "(the preset's)",
+    )  # fmt: skip
     add_init_argument(
         p,
         "transformer (a pipeline folder, a transformer folder or a bundled name)",
-        "fewer --layers: its layers keep their places in the attention schedule, the "
-        "convolutional one last",
+        "fewer --layers, or no full layers: its layers keep their kinds and order in the "
+        "attention schedule, the convolutional one last",
     )
     p.set_defaults(func=_train_dalle)
 
@@ -84,6 +90,8 @@ def _train_dalle(args: argparse.Namespace) -> int:
     base = DalleConfig.from_preset(args.preset)
     if config.layers:
         base = base.replace(num_layers=config.layers)
+    if config.full_every is not None:
+        base = base.replace(full_every=config.full_every)
     model_config = fit_model_config(base, tokenizer, vae)
     batches = encoded_batches(config, dataset, dvae_tokens(vae), out, accelerator)
     trainer = DalleTrainer(

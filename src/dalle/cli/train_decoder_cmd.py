@@ -54,6 +54,16 @@ def register(train_sub: argparse._SubParsersAction) -> None:
         help="fraction of the samples trained with the learned null CLIP embedding, for "
         "guidance (default the preset's: the paper's 0.1)",
     )  # fmt: skip
+    p.add_argument(
+        "--noisy-share", type=fraction, default=None, metavar="P",
+        help="fraction of the samples whose timestep is drawn from the noisiest part of the "
+        "schedule (t >= --noisy-from of it), where a scene's layout and the binding of its "
+        "attributes are decided; the rest uniformly (default 0: all uniformly)",
+    )  # fmt: skip
+    p.add_argument(
+        "--noisy-from", type=fraction, default=None, metavar="F",
+        help="where the noisiest part of the schedule starts, as a fraction of it (default 0.7)",
+    )  # fmt: skip
     add_init_argument(
         p,
         "decoder (a decoder folder, or the decoder of a pipeline or bundled name)",

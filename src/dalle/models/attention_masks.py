@@ -82,16 +82,24 @@ def attention_mask(
     return mask
 
 
-def layer_schedule(num_layers: int, attention: Literal["sparse", "full"]) -> list[MaskKind]:
+def layer_schedule(
+    num_layers: int, attention: Literal["sparse", "full"], full_every: int = 0
+) -> list[MaskKind]:
     """The mask of each layer. ``sparse`` is the paper's: layer ``i`` (counted from 1) uses column
     attention when ``(i - 2) mod 4 == 0`` and row attention otherwise, and the last layer uses the
-    convolutional mask. ``full`` is causal attention everywhere."""
+    convolutional mask. ``full`` is causal attention everywhere. With ``sparse`` and
+    ``full_every`` = k > 0, every k-th layer but the last is ``full`` and the other layers follow
+    the paper's schedule among themselves (so a sparse model's layers keep their order and kinds
+    when full layers are put between them)."""
     if attention == "full":
         return ["full"] * num_layers
     if attention != "sparse":
         raise ValueError(f"attention must be 'sparse' or 'full', got {attention!r}")
-    kinds: list[MaskKind] = [
-        "column" if (i - 2) % 4 == 0 else "row" for i in range(1, num_layers + 1)
-    ]
+    if full_every < 0:
+        raise ValueError(f"full_every must be 0 (none) or positive, got {full_every}")
+    full = {i for i in range(1, num_layers) if full_every and i % full_every == 0}
+    n = num_layers - len(full)
+    kinds: list[MaskKind] = ["column" if (i - 2) % 4 == 0 else "row" for i in range(1, n + 1)]
     kinds[-1] = "conv"
-    return kinds
+    sparse = iter(kinds)
+    return ["full" if i in full else next(sparse) for i in range(1, num_layers + 1)]

@@ -40,6 +40,7 @@ class DalleConfig(Config):
     head_dim: int = 32
     ff_mult: int = 4
     attention: Literal["sparse", "full"] = "sparse"  # the paper's row/column/conv, or causal
+    full_every: int = 0  # sparse: every full_every-th layer (not the last) is full; 0: none
     conv_kernel: int = 11
     dropout: float = 0.0
     pad_id: int = 0  # the tokenizer's <pad>, replaced by the per-position pad tokens
@@ -84,7 +85,7 @@ class DalleTransformer(PretrainedMixin, nn.Module):
         self.ln_out = nn.LayerNorm(c.dim)
         self.text_head = nn.Linear(c.dim, c.text_vocab)
         self.image_head = nn.Linear(c.dim, c.num_image_tokens)
-        self.kinds = layer_schedule(c.num_layers, c.attention)
+        self.kinds = layer_schedule(c.num_layers, c.attention, c.full_every)
         for kind in sorted(set(self.kinds)):  # one (L, L) bool buffer per distinct mask
             mask = attention_mask(
                 kind, c.text_seq_len, c.image_seq_len, c.image_grid, c.conv_kernel
@@ -111,19 +112,31 @@ class DalleTransformer(PretrainedMixin, nn.Module):
     @classmethod
     def grown_from(cls, small: DalleTransformer, config: DalleConfig) -> DalleTransformer:
         """A deeper transformer of ``config`` that computes what ``small`` computes, to train on
-        from its weights: ``small``'s layers keep their places in the attention schedule (the
-        sparse schedule's last, convolutional layer stays last) and the new layers start as the
-        identity (their residual output projections zero). Only ``num_layers`` may grow."""
+        from its weights: ``small``'s layers keep their order and attention masks (each goes to
+        the first free layer of its kind in ``config``'s schedule, the convolutional one last)
+        and the new layers, of any kind (e.g. the full layers of a larger ``full_every``), start
+        as the identity (their residual output projections zero). Only ``num_layers`` and
+        ``full_every`` may change."""
         old = small.config
-        if config.num_layers < old.num_layers or config.replace(num_layers=old.num_layers) != old:
+        same = config.replace(num_layers=old.num_layers, full_every=old.full_every) == old
+        if config.num_layers < old.num_layers or not same:
             raise ValueError(
-                f"a transformer grows only in depth (more num_layers, everything else equal): "
-                f"{old.changes(config)}"
+                f"a transformer grows only in depth (more num_layers, or full layers between its "
+                f"own; everything else equal): {old.changes(config)}"
             )
         model = built_like(cls, config, small.text_emb.weight)
-        places = list(range(old.num_layers))
-        if old.attention == "sparse":  # the convolutional layer stays last
-            places[-1] = config.num_layers - 1
+        places: list[int] = []
+        for kind in small.kinds:  # the first free layer of the same kind, in order
+            start = places[-1] + 1 if places else 0
+            found = [i for i in range(start, config.num_layers) if model.kinds[i] == kind]
+            if kind == "conv" and found:
+                found = found[-1:]
+            if not found:
+                raise ValueError(
+                    f"the {config.num_layers}-layer schedule {model.kinds} does not hold "
+                    f"{small.kinds} in order"
+                )
+            places.append(found[0])
         state = model.state_dict()
         for key, value in small.state_dict().items():
             parts = key.split(".")
@@ -135,8 +148,6 @@ class DalleTransformer(PretrainedMixin, nn.Module):
                 state[f"blocks.{i}.{name}.weight"].zero_()
                 state[f"blocks.{i}.{name}.bias"].zero_()
         model.load_state_dict(state)
-        if [model.kinds[p] for p in places] != small.kinds:
-            raise AssertionError("a grown layer moved to another attention mask")  # a bug
         return model
 
     def num_parameters(self, embeddings: bool = True) -> int:

@@ -33,6 +33,7 @@ class DalleTrainConfig(RunConfig):
     vae: str = "shapes"  # dVAE folder or bundled name; frozen, it only tokenizes images
     caption_dropout: float = 0.15  # for classifier-free guidance
     layers: int | None = None  # the transformer's depth, if not the model preset's
+    full_every: int | None = None  # every N-th layer full attention, if not the preset's
     # the paper's AdamW: betas (0.9, 0.96) and weight decay 0.045 (the RunConfig defaults)
 
 

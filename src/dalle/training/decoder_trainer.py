@@ -17,6 +17,7 @@ batch from the run's generator, so that a data-parallel run draws what a single 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,10 +61,19 @@ class DecoderTrainConfig(RunConfig):
     # > 0 trains an inpainting decoder (GLIDE): this fraction of the samples is given the image
     # outside a random rectangle and the rectangle to draw; the rest everything to draw
     inpaint_prob: float = 0.0
+    # this fraction of the samples draws its timestep from the noisiest part of the schedule,
+    # t >= noisy_from * T, where a scene's layout and binding are decided
+    # (benchmarks/decoder_noise_levels.py); the rest (all, at 0) uniformly from 0 .. T - 1
+    noisy_share: float = 0.0
+    noisy_from: float = 0.7
 
     def __post_init__(self) -> None:
         if not 0 <= self.inpaint_prob <= 1:
             raise ValueError(f"inpaint_prob must lie in [0, 1], got {self.inpaint_prob}")
+        if not 0 <= self.noisy_share <= 1:
+            raise ValueError(f"noisy_share must lie in [0, 1], got {self.noisy_share}")
+        if not 0 <= self.noisy_from < 1:
+            raise ValueError(f"noisy_from must lie in [0, 1), got {self.noisy_from}")
 
 
 def random_boxes(n: int, size: int, generator: torch.Generator, p: float) -> torch.Tensor:
@@ -81,6 +91,21 @@ def random_boxes(n: int, size: int, generator: torch.Generator, p: float) -> tor
         draw[i] = 0
         draw[i, :, top : top + h, left : left + w] = 1
     return draw
+
+
+def training_timesteps(
+    n: int, steps: int, generator: torch.Generator, noisy_share: float = 0.0,
+    noisy_from: float = 0.7,
+) -> torch.Tensor:  # fmt: skip
+    """(n,) timesteps uniform over ``0 .. steps - 1``, except that ``noisy_share`` of them are
+    drawn uniformly from the noisiest part, ``ceil(noisy_from * steps) .. steps - 1``."""
+    if noisy_share == 0:  # the draws of a run without the option
+        return torch.randint(0, steps, (n,), generator=generator)
+    low = min(math.ceil(noisy_from * steps), steps - 1)
+    uniform = torch.randint(0, steps, (n,), generator=generator)
+    noisy = torch.randint(low, steps, (n,), generator=generator)
+    chosen = torch.rand(n, generator=generator) < noisy_share
+    return torch.where(chosen, noisy, uniform)
 
 
 @dataclass(frozen=True)
@@ -126,7 +151,7 @@ class _DiffusionTrainer(AcceleratedTrainer):
         """MSE of the prediction at a random timestep; ``x0`` (B, 3, S, S) in [-1, 1] is the
         global batch, the ``conditions`` this process's rows (on its device)."""
         n = x0.shape[0]
-        t = torch.randint(0, self.schedule.num_steps, (n,), generator=self.generator)
+        t = self.draw_timesteps(n)
         noise = torch.randn(x0.shape, generator=self.generator)
         x0, t, noise = (self.local_slice(x) for x in (x0, t, noise))
         x_t = self.schedule.add_noise(x0, noise, t)
@@ -134,6 +159,10 @@ class _DiffusionTrainer(AcceleratedTrainer):
         with self.accelerator.autocast():
             out = self.model(x_t, t, **conditions)
         return F.mse_loss(out.float(), target)
+
+    def draw_timesteps(self, n: int) -> torch.Tensor:
+        """(n,) training timesteps, uniform over the schedule."""
+        return training_timesteps(n, self.schedule.num_steps, self.generator)
 
     def first_examples(self) -> tuple:
         """The first ``sample_images`` examples of the data, which every sample grid redraws:
@@ -183,6 +212,12 @@ class DecoderTrainer(_DiffusionTrainer):
 
     def extra_state(self) -> dict[str, str]:
         return {"clip": weights_id(self.clip)}  # a resumed run must read the same CLIP
+
+    def draw_timesteps(self, n: int) -> torch.Tensor:
+        c = self.config
+        return training_timesteps(
+            n, self.schedule.num_steps, self.generator, c.noisy_share, c.noisy_from
+        )  # fmt: skip
 
     def batches(
         self, start_step: int, position: int | None = None
