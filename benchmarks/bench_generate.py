@@ -2,6 +2,7 @@
 
     python benchmarks/bench_generate.py [--prompts 32] [--num-images 4] [--rerank-prompts 8]
         [--configs defaults,bf16_16,fp32_64] [--reps 1] [--warmup 0] [--no-rerank]
+        [--model NAME_OR_DIR]
 
 Times each configuration of the CLI on the same ``--prompts`` x ``--num-images`` images (the
 users mix of canonical prompts), start to finish (interpreter start, model loading, sampling,
@@ -11,7 +12,9 @@ defaults, side by side); then the rerank path (``--candidates 16``) at the defau
 the earlier defaults. Also measures the machine's fp32 and bf16 matrix-product peak (2048^3) and
 the FLOPs of sampling one image, so that the sampling loop's share of the peak can be stated.
 With ``--reps R`` the configurations run in R rounds, one after another within a round, and each
-reports its median (``--warmup W`` untimed rounds first; defaults 1 and 0). Names the CPU.
+reports its median (``--warmup W`` untimed rounds first; defaults 1 and 0). ``--model`` times
+another DALL·E pipeline than the bundled one (a candidate before bundling); the config
+``bundled`` is then the bundled model at its defaults, side by side. Names the CPU.
 Prints a Markdown table and, last, one JSON line.
 """
 
@@ -38,6 +41,7 @@ CONFIGS = {
     "bf16_64": ["--bf16", "--batch-size", "64"],
     "fp32_128": ["--no-bf16", "--batch-size", "128"],
     "bf16_128": ["--bf16", "--batch-size", "128"],
+    "bundled": ["--model", "shapes"],  # the bundled DALL·E model, when --model names another
     "unclip": ["--model", "shapes-unclip"],  # the unCLIP pipeline at its defaults (batch 16)
     "unclip_8": ["--model", "shapes-unclip", "--batch-size", "8"],
     "unclip_32": ["--model", "shapes-unclip", "--batch-size", "32"],
@@ -74,14 +78,14 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def flops_per_image(guided: bool) -> float:
-    """FLOPs of the transformer sampling one bundled-model image (prefill + every decode step),
+def flops_per_image(guided: bool, model: str = "shapes") -> float:
+    """FLOPs of the transformer sampling one image of ``model`` (prefill + every decode step),
     counted by ``FlopCounterMode`` on a batch of 1."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from dalle.pipelines.dalle_pipeline import DallePipeline
 
-    pipe = DallePipeline.from_pretrained("shapes")
+    pipe = DallePipeline.from_pretrained(model)
     settings = pipe.defaults if guided else pipe.settings(guidance=1.0)
     with FlopCounterMode(display=False) as counter:
         pipe.generate_tokens(["a red circle"], [0], settings, bf16=False)
@@ -105,6 +109,7 @@ def main() -> None:
     parser.add_argument("--rerank-prompts", type=int, default=8)
     parser.add_argument("--configs", default="defaults,bf16_16,fp32_64")
     parser.add_argument("--no-rerank", action="store_true")
+    parser.add_argument("--model", default="shapes", help="the DALL·E pipeline to time")
     parser.set_defaults(reps=1, warmup=0)  # whole processes: one round is already many steps
     args = parser.parse_args()
     from dalle.shapes.prompts import evaluation_prompts
@@ -113,7 +118,8 @@ def main() -> None:
     prompts_file = root / "prompts.txt"
     prompts_file.write_text("".join(p + "\n" for p in evaluation_prompts(args.prompts, seed=3)))
     images = args.prompts * args.num_images
-    base = ["--prompts-file", str(prompts_file), "--num-images", str(args.num_images)]
+    base = ["--prompts-file", str(prompts_file), "--num-images", str(args.num_images),
+            "--model", args.model]  # fmt: skip
     names = args.configs.split(",")
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
@@ -139,7 +145,14 @@ def main() -> None:
             "".join(p + "\n" for p in evaluation_prompts(args.rerank_prompts, seed=3))
         )
         drawn = args.rerank_prompts * 16
-        rerank = ["--prompts-file", str(rerank_prompts), "--candidates", "16"]
+        rerank = [
+            "--prompts-file",
+            str(rerank_prompts),
+            "--candidates",
+            "16",
+            "--model",
+            args.model,
+        ]
         for name in ("defaults", "bf16_16"):
             seconds = run_cli(rerank + CONFIGS[name], root / f"rerank_{name}")
             results[f"rerank_{name}"] = {
@@ -147,9 +160,10 @@ def main() -> None:
             }  # fmt: skip
             print(f"rerank {name}: {seconds:.1f} s", file=sys.stderr)
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
-    flops = flops_per_image(guided=True)
+    flops = flops_per_image(guided=True, model=args.model)
     report = {
-        "cpu": cpu_name(), "threads": torch.get_num_threads(), "results": results,
+        "cpu": cpu_name(), "threads": torch.get_num_threads(), "model": args.model,
+        "results": results,
         "matmul_peak_gflops": peaks, "sampling_gflop_per_image": flops / 1e9,
     }  # fmt: skip
     default = results.get("defaults")
@@ -166,8 +180,9 @@ def main() -> None:
         else:
             reference = default or r
         ratio = reference["images_per_s"] / r["images_per_s"]
-        # the FLOPs counted are the DALL·E transformer's: no figure for the unCLIP pipeline
-        gflops = "-" if name.startswith("unclip") else f"{r['images_per_s'] * flops / 1e9:.0f}"
+        # the FLOPs counted are --model's: no figure for the unCLIP pipeline or another model
+        other = name.startswith("unclip") or (name == "bundled" and args.model != "shapes")
+        gflops = "-" if other else f"{r['images_per_s'] * flops / 1e9:.0f}"
         print(f"| {name} | {r['images']} | {r['seconds']:.1f} | {r['images_per_s']:.2f} | "
               f"{ratio:.2f}x | {gflops} |")  # fmt: skip
     print(json.dumps(report))

@@ -85,6 +85,7 @@ def cases(f):
         # editing
         (["vary", str(f.corrupt), *out], str(f.corrupt)),
         (["vary", img, "--eta", "2", *out], "eta"),
+        (["vary", img, "--eta-from", "1.5", *out], "eta_from"),
         (["vary", img, "--decoder-guidance", "nan", *out], "guidance"),
         (["interpolate", img, str(f.missing), *out], str(f.missing)),
         (["interpolate", img, img, "--steps", "0", *out], "--steps"),
@@ -134,6 +135,7 @@ def cases(f):
         (["eval", "clipscore", str(f.missing)], str(f.missing)),
         (["eval", "editing", "--amount", "nan"], "--amount"),
         (["eval", "editing", "--eta", "1.5"], "--eta"),
+        (["eval", "editing", "--eta-from", "-0.5"], "--eta-from"),
         (["eval", "editing", "--edits", "variations,warp"], "--edits"),
         # pipeline, embed
         (["pipeline", "assemble", str(f.folder), "--tokenizer", "shapes", "--vae", "shapes",

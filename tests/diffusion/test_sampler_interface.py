@@ -112,6 +112,31 @@ def test_clip_x0_bounds_the_final_sample(make, gaussian, make_model):
     assert sample(model, make(schedule), x_T, 20).abs().max() <= 1.0
 
 
+def test_ddim_eta_below_keeps_the_noisiest_steps_deterministic(gaussian, make_model):
+    """With eta_below, DDIM follows the eta 0 trajectory through the steps from timesteps at or
+    above it and is stochastic (eta) after: its x there equals eta 0's, its result differs."""
+    schedule = NoiseSchedule.cosine()
+    model = make_model(gaussian, schedule, "epsilon")
+    x_T = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    seen: dict[str, list[torch.Tensor]] = {}
+    for name, sampler in {
+        "eta0": DDIMSampler(schedule, eta=0.0),
+        "split": DDIMSampler(schedule, eta=1.0, eta_below=600),
+        "eta1": DDIMSampler(schedule, eta=1.0),
+    }.items():
+        xs = seen[name] = []
+        g = torch.Generator().manual_seed(1)
+        sample(lambda x, t, xs=xs: xs.append(x) or model(x, t), sampler, x_T, 20, g)
+    probe = DDIMSampler(schedule)
+    probe.set_timesteps(20)
+    ts = probe.timesteps.tolist()
+    last_kept = max(i for i, t in enumerate(ts) if t >= 600)  # its step is still deterministic
+    for i in range(last_kept + 2):  # x before each kept step, and x after the last kept one
+        torch.testing.assert_close(seen["split"][i], seen["eta0"][i])
+    assert (seen["split"][-1] - seen["eta0"][-1]).abs().max() > 0.05
+    assert (seen["eta1"][1] - seen["eta0"][1]).abs().max() > 0.01  # eta 1 from the first step
+
+
 def test_single_step_returns_the_predicted_x0(gaussian, make_model):
     schedule = NoiseSchedule.cosine()
     model = make_model(gaussian, schedule, "x0")

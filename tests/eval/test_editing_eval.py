@@ -47,7 +47,7 @@ def test_psnr_against_hand_computed_values():
 def test_the_report_on_the_bundled_pipelines_counts_every_edit_and_keeps_the_unmasked_pixels():
     from dalle.eval.editing import editing_report
     from dalle.pipelines.dalle_pipeline import DallePipeline
-    from dalle.pipelines.editing import VARIATION_ETA
+    from dalle.pipelines.editing import VARIATION_ETA, VARIATION_ETA_FROM
     from dalle.pipelines.unclip_pipeline import UnclipPipeline
 
     pipe = UnclipPipeline.from_pretrained("shapes-unclip")
@@ -60,6 +60,6 @@ def test_the_report_on_the_bundled_pipelines_counts_every_edit_and_keeps_the_unm
         "inpaint_dalle_kept": 3, "interpolation_ends": 4,
     }  # fmt: skip
     assert report["inpaint_unclip_kept"] == 1.0 and report["inpaint_dalle_kept"] == 1.0
-    assert report["eta"] == VARIATION_ETA
+    assert report["eta"] == VARIATION_ETA and report["eta_from"] == VARIATION_ETA_FROM
     assert report["inpaint_method"] == ("mask" if pipe.decoder.config.inpaint else "repaint")
     assert all(0 <= report[k] <= 1 for k in report["counts"])

@@ -68,6 +68,15 @@ def test_ddim_decoding_of_the_inversion_gives_the_image_back(tiny_unclip):
     varied = E.EditSettings(steps=8, eta=1.0)
     rows = E.decode_latent(pipe, z[:1].expand(2, -1), x_t[:1].expand(2, -1, -1, -1), [3, 4], varied)
     assert not torch.allclose(rows[0], rows[1])
+    # eta applied from 0 of the schedule down: no step is stochastic, eta 0's image comes back
+    kept = E.EditSettings(steps=8, eta=1.0, eta_from=0.0)
+    rows = E.decode_latent(pipe, z[:1].expand(2, -1), x_t[:1].expand(2, -1, -1, -1), [3, 4], kept)
+    plain = E.decode_latent(pipe, z[:1], x_t[:1], [3], E.EditSettings(steps=8))
+    torch.testing.assert_close(rows[0], rows[1])
+    torch.testing.assert_close(rows[:1], plain)
+    half = E.EditSettings(steps=8, eta=1.0, eta_from=0.5)  # the noisy half kept, the rest varies
+    rows = E.decode_latent(pipe, z[:1].expand(2, -1), x_t[:1].expand(2, -1, -1, -1), [3, 4], half)
+    assert not torch.allclose(rows[0], rows[1])
 
 
 def test_edits_return_what_they_promise(tiny_unclip):

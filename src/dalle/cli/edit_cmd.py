@@ -21,7 +21,12 @@ from dalle.cli.validate import (
     refuse_overwriting,
 )
 from dalle.config import replace_given
-from dalle.pipelines.editing import INPAINT_METHODS, INTERPOLATION_NOISE, VARIATION_ETA
+from dalle.pipelines.editing import (
+    INPAINT_METHODS,
+    INTERPOLATION_NOISE,
+    VARIATION_ETA,
+    VARIATION_ETA_FROM,
+)
 from dalle.utils.images import image_grid, output_name, save_png
 
 FRAME_NAME = "{:02d}.png"
@@ -65,6 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     vary.add_argument("--num-images", type=positive_int, default=4, help="per input (4)")
     vary.add_argument("--eta", type=float, default=VARIATION_ETA,
                       help=f"DDIM stochasticity in [0, 1] ({VARIATION_ETA:g})")  # fmt: skip
+    vary.add_argument("--eta-from", type=float, default=VARIATION_ETA_FROM, metavar="F",
+                      help="apply --eta from this fraction of the schedule down; above it the "
+                      "decoding follows the inverted noise exactly, which keeps the image's "
+                      f"layout (the noisiest steps decide it) ({VARIATION_ETA_FROM:g}: every step)")  # fmt: skip
     vary.add_argument("--out", default="variations", help="output folder (default variations)")
     _common(vary)
     vary.set_defaults(func=_vary)
@@ -202,7 +211,7 @@ def _fields(args: argparse.Namespace, settings, **extra) -> dict:
 def _vary(args: argparse.Namespace) -> int:
     from dalle.pipelines.editing import variations
 
-    settings = _settings(args, args.eta)
+    settings = replace_given(_settings(args, args.eta), {"eta_from": args.eta_from})
     names = [output_name(k, j) for k in range(len(args.images)) for j in range(args.num_images)]
     out, _ = _prepare(args, names, args.images)
     images = input_images(args.images)

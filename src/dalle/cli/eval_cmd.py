@@ -23,7 +23,7 @@ from dalle.cli.validate import (
     positive_int,
 )
 from dalle.eval.shapes_report import failure_grid, score_folder
-from dalle.pipelines.editing import INPAINT_METHODS, VARIATION_ETA
+from dalle.pipelines.editing import INPAINT_METHODS, VARIATION_ETA, VARIATION_ETA_FROM
 from dalle.text.prompts import read_prompts
 
 
@@ -174,6 +174,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="text-diff slerp amount in [0, 1] (default 0.5)")  # fmt: skip
     editing.add_argument("--eta", type=float, default=VARIATION_ETA,
                          help=f"the variations' DDIM eta in [0, 1] (default {VARIATION_ETA:g}, "
+                         "as dalle vary)")  # fmt: skip
+    editing.add_argument("--eta-from", type=float, default=VARIATION_ETA_FROM, metavar="F",
+                         help="the variations' eta applies from this fraction of the schedule "
+                         f"down, the steps above it deterministic (default {VARIATION_ETA_FROM:g}, "
                          "as dalle vary)")  # fmt: skip
     editing.add_argument("--inpaint-method", choices=INPAINT_METHODS, default=None,
                          help="how the unCLIP decoder inpaints (default: mask if it was "
@@ -433,14 +437,17 @@ def _eval_editing(args: argparse.Namespace) -> int:
     edits = check_edits(tuple(e.strip() for e in args.edits.split(",") if e.strip()))
     if not (math.isfinite(args.amount) and 0 <= args.amount <= 1):
         raise ValueError(f"--amount must be a number in [0, 1], got {args.amount}")
-    if not (math.isfinite(args.eta) and 0 <= args.eta <= 1):
-        raise ValueError(f"--eta must be a number in [0, 1], got {args.eta}")
+    for name in ("eta", "eta_from"):
+        value = getattr(args, name)
+        if not (math.isfinite(value) and 0 <= value <= 1):
+            raise ValueError(f"--{name.replace('_', '-')} must be a number in [0, 1], got {value}")
     pipe = UnclipPipeline.from_pretrained(args.model)
     dalle_pipe = DallePipeline.from_pretrained(args.dalle_model) if args.dalle_model else None
     with tqdm(desc="editing", unit="edit") as bar:
         report = editing_report(pipe, args.n, args.prompts_seed, args.num_variations, args.amount,
                                 dalle_pipe, edits=edits, on_prompt=lambda _: bar.update(1),
-                                inpaint_method=args.inpaint_method, eta=args.eta)  # fmt: skip
+                                inpaint_method=args.inpaint_method, eta=args.eta,
+                                eta_from=args.eta_from)  # fmt: skip
     if args.json:
         print(json.dumps(report))
         return 0

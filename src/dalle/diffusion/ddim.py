@@ -21,7 +21,10 @@ from dalle.diffusion.schedules import NoiseSchedule
 
 
 class DDIMSampler(Sampler):
-    """DDIM with stochasticity ``eta`` in [0, 1] (0: deterministic)."""
+    """DDIM with stochasticity ``eta`` in [0, 1] (0: deterministic). With ``eta_below`` (a
+    training timestep) the steps from timesteps at or above it are deterministic and ``eta``
+    applies to the others: a trajectory that follows x_T's layout through the noisiest part of
+    the schedule and varies the rest (variations of an inverted image)."""
 
     def __init__(
         self,
@@ -29,11 +32,12 @@ class DDIMSampler(Sampler):
         prediction: Prediction = "epsilon",
         eta: float = 0.0,
         clip_x0: float | None = None,
+        eta_below: int | None = None,
     ) -> None:
         super().__init__(schedule, prediction, clip_x0)
         if not 0 <= eta <= 1:
             raise ValueError(f"eta must lie in [0, 1], got {eta}")
-        self.eta = eta
+        self.eta, self.eta_below = eta, eta_below
 
     def step(
         self, model_output: torch.Tensor, t: int, x: torch.Tensor, generator: Generators = None
@@ -45,7 +49,8 @@ class DDIMSampler(Sampler):
             eps = self._epsilon(model_output, x, abar_t)
         else:  # the eps consistent with the clipped x0: (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t)
             eps = epsilon_from(x0, x, self._rows(abar_t, x), "x0")
-        sigma = self.eta * math.sqrt((1 - abar_s) / (1 - abar_t) * (1 - abar_t / abar_s))
+        eta = self.eta if self.eta_below is None or t < self.eta_below else 0.0
+        sigma = eta * math.sqrt((1 - abar_s) / (1 - abar_t) * (1 - abar_t / abar_s))
         out = math.sqrt(abar_s) * x0 + math.sqrt(max(1 - abar_s - sigma**2, 0.0)) * eps
         if sigma > 0:
             out = out + sigma * randn(x.shape, generator, x.dtype, x.device)

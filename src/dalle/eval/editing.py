@@ -117,11 +117,12 @@ def editing_report(
     on_prompt: Callable[[str], None] | None = None,
     inpaint_method: str | None = None,
     eta: float = editing.VARIATION_ETA,
+    eta_from: float = editing.VARIATION_ETA_FROM,
 ) -> dict:
     """The rates above for the unCLIP pipeline ``pipe`` (and inpainting for the DALL·E
     pipeline ``dalle_pipe`` too, when given), over ``editing_prompts(n_prompts, seed)``;
     ``inpaint_method`` as in ``editing.InpaintSettings`` (None: the decoder's own); ``eta``: the
-    variations' DDIM eta."""
+    variations' DDIM eta, applied from ``eta_from`` of the schedule down."""
     from dalle.utils.device import use_bf16
 
     check_edits(edits)
@@ -137,7 +138,7 @@ def editing_report(
                                  "inpaint_dalle_kept", "interpolation_ends")}  # fmt: skip
 
     if "variations" in edits:
-        settings = editing.EditSettings(eta=eta)
+        settings = editing.EditSettings(eta=eta, eta_from=eta_from)
         for start in range(0, len(prompts), 16):
             drawn = editing.variations(pipe, sources[start : start + 16], num_variations, seed,
                                        settings, bf16)  # fmt: skip
@@ -192,9 +193,8 @@ def editing_report(
                 on_prompt("interpolate")
     report = {k: r.value() for k, r in rates.items()}
     report["counts"] = {k: r.total for k, r in rates.items()}
-    report.update(
-        n_prompts=n_prompts, seed=seed, num_variations=num_variations, amount=amount, eta=eta
-    )
+    report.update(n_prompts=n_prompts, seed=seed, num_variations=num_variations, amount=amount)
+    report.update(eta=eta, eta_from=eta_from)
     if "inpaint" in edits:
         report["inpaint_method"] = inpainting.resolved_method(pipe)
     return report

@@ -57,6 +57,10 @@ class EditSettings:
     # back 30 of 32 validation scenes as their captions (PSNR 28 dB at 32 x 32) against 22 of 32
     # (23 dB) without, for 1.5x the model calls of inversion and decoding together
     refine: int = 1
+    # eta applies from this fraction of the schedule down; above it the decoding follows the
+    # inverted x_T deterministically, so the source's layout (decided in the noisiest part of the
+    # schedule: benchmarks/decoder_noise_levels.py) is kept and the rest varies. 1: every step
+    eta_from: float = 1.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.steps, int) and self.steps >= 1):
@@ -65,11 +69,14 @@ class EditSettings:
             raise ValueError(f"refine must be a whole number of at least 0, got {self.refine}")
         if not (math.isfinite(self.eta) and 0 <= self.eta <= 1):
             raise ValueError(f"eta must be a number in [0, 1], got {self.eta}")
+        if not (math.isfinite(self.eta_from) and 0 <= self.eta_from <= 1):
+            raise ValueError(f"eta_from must be a number in [0, 1], got {self.eta_from}")
         if not (math.isfinite(self.guidance) and self.guidance >= 0):
             raise ValueError(f"guidance must be a finite number of at least 0, got {self.guidance}")
 
 
 VARIATION_ETA = 1.0  # variations' DDIM eta by default (dalle vary, dalle eval editing)
+VARIATION_ETA_FROM = 1.0  # ... applied from this fraction of the schedule down (EditSettings)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
@@ -159,12 +166,15 @@ def decode_latent(
     pipe: UnclipPipeline, z: torch.Tensor, x_t: torch.Tensor, seeds: Sequence[int],
     settings: EditSettings, bf16: bool = False, captions: Sequence[str] | None = None,
 ) -> torch.Tensor:  # fmt: skip
-    """(B, 3, S, S) images in [0, 1] at the decoder's size: DDIM (``settings.eta``) from x_T
-    conditioned on ``z``; row i's noise (eta > 0) seeded ``seeds[i]``."""
+    """(B, 3, S, S) images in [0, 1] at the decoder's size: DDIM (``settings.eta``, from
+    ``settings.eta_from`` of the schedule down) from x_T conditioned on ``z``; row i's noise
+    (eta > 0) seeded ``seeds[i]``."""
     _need_decoder(pipe)
     decoder = pipe.decoder
-    sampler = DDIMSampler(make_schedule(decoder), decoder.config.prediction, settings.eta,  # type: ignore[union-attr]
-                          clip_x0=1.0)  # fmt: skip
+    schedule = make_schedule(decoder)
+    below = None if settings.eta_from >= 1 else math.ceil(settings.eta_from * schedule.num_steps)
+    sampler = DDIMSampler(schedule, decoder.config.prediction, settings.eta,  # type: ignore[union-attr]
+                          clip_x0=1.0, eta_below=below)  # fmt: skip
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     model_fn = _decoder_fn(pipe, z, settings.guidance, bf16, captions)
     x = sample(model_fn, sampler, x_t.to(pipe.device).float(), settings.steps, generators)
@@ -204,7 +214,7 @@ def variations(
     images: Sequence[Image.Image],
     num_images: int = 4,
     seed: int = 0,
-    settings: EditSettings = EditSettings(eta=VARIATION_ETA),
+    settings: EditSettings = EditSettings(eta=VARIATION_ETA, eta_from=VARIATION_ETA_FROM),
     bf16: bool = False,
     on_image: Callable[[int], None] | None = None,
 ) -> list[list[Image.Image]]:
