@@ -73,7 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     vary.add_argument("--eta-from", type=float, default=VARIATION_ETA_FROM, metavar="F",
                       help="apply --eta from this fraction of the schedule down; above it the "
                       "decoding follows the inverted noise exactly, which keeps the image's "
-                      f"layout (the noisiest steps decide it) ({VARIATION_ETA_FROM:g}: every step)")  # fmt: skip
+                      f"layout (the noisiest steps decide it) (default {VARIATION_ETA_FROM:g}; 1: "
+                      "every step, the paper's DDIM)")  # fmt: skip
     vary.add_argument("--out", default="variations", help="output folder (default variations)")
     _common(vary)
     vary.set_defaults(func=_vary)
