@@ -65,3 +65,17 @@ def rendered_prompt_scenes(n: int, prompts_seed: int):
     scenes = [render_scene(scene_for_prompt(p, "diag", i)) for i, p in enumerate(parsed)]
     images = torch.from_numpy(np.stack(scenes)).permute(0, 3, 1, 2).float() / 255
     return prompts, parsed, images
+
+
+def right_by_count(images, parsed) -> dict:
+    """How many of ``images`` (PIL) the shapes scorer reads as their ``parsed`` prompts, one- and
+    two-object prompts apart: ``{"one_object": {"right": r, "of": n}, "two_objects": ...}``."""
+    import numpy as np
+
+    from dalle.eval.shapes_scorer import score_image
+
+    right: dict[str, list[bool]] = {"one_object": [], "two_objects": []}
+    for p, image in zip(parsed, images, strict=True):
+        key = "one_object" if p.relation is None else "two_objects"
+        right[key].append(score_image(np.asarray(image), p).correct)
+    return {k: {"right": sum(v), "of": len(v)} for k, v in right.items()}

@@ -15,11 +15,9 @@ import argparse
 import json
 import sys
 
-import numpy as np
 import torch
-from _common import rendered_prompt_scenes
+from _common import rendered_prompt_scenes, right_by_count
 
-from dalle.eval.shapes_scorer import score_image
 from dalle.pipelines.unclip_pipeline import (
     UnclipPipeline,
     autocast_fn,
@@ -77,11 +75,7 @@ def main() -> None:
     for level in levels:
         small = finish_from(pipe, x0, embeddings, prompts, level, seeds, bf16)
         drawn = pipe.upsample(small, seeds, None, bf16)
-        right = {"one_object": [], "two_objects": []}
-        for p, image in zip(parsed, to_pil(drawn)):
-            key = "one_object" if p.relation is None else "two_objects"
-            right[key].append(score_image(np.asarray(image), p).correct)
-        results[str(level)] = {k: {"right": sum(v), "of": len(v)} for k, v in right.items()}
+        results[str(level)] = right_by_count(to_pil(drawn), parsed)
         print(level, json.dumps(results[str(level)]), file=sys.stderr, flush=True)
     print(json.dumps(results))
 

@@ -16,10 +16,8 @@ import argparse
 import json
 import sys
 
-import numpy as np
-from _common import rendered_prompt_scenes
+from _common import rendered_prompt_scenes, right_by_count
 
-from dalle.eval.shapes_scorer import score_image
 from dalle.pipelines.unclip_pipeline import UnclipPipeline
 from dalle.utils.device import use_bf16
 from dalle.utils.images import to_pil
@@ -50,11 +48,7 @@ def main() -> None:
         small = pipe.decode(embeddings, prompts, seeds, settings, bf16,
                             read_clip=read != "caption", read_caption=read != "clip")  # fmt: skip
         drawn = pipe.upsample(small, seeds, None, bf16) if pipe.upsampler is not None else small
-        right = {"one_object": [], "two_objects": []}
-        for p, image in zip(parsed, to_pil(drawn)):
-            key = "one_object" if p.relation is None else "two_objects"
-            right[key].append(score_image(np.asarray(image), p).correct)
-        results[read] = {k: {"right": sum(v), "of": len(v)} for k, v in right.items()}
+        results[read] = right_by_count(to_pil(drawn), parsed)
         print(read, json.dumps(results[read]), file=sys.stderr, flush=True)
     print(json.dumps(results if len(reads) > 1 else results[reads[0]]))
 
