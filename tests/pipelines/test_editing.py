@@ -102,6 +102,32 @@ def test_edits_return_what_they_promise(tiny_unclip):
         E.text_diff(pipe, a, "a red circle", "a red circle", 0.5)
 
 
+def test_text_diffs_read_the_captions_both_ways(tiny_unclip):
+    pipe = UnclipPipeline.from_pretrained(tiny_unclip)
+    a = picture(0)
+    images = E.as_tensor([a], 16)
+    z = pipe.image_embeddings(images)
+    # inverted and decoded with one caption at eta 0: the image comes back through the caption path
+    x_t = E.invert(pipe, images, z, E.EditSettings(steps=50), captions=["a red circle"])
+    blind = E.invert(pipe, images, z, E.EditSettings(steps=50))
+    assert not torch.allclose(x_t, blind)  # the caption changes what the decoder predicts
+    back = E.decode_latent(pipe, z, x_t, [0], E.EditSettings(steps=50), captions=["a red circle"])
+    assert (back - torch.nn.functional.interpolate(images, size=8, mode="area")).abs().max() < 0.02
+    # the edit: --from read while inverting, --to while decoding, the moved embedding in both
+    source, target = "a red circle", "a blue circle"
+    edited = E.text_diff(pipe, a, source, target, 0.5, 1, seed=3, settings=FAST, captions=True)
+    x_t = E.invert(pipe, images, z, FAST, captions=[source])
+    texts = pipe.text_embeddings([source, target])
+    moved = E.slerp(z, torch.nn.functional.normalize(texts[1] - texts[0], dim=-1)[None], 0.5)
+    seeds = [E.image_seed(3, 0, 0)]
+    small = E.decode_latent(pipe, moved, x_t, seeds, FAST, captions=[target])
+    by_hand = E.to_pil(E._finish(pipe, small, seeds, False))
+    assert np.array_equal(np.asarray(edited[0]), np.asarray(by_hand[0]))
+    # the target caption is read: without it the same latent decodes to another image
+    blind = E.decode_latent(pipe, moved, x_t, seeds, FAST)
+    assert not torch.equal(small, blind)  # (exactly equal when the caption is not passed)
+
+
 def test_inpainting_keeps_every_pixel_outside_the_mask(tiny_unclip):
     pipe = UnclipPipeline.from_pretrained(tiny_unclip)
     source = picture(2)
@@ -181,6 +207,10 @@ def test_the_editing_commands(tiny_unclip, tmp_path, capsys):
                  "0.4", "--out", str(out), *model]) == 0  # fmt: skip
     info = Image.open(out / "0000_00.png").text
     assert info["target_text"] == "a blue circle" and info["amount"] == "0.4"
+    assert info["decoder_captions"] == "True"
+    assert main(["edit", str(a), "--from", "a red circle", "--to", "a blue circle",
+                 "--no-decoder-captions", "--replace", "--out", str(out), *model]) == 0  # fmt: skip
+    assert Image.open(out / "0000_00.png").text["decoder_captions"] == "False"
     mask = Image.new("RGBA", (16, 16), (0, 0, 0, 255))
     for x in range(4, 9):
         mask.putpixel((x, 5), (0, 0, 0, 0))

@@ -24,6 +24,7 @@ from dalle.config import replace_given
 from dalle.pipelines.editing import (
     INPAINT_METHODS,
     INTERPOLATION_NOISE,
+    TEXT_DIFF_CAPTIONS,
     VARIATION_ETA,
     VARIATION_ETA_FROM,
 )
@@ -121,6 +122,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     edit.add_argument(
         "--eta", type=float, default=0.0,
         help="DDIM stochasticity (0, the default: one decoding; > 0 varies the images)",
+    )  # fmt: skip
+    edit.add_argument(
+        "--decoder-captions", action=argparse.BooleanOptionalAction, default=TEXT_DIFF_CAPTIONS,
+        help="the decoder reads --from while inverting the image and --to while decoding it "
+        "(default); --no-decoder-captions: the CLIP embeddings alone, as in the paper",
     )  # fmt: skip
     edit.add_argument("--out", default="edited", help="output folder (default edited)")
     _common(edit)
@@ -270,10 +276,11 @@ def _edit(args: argparse.Namespace) -> int:
         clear_earlier_run(out, lambda n: n in names)
     pipe = _unclip(args)
     drawn = text_diff(pipe, image, args.source, args.target, args.amount, args.num_images,
-                      args.seed, settings, args.bf16)  # fmt: skip
+                      args.seed, settings, args.bf16, args.decoder_captions)  # fmt: skip
     for j, result in enumerate(drawn):
         fields = _fields(args, settings, source=args.image, source_text=args.source,
-                         target_text=args.target, amount=args.amount, image_index=j)  # fmt: skip
+                         target_text=args.target, amount=args.amount,
+                         decoder_captions=args.decoder_captions, image_index=j)  # fmt: skip
         save_png(result, out / output_name(0, j), {"edit": "text diff", **fields})
     print(f"wrote {len(drawn)} edited images to {out}/")
     return 0

@@ -23,7 +23,12 @@ from dalle.cli.validate import (
     positive_int,
 )
 from dalle.eval.shapes_report import failure_grid, score_folder
-from dalle.pipelines.editing import INPAINT_METHODS, VARIATION_ETA, VARIATION_ETA_FROM
+from dalle.pipelines.editing import (
+    INPAINT_METHODS,
+    TEXT_DIFF_CAPTIONS,
+    VARIATION_ETA,
+    VARIATION_ETA_FROM,
+)
 from dalle.text.prompts import read_prompts
 
 
@@ -179,6 +184,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="the variations' eta applies from this fraction of the schedule "
                          f"down, the steps above it deterministic (default {VARIATION_ETA_FROM:g}, "
                          "as dalle vary)")  # fmt: skip
+    editing.add_argument("--decoder-captions", action=argparse.BooleanOptionalAction,
+                         default=TEXT_DIFF_CAPTIONS,
+                         help="the text diffs' decoder reads the source caption while "
+                         "inverting and the target while decoding (default, as dalle edit)")  # fmt: skip
     editing.add_argument("--inpaint-method", choices=INPAINT_METHODS, default=None,
                          help="how the unCLIP decoder inpaints (default: mask if it was "
                          "trained to, else repaint)")  # fmt: skip
@@ -447,7 +456,8 @@ def _eval_editing(args: argparse.Namespace) -> int:
         report = editing_report(pipe, args.n, args.prompts_seed, args.num_variations, args.amount,
                                 dalle_pipe, edits=edits, on_prompt=lambda _: bar.update(1),
                                 inpaint_method=args.inpaint_method, eta=args.eta,
-                                eta_from=args.eta_from)  # fmt: skip
+                                eta_from=args.eta_from,
+                                diff_captions=args.decoder_captions)  # fmt: skip
     if args.json:
         print(json.dumps(report))
         return 0

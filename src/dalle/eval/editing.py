@@ -118,11 +118,13 @@ def editing_report(
     inpaint_method: str | None = None,
     eta: float = editing.VARIATION_ETA,
     eta_from: float = editing.VARIATION_ETA_FROM,
+    diff_captions: bool = editing.TEXT_DIFF_CAPTIONS,
 ) -> dict:
     """The rates above for the unCLIP pipeline ``pipe`` (and inpainting for the DALL·E
     pipeline ``dalle_pipe`` too, when given), over ``editing_prompts(n_prompts, seed)``;
     ``inpaint_method`` as in ``editing.InpaintSettings`` (None: the decoder's own); ``eta``: the
-    variations' DDIM eta, applied from ``eta_from`` of the schedule down."""
+    variations' DDIM eta, applied from ``eta_from`` of the schedule down; ``diff_captions``:
+    whether the text diffs' decoder reads the captions (``editing.text_diff``)."""
     from dalle.utils.device import use_bf16
 
     check_edits(edits)
@@ -154,7 +156,8 @@ def editing_report(
         for prompt, source in zip(prompts, sources):
             target = recoloured(prompt, 0, rng)
             (image,) = editing.text_diff(pipe, source, prompt.canonical(), target.canonical(),
-                                         amount, 1, seed, bf16=bf16)  # fmt: skip
+                                         amount, 1, seed, bf16=bf16,
+                                         captions=diff_captions)  # fmt: skip
             rates["text_diff"].add(_reads_as(image, target))
             if on_prompt:
                 on_prompt("text_diff")
@@ -194,7 +197,7 @@ def editing_report(
     report = {k: r.value() for k, r in rates.items()}
     report["counts"] = {k: r.total for k, r in rates.items()}
     report.update(n_prompts=n_prompts, seed=seed, num_variations=num_variations, amount=amount)
-    report.update(eta=eta, eta_from=eta_from)
+    report.update(eta=eta, eta_from=eta_from, diff_captions=diff_captions)
     if "inpaint" in edits:
         report["inpaint_method"] = inpainting.resolved_method(pipe)
     return report

@@ -79,6 +79,9 @@ VARIATION_ETA = 1.0  # variations' DDIM eta by default (dalle vary, dalle eval e
 # ... applied from this fraction of the schedule down (EditSettings.eta_from): 0.7 kept the
 # caption in 81 % of the validation variations against 23 % at 1 (docs/editing.md)
 VARIATION_ETA_FROM = 0.7
+# text diffs: the decoder reads the --from caption while inverting and the --to one while
+# decoding (docs/editing.md)
+TEXT_DIFF_CAPTIONS = True
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
@@ -150,15 +153,16 @@ def _decoder_fn(pipe: UnclipPipeline, z: torch.Tensor, guidance: float, bf16: bo
 @torch.no_grad()
 def invert(
     pipe: UnclipPipeline, images: torch.Tensor, z: torch.Tensor, settings: EditSettings,
-    bf16: bool = False,
+    bf16: bool = False, captions: Sequence[str] | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """x_T (B, 3, S, S): DDIM inversion of (B, 3, H, W) images in [0, 1], resampled to the
-    decoder's size S, by the decoder conditioned on their CLIP embeddings ``z`` (B, D), each
-    step refined ``settings.refine`` times (:meth:`DDIMInverter.invert`)."""
+    decoder's size S, by the decoder conditioned on their CLIP embeddings ``z`` (B, D) and, if
+    given, their captions (else the null caption), each step refined ``settings.refine`` times
+    (:meth:`DDIMInverter.invert`)."""
     _need_decoder(pipe)
     decoder = pipe.decoder
     inverter = DDIMInverter(make_schedule(decoder), prediction=decoder.config.prediction)  # type: ignore[union-attr]
-    model_fn = _decoder_fn(pipe, z, settings.guidance, bf16)
+    model_fn = _decoder_fn(pipe, z, settings.guidance, bf16, captions)
     x0 = _decoder_size(pipe, images).to(pipe.device)
     return inverter.invert(model_fn, x0, settings.steps, settings.refine)
 
@@ -169,8 +173,8 @@ def decode_latent(
     settings: EditSettings, bf16: bool = False, captions: Sequence[str] | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """(B, 3, S, S) images in [0, 1] at the decoder's size: DDIM (``settings.eta``, from
-    ``settings.eta_from`` of the schedule down) from x_T conditioned on ``z``; row i's noise
-    (eta > 0) seeded ``seeds[i]``."""
+    ``settings.eta_from`` of the schedule down) from x_T conditioned on ``z`` and, if given,
+    ``captions`` (else the null caption); row i's noise (eta > 0) seeded ``seeds[i]``."""
     _need_decoder(pipe)
     decoder = pipe.decoder
     schedule = make_schedule(decoder)
@@ -287,16 +291,19 @@ def text_diff(
     seed: int = 0,
     settings: EditSettings = EditSettings(),
     bf16: bool = False,
+    captions: bool = TEXT_DIFF_CAPTIONS,
 ) -> list[Image.Image]:
     """The image edited towards ``target`` (section 3.3): z_d = normalise(z_t(target) -
-    z_t(source)), z = slerp(z_i, z_d, ``amount``), decoded from the image's inverted x_T."""
+    z_t(source)), z = slerp(z_i, z_d, ``amount``), decoded from the image's inverted x_T.
+    ``captions``: the decoder also reads the texts, ``source`` while inverting and ``target``
+    while decoding (else the null caption both ways: the paper's edit in CLIP space alone)."""
     if not (math.isfinite(amount) and 0 <= amount <= 1):
         raise ValueError(f"amount must be a number in [0, 1], got {amount}")
     if num_images < 1:
         raise ValueError("num_images must be at least 1")
     pixels = as_tensor([image], output_size(pipe))
     z_i = pipe.image_embeddings(pixels)
-    x_t = invert(pipe, pixels, z_i, settings, bf16)
+    x_t = invert(pipe, pixels, z_i, settings, bf16, [source] if captions else None)
     texts = pipe.text_embeddings([source, target])
     if float((texts[1] - texts[0]).norm()) < 1e-4:
         raise ValueError(
@@ -306,7 +313,8 @@ def text_diff(
     z_d = F.normalize(texts[1] - texts[0], dim=-1)[None]
     z = slerp(z_i, z_d, amount).expand(num_images, -1)
     seeds = [image_seed(seed, 0, j) for j in range(num_images)]
-    small = decode_latent(pipe, z, x_t.expand(num_images, -1, -1, -1), seeds, settings, bf16)
+    small = decode_latent(pipe, z, x_t.expand(num_images, -1, -1, -1), seeds, settings, bf16,
+                          [target] * num_images if captions else None)  # fmt: skip
     return to_pil(_finish(pipe, small, seeds, bf16))
 
 
