@@ -301,15 +301,15 @@ def text_diff(
         raise ValueError(f"amount must be a number in [0, 1], got {amount}")
     if num_images < 1:
         raise ValueError("num_images must be at least 1")
-    pixels = as_tensor([image], output_size(pipe))
-    z_i = pipe.image_embeddings(pixels)
-    x_t = invert(pipe, pixels, z_i, settings, bf16, [source] if captions else None)
     texts = pipe.text_embeddings([source, target])
     if float((texts[1] - texts[0]).norm()) < 1e-4:
         raise ValueError(
             f"{source!r} and {target!r} have the same CLIP text embedding: there is no "
             "difference to move along"
         )
+    pixels = as_tensor([image], output_size(pipe))
+    z_i = pipe.image_embeddings(pixels)
+    x_t = invert(pipe, pixels, z_i, settings, bf16, [source] if captions else None)
     z_d = F.normalize(texts[1] - texts[0], dim=-1)[None]
     z = slerp(z_i, z_d, amount).expand(num_images, -1)
     seeds = [image_seed(seed, 0, j) for j in range(num_images)]
