@@ -1,10 +1,12 @@
 """How exactly does DDIM inversion through the unCLIP decoder give an image back? For each
-validation prompt's scene: its CLIP image embedding, x_T by DDIM inversion (``--refine`` fixed-
-point refinements per step), DDIM eta 0 back from x_T, then the upsampler; the shapes scorer
-reads the result against the prompt, and the decoder-size PSNR to the scene is averaged.
+validation prompt's scene (``--prompts users``: the users mix of ``dalle eval generation``;
+``editing``: the prompts and scenes of ``dalle eval editing``): its CLIP image embedding, x_T by
+DDIM inversion (REFINE fixed-point refinements per step), DDIM eta 0 back from x_T, then the
+upsampler; the shapes scorer reads the result against the prompt, and the decoder-size PSNR to
+the scene is averaged.
 
     python benchmarks/inversion_round_trip.py [--model shapes-unclip] [--n 32] \
-        [--configs 50:0,50:1,25:2]
+        [--prompts users|editing] [--configs 50:0,50:1,25:2]
 
 Each config is STEPS:REFINE. Prints one JSON line per config.
 """
@@ -18,6 +20,7 @@ import time
 import numpy as np
 from _common import rendered_prompt_scenes
 
+from dalle.eval.editing import editing_sources
 from dalle.eval.shapes_scorer import score_image
 from dalle.pipelines import editing
 from dalle.pipelines.unclip_pipeline import UnclipPipeline
@@ -32,6 +35,7 @@ def main() -> None:
     parser.add_argument("--model", default="shapes-unclip")
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--prompts-seed", type=int, default=1, help="1: the validation prompts")
+    parser.add_argument("--prompts", choices=("users", "editing"), default="users")
     parser.add_argument("--configs", default="50:0,50:1,25:2", help="STEPS:REFINE,...")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
     args = parser.parse_args()
@@ -39,7 +43,11 @@ def main() -> None:
 
     pipe = UnclipPipeline.from_pretrained(args.model)
     bf16 = use_bf16(args.bf16, pipe.device)
-    prompts, parsed, images = rendered_prompt_scenes(args.n, args.prompts_seed)
+    if args.prompts == "users":
+        _, parsed, images = rendered_prompt_scenes(args.n, args.prompts_seed)
+    else:
+        parsed, sources = editing_sources(args.n, args.prompts_seed)
+        images = editing.as_tensor(sources, sources[0].size[0])
     small_ref = area_resize(images, pipe.decoder.config.image_size)
     z = pipe.image_embeddings(images)
     seeds = list(range(args.n))

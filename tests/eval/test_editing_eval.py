@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from dalle.eval.editing import editing_prompts, psnr, recoloured
+from dalle.eval.editing import editing_prompts, editing_sources, psnr, recoloured
 from dalle.eval.shapes_scorer import score_image
 from dalle.shapes.render import render_scene
 from dalle.shapes.sampling import HashRandom, scene_for_prompt
@@ -21,6 +21,11 @@ def test_the_editing_prompts_state_sizes_and_name_seen_pairs_only():
         # the rendered scene is read as its prompt: the measures start from correct sources
         image = render_scene(scene_for_prompt(p, "editing", 0, i))
         assert score_image(image, p).correct, p.canonical()
+    # editing_sources hands out these prompts and scenes (what every edit starts from)
+    found, sources = editing_sources(64, seed=0)
+    assert found == prompts
+    assert all(np.array_equal(np.asarray(s), render_scene(scene_for_prompt(p, "editing", 0, i)))
+               for i, (p, s) in enumerate(zip(prompts, sources)))  # fmt: skip
 
 
 def test_a_recoloured_prompt_changes_one_colour_to_a_seen_unused_one():

@@ -27,6 +27,7 @@ from dalle.pipelines.editing import (
     TEXT_DIFF_CAPTIONS,
     VARIATION_ETA,
     VARIATION_ETA_FROM,
+    EditSettings,
 )
 from dalle.utils.images import image_grid, output_name, save_png
 
@@ -41,7 +42,8 @@ def _common(p: argparse.ArgumentParser, model: str = "shapes-unclip") -> None:
     p.add_argument("--seed", type=non_negative_int, default=0, help="base seed (default 0)")
     p.add_argument(
         "--decoder-steps", type=positive_int, default=None,
-        help="DDIM steps of the inversion and the decoding (default 50)",
+        help=f"DDIM steps of the inversion and the decoding (default {EditSettings.steps}; "
+        "inpainting: the pipeline's decoder steps)",
     )  # fmt: skip
     p.add_argument(
         "--decoder-guidance", type=float, default=None,

@@ -72,6 +72,13 @@ def editing_prompts(n: int, seed: int = 0) -> list[Prompt]:
     return prompts
 
 
+def editing_sources(n: int, seed: int = 0) -> tuple[list[Prompt], list[Image.Image]]:
+    """``editing_prompts(n, seed)`` and the scene rendered for each (what every edit starts from)."""
+    prompts = editing_prompts(n, seed)
+    scenes = [render_scene(scene_for_prompt(p, "editing", seed, i)) for i, p in enumerate(prompts)]
+    return prompts, [Image.fromarray(scene) for scene in scenes]
+
+
 def recoloured(prompt: Prompt, index: int, rng: HashRandom) -> Prompt:
     """``prompt`` with object ``index`` in another colour that is seen with its shape and
     differs from every colour in the prompt."""
@@ -129,11 +136,7 @@ def editing_report(
 
     check_edits(edits)
     bf16 = use_bf16(bf16, pipe.device)
-    prompts = editing_prompts(n_prompts, seed)
-    sources = [
-        Image.fromarray(render_scene(scene_for_prompt(p, "editing", seed, i)))
-        for i, p in enumerate(prompts)
-    ]
+    prompts, sources = editing_sources(n_prompts, seed)
     inpainting = editing.InpaintSettings(method=inpaint_method)
     rates = {k: Rate() for k in ("variation_keeps_caption", "variation_not_copy", "text_diff",
                                  "inpaint_unclip", "inpaint_unclip_kept", "inpaint_dalle",
