@@ -15,17 +15,16 @@ def test_the_editing_prompts_state_sizes_and_name_seen_pairs_only():
     prompts = editing_prompts(64, seed=0)
     assert len({p.canonical() for p in prompts}) == 64
     assert prompts == editing_prompts(64, seed=0) and prompts != editing_prompts(64, seed=1)
-    for i, p in enumerate(prompts):
+    # editing_sources hands out these prompts and scenes (what every edit starts from)
+    found, sources = editing_sources(64, seed=0)
+    assert found == prompts
+    for i, (p, source) in enumerate(zip(prompts, sources)):
         assert len(p.objects) == (1 if i % 4 == 0 else 2)
         assert all(o.size is not None and not is_held_out(o.colour, o.shape) for o in p.objects)
         # the rendered scene is read as its prompt: the measures start from correct sources
         image = render_scene(scene_for_prompt(p, "editing", 0, i))
+        assert np.array_equal(np.asarray(source), image)
         assert score_image(image, p).correct, p.canonical()
-    # editing_sources hands out these prompts and scenes (what every edit starts from)
-    found, sources = editing_sources(64, seed=0)
-    assert found == prompts
-    assert all(np.array_equal(np.asarray(s), render_scene(scene_for_prompt(p, "editing", 0, i)))
-               for i, (p, s) in enumerate(zip(prompts, sources)))  # fmt: skip
 
 
 def test_a_recoloured_prompt_changes_one_colour_to_a_seen_unused_one():

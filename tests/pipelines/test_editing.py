@@ -124,8 +124,8 @@ def test_text_diffs_read_the_captions_both_ways(tiny_unclip):
     by_hand = E.to_pil(E._finish(pipe, small, seeds, False))
     assert np.array_equal(np.asarray(edited[0]), np.asarray(by_hand[0]))
     # the target caption is read: without it the same latent decodes to another image
-    blind = E.decode_latent(pipe, moved, x_t, seeds, FAST)
-    assert not torch.equal(small, blind)  # (exactly equal when the caption is not passed)
+    uncaptioned = E.decode_latent(pipe, moved, x_t, seeds, FAST)
+    assert not torch.equal(small, uncaptioned)  # (exactly equal when the caption is not passed)
 
 
 def test_inpainting_keeps_every_pixel_outside_the_mask(tiny_unclip):
