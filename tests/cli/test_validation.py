@@ -137,6 +137,8 @@ def cases(f):
         (["eval", "editing", "--eta", "1.5"], "--eta"),
         (["eval", "editing", "--eta-from", "-0.5"], "--eta-from"),
         (["eval", "editing", "--edits", "variations,warp"], "--edits"),
+        (["eval", "editing", "--decoder-steps", "0"], "--decoder-steps"),
+        (["eval", "editing", "--decoder-guidance", "nan"], "--decoder-guidance"),
         # pipeline, embed
         (["pipeline", "assemble", str(f.folder), "--tokenizer", "shapes", "--vae", "shapes",
           "--transformer", "shapes"], "exists"),

@@ -51,7 +51,7 @@ def test_psnr_against_hand_computed_values():
 def test_the_report_on_the_bundled_pipelines_counts_every_edit_and_keeps_the_unmasked_pixels():
     from dalle.eval.editing import editing_report
     from dalle.pipelines.dalle_pipeline import DallePipeline
-    from dalle.pipelines.editing import VARIATION_ETA, VARIATION_ETA_FROM
+    from dalle.pipelines.editing import VARIATION_ETA, VARIATION_ETA_FROM, EditSettings
     from dalle.pipelines.unclip_pipeline import UnclipPipeline
 
     pipe = UnclipPipeline.from_pretrained("shapes-unclip")
@@ -65,5 +65,28 @@ def test_the_report_on_the_bundled_pipelines_counts_every_edit_and_keeps_the_unm
     }  # fmt: skip
     assert report["inpaint_unclip_kept"] == 1.0 and report["inpaint_dalle_kept"] == 1.0
     assert report["eta"] == VARIATION_ETA and report["eta_from"] == VARIATION_ETA_FROM
+    assert report["steps"] == EditSettings.steps and report["guidance"] == EditSettings.guidance
     assert report["inpaint_method"] == ("mask" if pipe.decoder.config.inpaint else "repaint")
     assert all(0 <= report[k] <= 1 for k in report["counts"])
+
+
+def test_the_reports_steps_and_guidance_reach_every_inversion_and_decoding(monkeypatch):
+    from dalle.eval.editing import editing_report
+    from dalle.pipelines import editing
+    from dalle.pipelines.unclip_pipeline import UnclipPipeline
+
+    seen = []
+    real_invert = editing.invert
+
+    def spy(pipe, pixels, z, settings, *args, **kwargs):
+        seen.append((settings.steps, settings.guidance))
+        return real_invert(pipe, pixels, z, settings, *args, **kwargs)
+
+    monkeypatch.setattr(editing, "invert", spy)
+    pipe = UnclipPipeline.from_pretrained("shapes-unclip")
+    report = editing_report(pipe, n_prompts=2, num_variations=1, steps=3, guidance=1.5,
+                            edits=("variations", "text_diff", "interpolate"))  # fmt: skip
+    # one inversion for the variations' batch, one per text diff, one per interpolation
+    assert seen == [(3, 1.5)] * 4
+    assert report["steps"] == 3 and report["guidance"] == 1.5
+    assert report["counts"]["variation_keeps_caption"] == 2

@@ -28,6 +28,7 @@ from dalle.pipelines.editing import (
     TEXT_DIFF_CAPTIONS,
     VARIATION_ETA,
     VARIATION_ETA_FROM,
+    EditSettings,
 )
 from dalle.text.prompts import read_prompts
 
@@ -188,6 +189,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                          default=TEXT_DIFF_CAPTIONS,
                          help="the text diffs' decoder reads the source caption while "
                          "inverting and the target while decoding (default, as dalle edit)")  # fmt: skip
+    editing.add_argument("--decoder-steps", type=positive_int, default=EditSettings.steps,
+                         help="DDIM steps of every inversion and decoding (variations, text "
+                         f"diffs, interpolations; default {EditSettings.steps}, as dalle vary)")  # fmt: skip
+    editing.add_argument("--decoder-guidance", type=float, default=EditSettings.guidance,
+                         help="decoder guidance on the CLIP embedding in those inversions and "
+                         f"decodings, 1 is off (default {EditSettings.guidance:g}, as dalle vary)")  # fmt: skip
     editing.add_argument("--inpaint-method", choices=INPAINT_METHODS, default=None,
                          help="how the unCLIP decoder inpaints (default: mask if it was "
                          "trained to, else repaint)")  # fmt: skip
@@ -446,6 +453,10 @@ def _eval_editing(args: argparse.Namespace) -> int:
     edits = check_edits(tuple(e.strip() for e in args.edits.split(",") if e.strip()))
     if not (math.isfinite(args.amount) and 0 <= args.amount <= 1):
         raise ValueError(f"--amount must be a number in [0, 1], got {args.amount}")
+    if not (math.isfinite(args.decoder_guidance) and args.decoder_guidance >= 0):
+        raise ValueError(
+            f"--decoder-guidance must be a number of at least 0, got {args.decoder_guidance}"
+        )
     for name in ("eta", "eta_from"):
         value = getattr(args, name)
         if not (math.isfinite(value) and 0 <= value <= 1):
@@ -457,7 +468,9 @@ def _eval_editing(args: argparse.Namespace) -> int:
                                 dalle_pipe, edits=edits, on_prompt=lambda _: bar.update(1),
                                 inpaint_method=args.inpaint_method, eta=args.eta,
                                 eta_from=args.eta_from,
-                                diff_captions=args.decoder_captions)  # fmt: skip
+                                diff_captions=args.decoder_captions,
+                                steps=args.decoder_steps,
+                                guidance=args.decoder_guidance)  # fmt: skip
     if args.json:
         print(json.dumps(report))
         return 0

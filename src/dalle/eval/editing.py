@@ -95,7 +95,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
-def _reads_as(image: Image.Image, prompt: Prompt) -> bool:
+def reads_as(image: Image.Image, prompt: Prompt) -> bool:
+    """Whether the shapes scorer reads ``image`` as ``prompt``."""
     return score_image(np.asarray(image.convert("RGB")), prompt).correct
 
 
@@ -126,31 +127,37 @@ def editing_report(
     eta: float = editing.VARIATION_ETA,
     eta_from: float = editing.VARIATION_ETA_FROM,
     diff_captions: bool = editing.TEXT_DIFF_CAPTIONS,
+    steps: int = editing.EditSettings.steps,
+    guidance: float = editing.EditSettings.guidance,
 ) -> dict:
     """The rates above for the unCLIP pipeline ``pipe`` (and inpainting for the DALL·E
     pipeline ``dalle_pipe`` too, when given), over ``editing_prompts(n_prompts, seed)``;
     ``inpaint_method`` as in ``editing.InpaintSettings`` (None: the decoder's own); ``eta``: the
     variations' DDIM eta, applied from ``eta_from`` of the schedule down; ``diff_captions``:
-    whether the text diffs' decoder reads the captions (``editing.text_diff``)."""
+    whether the text diffs' decoder reads the captions (``editing.text_diff``); ``steps`` and
+    ``guidance``: the DDIM steps and decoder guidance of every inversion and decoding
+    (variations, text diffs, interpolations; ``editing.EditSettings``)."""
     from dalle.utils.device import use_bf16
 
     check_edits(edits)
     bf16 = use_bf16(bf16, pipe.device)
     prompts, sources = editing_sources(n_prompts, seed)
     inpainting = editing.InpaintSettings(method=inpaint_method)
+    # text diffs and interpolations decode at eta 0
+    plain = editing.EditSettings(steps=steps, guidance=guidance)
     rates = {k: Rate() for k in ("variation_keeps_caption", "variation_not_copy", "text_diff",
                                  "inpaint_unclip", "inpaint_unclip_kept", "inpaint_dalle",
                                  "inpaint_dalle_kept", "interpolation_ends")}  # fmt: skip
 
     if "variations" in edits:
-        settings = editing.EditSettings(eta=eta, eta_from=eta_from)
+        settings = editing.EditSettings(steps=steps, eta=eta, guidance=guidance, eta_from=eta_from)
         for start in range(0, len(prompts), 16):
             drawn = editing.variations(pipe, sources[start : start + 16], num_variations, seed,
                                        settings, bf16)  # fmt: skip
             for k, images in enumerate(drawn):
                 source = np.asarray(sources[start + k])
                 for image in images:
-                    rates["variation_keeps_caption"].add(_reads_as(image, prompts[start + k]))
+                    rates["variation_keeps_caption"].add(reads_as(image, prompts[start + k]))
                     rates["variation_not_copy"].add(psnr(np.asarray(image), source) < PSNR_COPY_DB)
             if on_prompt:
                 on_prompt("variations")
@@ -159,9 +166,9 @@ def editing_report(
         for prompt, source in zip(prompts, sources):
             target = recoloured(prompt, 0, rng)
             (image,) = editing.text_diff(pipe, source, prompt.canonical(), target.canonical(),
-                                         amount, 1, seed, bf16=bf16,
+                                         amount, 1, seed, plain, bf16=bf16,
                                          captions=diff_captions)  # fmt: skip
-            rates["text_diff"].add(_reads_as(image, target))
+            rates["text_diff"].add(reads_as(image, target))
             if on_prompt:
                 on_prompt("text_diff")
     if "inpaint" in edits:
@@ -184,7 +191,7 @@ def editing_report(
                                            bf16=bf16)  # fmt: skip
                 out, src = np.asarray(image, np.int16), np.asarray(source, np.int16)
                 outside = ~region.numpy()
-                rates[f"inpaint_{name}"].add(_reads_as(image, target))
+                rates[f"inpaint_{name}"].add(reads_as(image, target))
                 rates[f"inpaint_{name}_kept"].add(
                     bool(np.abs(out - src)[outside].max(initial=0) <= KEEP_TOLERANCE)
                 )
@@ -192,15 +199,17 @@ def editing_report(
                 on_prompt("inpaint")
     if "interpolate" in edits:
         for i in range(0, len(prompts) - 1, 2):
-            frames = editing.interpolate(pipe, sources[i], sources[i + 1], 5, seed, bf16=bf16)
-            rates["interpolation_ends"].add(_reads_as(frames[0], prompts[i]))
-            rates["interpolation_ends"].add(_reads_as(frames[-1], prompts[i + 1]))
+            frames = editing.interpolate(pipe, sources[i], sources[i + 1], 5, seed,
+                                         settings=plain, bf16=bf16)  # fmt: skip
+            rates["interpolation_ends"].add(reads_as(frames[0], prompts[i]))
+            rates["interpolation_ends"].add(reads_as(frames[-1], prompts[i + 1]))
             if on_prompt:
                 on_prompt("interpolate")
     report = {k: r.value() for k, r in rates.items()}
     report["counts"] = {k: r.total for k, r in rates.items()}
     report.update(n_prompts=n_prompts, seed=seed, num_variations=num_variations, amount=amount)
-    report.update(eta=eta, eta_from=eta_from, diff_captions=diff_captions)
+    report.update(eta=eta, eta_from=eta_from, diff_captions=diff_captions, steps=steps,
+                  guidance=guidance)  # fmt: skip
     if "inpaint" in edits:
         report["inpaint_method"] = inpainting.resolved_method(pipe)
     return report
