@@ -187,10 +187,16 @@ def test_dalle_inpainting_keeps_the_untouched_tokens_and_pixels():
         assert np.array_equal(np.asarray(image)[~region.numpy()], src[~region.numpy()])
 
 
-def test_the_editing_commands(tiny_unclip, tmp_path, capsys):
+def two_pictures(tmp_path) -> tuple:
+    """Two 16 x 16 pictures saved as a.png and b.png, their paths."""
     a, b = tmp_path / "a.png", tmp_path / "b.png"
     picture(0).save(a)
     picture(1).save(b)
+    return a, b
+
+
+def test_the_editing_commands(tiny_unclip, tmp_path, capsys):
+    a, b = two_pictures(tmp_path)
     model = ["--model", str(tiny_unclip), "--decoder-steps", "6", "--threads", "1"]
     out = tmp_path / "vary"
     assert main(["vary", str(a), str(b), "--num-images", "2", "--out", str(out), *model]) == 0
@@ -256,3 +262,48 @@ def test_the_editing_commands(tiny_unclip, tmp_path, capsys):
     assert not list((tmp_path / "bad").glob("*.png"))
     assert main(["vary", str(a), *m, "--out", str(tmp_path / "vary")]) == 2  # the first run's
     assert "earlier run" in capsys.readouterr().err
+
+
+def test_the_editing_commands_replace_whole_runs_show_progress_and_describe_the_strip(
+    tiny_unclip, tmp_path, capsys
+):
+    a, b = two_pictures(tmp_path)
+    model = ["--model", str(tiny_unclip), "--decoder-steps", "4", "--threads", "1"]
+    out = tmp_path / "vary"
+    assert main(["vary", str(a), str(b), "--num-images", "2", "--out", str(out), *model]) == 0
+    err = capsys.readouterr().err
+    assert "vary" in err and "12/12" in err  # the inversion's 4 steps, then 4 per input
+    (out / "notes.txt").write_text("mine")
+    # a smaller run with --replace leaves none of the earlier run's images behind
+    assert main(["vary", str(a), "--num-images", "1", "--replace", "--out", str(out), *model]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["0000_00.png", "notes.txt"]
+    # --replace never deletes an input, and a run that fails deletes nothing
+    before = (out / "0000_00.png").read_bytes()
+    (out / "0003_00.png").write_bytes(before)  # an image named like a run's, given as input
+    assert main(["vary", str(out / "0003_00.png"), "--replace", "--out", str(out), *model]) == 2
+    assert "an input of this command" in capsys.readouterr().err
+    mask = Image.new("L", (16, 16), 0)
+    mask.putpixel((3, 3), 255)
+    mask.save(tmp_path / "mask.png")
+    failing = ["inpaint", str(a), "x", "--mask", str(tmp_path / "mask.png"), "--method", "mask"]
+    assert main([*failing, "--replace", "--out", str(out), *model]) == 2
+    assert "not trained to inpaint" in capsys.readouterr().err
+    assert (out / "0000_00.png").read_bytes() == before and (out / "0003_00.png").exists()
+
+    out = tmp_path / "interp"
+    assert main(["interpolate", str(a), str(b), "--steps", "3", "--out", str(out), *model]) == 0
+    assert "8/8" in capsys.readouterr().err  # inversion and decoding, 4 steps each
+    assert main(["interpolate", str(a), str(b), "--steps", "2", "--seed", "5", "--replace",
+                 "--out", str(out), *model]) == 0  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == ["00.png", "01.png", "strip.png"]
+    strip = Image.open(out / "strip.png").text
+    assert strip["edit"] == "interpolation strip" and strip["source_b"] == str(b)
+    assert (strip["seed"], strip["steps"], strip["frames"]) == ("5", "4", "2")
+    assert "frame" not in strip and Image.open(out / "01.png").text["frame"] == "1"
+
+    assert main(["edit", str(a), "--from", "a red circle", "--to", "a blue circle",
+                 "--out", str(tmp_path / "edit"), *model]) == 0  # fmt: skip
+    assert "edit" in (err := capsys.readouterr().err) and "8/8" in err
+    assert main(["inpaint", str(a), "a red circle", "--mask", str(tmp_path / "mask.png"),
+                 "--resample", "1", "--out", str(tmp_path / "inpaint"), *model]) == 0  # fmt: skip
+    assert "inpaint" in (err := capsys.readouterr().err) and "4/4" in err

@@ -13,6 +13,7 @@ from dalle import __version__
 from dalle.cli.validate import (
     add_replace_argument,
     clear_earlier_run,
+    earlier_run,
     input_images,
     int_at_least,
     non_negative_int,
@@ -183,14 +184,23 @@ def _settings(args: argparse.Namespace, eta: float = 0.0):
 
 def _prepare(
     args: argparse.Namespace, outputs: list[str], inputs: list[str],
-    kinds: tuple[str, ...] = ("UnclipPipeline",),
+    kinds: tuple[str, ...] = ("UnclipPipeline",), ours=None,
 ) -> tuple[Path, str]:  # fmt: skip
-    """Check the output folder, the inputs and the kind of pipeline before any model is loaded
-    (and before ``--replace`` deletes anything); the folder and the pipeline's class."""
+    """Check the output folder, the inputs and the kind of pipeline before any model is loaded;
+    the folder and the pipeline's class. ``ours(name)`` says which files in the folder are an
+    earlier run of this command (default ``NNNN_NN.png``): without ``--replace`` they are
+    refused; with it they are deleted just before the new images are written (:func:`_write`),
+    and never when one of them is an input."""
     from dalle.folders import read_index
 
     refuse_overwriting([Path(args.out) / name for name in outputs], inputs)
-    out = output_folder(args.out, replace=args.replace, names=lambda n: n in outputs)
+    out = output_folder(args.out, replace=args.replace, names=ours)
+    for earlier in earlier_run(out, ours):
+        if any(Path(i).exists() and earlier.samefile(i) for i in inputs):
+            raise ValueError(
+                f"--replace would delete {earlier}, an input of this command: copy it out of "
+                f"{args.out} or write to another folder"
+            )
     kind = read_index(args.model)[1].class_name
     if kind not in kinds:
         need = " or ".join("an unCLIP" if k == "UnclipPipeline" else "a DALL·E" for k in kinds)
@@ -198,6 +208,26 @@ def _prepare(
     if args.threads:
         torch.set_num_threads(args.threads)
     return out, kind
+
+
+def _write(args: argparse.Namespace, out: Path, files: list[tuple[str, object, dict]], ours=None):
+    """Write ``(name, image, text chunks)`` to ``out``, each atomically; with ``--replace`` the
+    earlier run's files (``ours``, as in :func:`_prepare`) are deleted first, once the new
+    images exist, so that a failed run loses nothing."""
+    if args.replace:
+        clear_earlier_run(out, ours)
+    for name, image, fields in files:
+        save_png(image, out / name, fields)
+
+
+def _is_frame(name: str) -> bool:
+    """An interpolation's files: ``NN.png`` frames and ``strip.png``."""
+    return name == "strip.png" or (len(name) == 6 and name[:2].isdigit() and name[2:] == ".png")
+
+
+def _step_bar(desc: str, total: int):
+    """A progress bar over an edit's model steps (``on_step`` of the editing functions)."""
+    return tqdm(total=total, desc=desc, unit="step")
 
 
 def _unclip(args: argparse.Namespace):
@@ -218,44 +248,44 @@ def _fields(args: argparse.Namespace, settings, **extra) -> dict:
 
 # -- the commands -------------------------------------------------------------------------------
 def _vary(args: argparse.Namespace) -> int:
-    from dalle.pipelines.editing import variations
+    from dalle.pipelines.editing import edit_steps, variations
 
     settings = replace_given(_settings(args, args.eta), {"eta_from": args.eta_from})
     names = [output_name(k, j) for k in range(len(args.images)) for j in range(args.num_images)]
     out, _ = _prepare(args, names, args.images)
     images = input_images(args.images)
-    if args.replace:
-        clear_earlier_run(out, lambda n: n in names)
     pipe = _unclip(args)
-    with tqdm(total=len(names), desc="vary", unit="img") as bar:
+    with _step_bar("vary", edit_steps(settings, len(images))) as bar:
         found = variations(pipe, images, args.num_images, args.seed, settings, args.bf16,
-                           on_image=bar.update)  # fmt: skip
+                           on_step=bar.update)  # fmt: skip
+    files = []
     for k, drawn in enumerate(found):
         for j, image in enumerate(drawn):
             fields = _fields(args, settings, source=args.images[k], input_index=k, image_index=j)
-            save_png(image, out / output_name(k, j), {"edit": "variation", **fields})
+            files.append((output_name(k, j), image, {"edit": "variation", **fields}))
+    _write(args, out, files)
     print(f"wrote {len(names)} variations of {len(args.images)} images to {out}/")
     return 0
 
 
 def _interpolate(args: argparse.Namespace) -> int:
-    from dalle.pipelines.editing import interpolate
+    from dalle.pipelines.editing import edit_steps, interpolate
 
     settings = _settings(args)
     names = [FRAME_NAME.format(k) for k in range(args.steps)] + ["strip.png"]
-    out, _ = _prepare(args, names, [args.image_a, args.image_b])
+    out, _ = _prepare(args, names, [args.image_a, args.image_b], ours=_is_frame)
     a, b = input_images([args.image_a, args.image_b])
-    if args.replace:
-        clear_earlier_run(out, lambda n: n in names)
     pipe = _unclip(args)
-    frames = interpolate(pipe, a, b, args.steps, args.seed, args.noise, settings, args.bf16)
-    for k, frame in enumerate(frames):
-        fields = _fields(args, settings, source_a=args.image_a, source_b=args.image_b, frame=k,
-                         frames=args.steps, noise=args.noise)  # fmt: skip
-        save_png(frame, out / FRAME_NAME.format(k), {"edit": "interpolation", **fields})
-    strip = image_grid(frames, len(frames))
-    save_png(strip, out / "strip.png", {"edit": "interpolation", "source_a": args.image_a,
-                                         "source_b": args.image_b})  # fmt: skip
+    with _step_bar("interpolate", edit_steps(settings)) as bar:
+        frames = interpolate(pipe, a, b, args.steps, args.seed, args.noise, settings, args.bf16,
+                             on_step=bar.update)  # fmt: skip
+    described = _fields(args, settings, source_a=args.image_a, source_b=args.image_b,
+                        frames=args.steps, noise=args.noise)  # fmt: skip
+    files = [(FRAME_NAME.format(k), frame, {"edit": "interpolation", **described, "frame": k})
+             for k, frame in enumerate(frames)]  # fmt: skip
+    files.append(("strip.png", image_grid(frames, len(frames)),
+                  {"edit": "interpolation strip", **described}))  # fmt: skip
+    _write(args, out, files, _is_frame)
     print(f"wrote {len(frames)} frames and strip.png to {out}/")
     return 0
 
@@ -263,7 +293,7 @@ def _interpolate(args: argparse.Namespace) -> int:
 def _edit(args: argparse.Namespace) -> int:
     import math
 
-    from dalle.pipelines.editing import text_diff
+    from dalle.pipelines.editing import edit_steps, text_diff
 
     settings = _settings(args, args.eta)
     if not (math.isfinite(args.amount) and 0 <= args.amount <= 1):
@@ -274,16 +304,18 @@ def _edit(args: argparse.Namespace) -> int:
     names = [output_name(0, j) for j in range(args.num_images)]
     out, _ = _prepare(args, names, [args.image])
     (image,) = input_images([args.image])
-    if args.replace:
-        clear_earlier_run(out, lambda n: n in names)
     pipe = _unclip(args)
-    drawn = text_diff(pipe, image, args.source, args.target, args.amount, args.num_images,
-                      args.seed, settings, args.bf16, args.decoder_captions)  # fmt: skip
+    with _step_bar("edit", edit_steps(settings)) as bar:
+        drawn = text_diff(pipe, image, args.source, args.target, args.amount, args.num_images,
+                          args.seed, settings, args.bf16, args.decoder_captions,
+                          on_step=bar.update)  # fmt: skip
+    files = []
     for j, result in enumerate(drawn):
         fields = _fields(args, settings, source=args.image, source_text=args.source,
                          target_text=args.target, amount=args.amount,
                          decoder_captions=args.decoder_captions, image_index=j)  # fmt: skip
-        save_png(result, out / output_name(0, j), {"edit": "text diff", **fields})
+        files.append((output_name(0, j), result, {"edit": "text diff", **fields}))
+    _write(args, out, files)
     print(f"wrote {len(drawn)} edited images to {out}/")
     return 0
 
@@ -312,27 +344,34 @@ def _inpaint(args: argparse.Namespace) -> int:
                          "pipeline")  # fmt: skip
     settings = InpaintSettings(args.decoder_steps, args.decoder_guidance, None,
                                args.resample or InpaintSettings.resample, args.method)  # fmt: skip
-    if args.replace:
-        clear_earlier_run(out, lambda n: n in names)
     if kind == "UnclipPipeline":
         pipe = _unclip(args)
         decoder, _ = settings.stages(pipe)
         described = {"method": settings.resolved_method(pipe), "resample": settings.resample,
                      "decoder_steps": decoder.steps, "decoder_guidance": decoder.guidance}  # fmt: skip
+        bar = _step_bar("inpaint", decoder.steps)
     else:
+        import dataclasses
+
         from dalle.pipelines.dalle_pipeline import DallePipeline
         from dalle.utils.device import use_bf16
 
         pipe = DallePipeline.from_pretrained(args.model)
         args.bf16 = use_bf16(args.bf16, pipe.device)
-        described = {"top_k": pipe.defaults.top_k, "guidance": pipe.defaults.guidance}
+        described = dataclasses.asdict(pipe.defaults)
         settings = None
-    drawn = inpaint(pipe, image, region, args.prompt, args.num_images, args.seed, settings,
-                    args.bf16)  # fmt: skip
+        grid = pipe.transformer.config.image_grid
+        bar = tqdm(total=grid * grid, desc="inpaint", unit="token")
+    with bar:
+        # both pipelines' hooks give the index of the step or token just done
+        drawn = inpaint(pipe, image, region, args.prompt, args.num_images, args.seed, settings,
+                        args.bf16, on_progress=lambda k, _: bar.update(k + 1 - bar.n))  # fmt: skip
+    files = []
     for j, result in enumerate(drawn):
         fields = {"edit": "inpainting", "source": args.image, "mask": args.mask,
                   "prompt": args.prompt, "image_index": j, "seed": args.seed, "model": args.model,
                   **described, "bf16": args.bf16, "software": f"dalle {__version__}"}  # fmt: skip
-        save_png(result, out / output_name(0, j), fields)
+        files.append((output_name(0, j), result, fields))
+    _write(args, out, files)
     print(f"wrote {len(drawn)} inpainted images to {out}/")
     return 0

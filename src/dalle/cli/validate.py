@@ -98,7 +98,7 @@ def output_folder(
         raise ValueError(f"{option} {path}: cannot create the folder ({e.strerror})") from None
     if not os.access(out, os.W_OK):
         raise ValueError(f"{option} {path}: the folder is not writable")
-    earlier = _earlier_run(out, names)
+    earlier = earlier_run(out, names)
     if earlier and not replace:
         raise ValueError(
             f"{option} {path} holds {len(earlier)} images of an earlier run ({earlier[0].name}, "
@@ -110,11 +110,12 @@ def output_folder(
 def clear_earlier_run(out: Path, names: Callable[[str], bool] | None = None) -> None:
     """Delete the generated images (``NNNN_NN.png``, or the ``names``) in ``out``, and nothing
     else."""
-    for p in _earlier_run(out, names):
+    for p in earlier_run(out, names):
         p.unlink()
 
 
-def _earlier_run(out: Path, names: Callable[[str], bool] | None) -> list[Path]:
+def earlier_run(out: Path, names: Callable[[str], bool] | None = None) -> list[Path]:
+    """The files of an earlier run in ``out``: ``NNNN_NN.png``, or those ``names`` accepts."""
     from dalle.utils.images import parse_output_name
 
     def ours(name: str) -> bool:

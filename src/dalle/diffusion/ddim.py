@@ -10,6 +10,7 @@ has the DDPM posterior variance.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -92,13 +93,14 @@ class DDIMInverter(Sampler):
 
     @torch.no_grad()
     def invert(
-        self, model_fn: ModelFn, x: torch.Tensor, num_steps: int, refine: int = 1
-    ) -> torch.Tensor:
+        self, model_fn: ModelFn, x: torch.Tensor, num_steps: int, refine: int = 1,
+        on_step: Callable[[int], None] | None = None,
+    ) -> torch.Tensor:  # fmt: skip
         """x_T for clean data ``x``: ``num_steps`` inversion steps, each refined ``refine`` times
         by fixed-point iteration: eps is read again at the x_t just found and the step redone
         from x_prev, which converges to the x_t whose DDIM step (eta 0) lands on x_prev exactly
         (``refine`` 0: :meth:`step`'s one-read approximation; each refinement costs one more
-        model call per step)."""
+        model call per step). ``on_step(i)``, if given, is called as step ``i`` is done."""
         if refine < 0:
             raise ValueError(f"refine must be 0 or more, got {refine}")
         self.set_timesteps(num_steps)
@@ -108,4 +110,6 @@ class DDIMInverter(Sampler):
             for _ in range(refine):
                 x_t = self._advance(x, self._epsilon(model_fn(x_t, t_batch), x_t, self._abar[i]), i)
             x = x_t
+            if on_step is not None:
+                on_step(i)
         return x

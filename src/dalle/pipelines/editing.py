@@ -86,6 +86,14 @@ VARIATION_ETA_FROM = 0.7
 # decoding (docs/editing.md)
 TEXT_DIFF_CAPTIONS = True
 
+Progress = Callable[[], None] | None  # called after each model step of an edit
+
+
+def edit_steps(settings: EditSettings, decodings: int = 1) -> int:
+    """How many times an edit calls ``on_step``: one inversion, then ``decodings`` decodings
+    (variations: one per input image), ``settings.steps`` each."""
+    return settings.steps * (1 + decodings)
+
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
     """Spherical interpolation between (..., D) vectors along their last dimension: t = 0 gives
@@ -156,28 +164,31 @@ def _decoder_fn(pipe: UnclipPipeline, z: torch.Tensor, guidance: float, bf16: bo
 @torch.no_grad()
 def invert(
     pipe: UnclipPipeline, images: torch.Tensor, z: torch.Tensor, settings: EditSettings,
-    bf16: bool = False, captions: Sequence[str] | None = None,
+    bf16: bool = False, captions: Sequence[str] | None = None, on_step: Progress = None,
 ) -> torch.Tensor:  # fmt: skip
     """x_T (B, 3, S, S): DDIM inversion of (B, 3, H, W) images in [0, 1], resampled to the
     decoder's size S, by the decoder conditioned on their CLIP embeddings ``z`` (B, D) and, if
     given, their captions (else the null caption), each step refined ``settings.refine`` times
-    (:meth:`DDIMInverter.invert`)."""
+    (:meth:`DDIMInverter.invert`); ``on_step()`` after each step."""
     _need_decoder(pipe)
     decoder = pipe.decoder
     inverter = DDIMInverter(make_schedule(decoder), prediction=decoder.config.prediction)  # type: ignore[union-attr]
     model_fn = _decoder_fn(pipe, z, settings.guidance, bf16, captions)
     x0 = _decoder_size(pipe, images).to(pipe.device)
-    return inverter.invert(model_fn, x0, settings.steps, settings.refine)
+    done = None if on_step is None else (lambda _i: on_step())
+    return inverter.invert(model_fn, x0, settings.steps, settings.refine, done)
 
 
 @torch.no_grad()
 def decode_latent(
     pipe: UnclipPipeline, z: torch.Tensor, x_t: torch.Tensor, seeds: Sequence[int],
     settings: EditSettings, bf16: bool = False, captions: Sequence[str] | None = None,
+    on_step: Progress = None,
 ) -> torch.Tensor:  # fmt: skip
     """(B, 3, S, S) images in [0, 1] at the decoder's size: DDIM (``settings.eta``, from
     ``settings.eta_from`` of the schedule down) from x_T conditioned on ``z`` and, if given,
-    ``captions`` (else the null caption); row i's noise (eta > 0) seeded ``seeds[i]``."""
+    ``captions`` (else the null caption); row i's noise (eta > 0) seeded ``seeds[i]``;
+    ``on_step()`` after each step."""
     _need_decoder(pipe)
     decoder = pipe.decoder
     schedule = make_schedule(decoder)
@@ -186,7 +197,8 @@ def decode_latent(
                           clip_x0=1.0, eta_below=below)  # fmt: skip
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     model_fn = _decoder_fn(pipe, z, settings.guidance, bf16, captions)
-    x = sample(model_fn, sampler, x_t.to(pipe.device).float(), settings.steps, generators)
+    done = None if on_step is None else (lambda _i, _x0: on_step())
+    x = sample(model_fn, sampler, x_t.to(pipe.device).float(), settings.steps, generators, done)
     return ((x.float().clamp(-1, 1) + 1) / 2).cpu()
 
 
@@ -225,24 +237,23 @@ def variations(
     seed: int = 0,
     settings: EditSettings = EditSettings(eta=VARIATION_ETA, eta_from=VARIATION_ETA_FROM),
     bf16: bool = False,
-    on_image: Callable[[int], None] | None = None,
+    on_step: Progress = None,
 ) -> list[list[Image.Image]]:
     """``num_images`` variations of each image (section 3.1): its (z_i, x_T), decoded with DDIM
     at ``settings.eta`` (> 0 for variety; 0 gives the image back), variation j of input k
-    seeded by ``image_seed(seed, k, j)``."""
+    seeded by ``image_seed(seed, k, j)``. ``on_step()`` after each model step: the inversion's
+    ``settings.steps``, then as many per input (:func:`edit_steps`)."""
     if num_images < 1:
         raise ValueError("num_images must be at least 1")
     pixels = as_tensor(images, output_size(pipe))
     z = pipe.image_embeddings(pixels)
-    x_t = invert(pipe, pixels, z, settings, bf16)
+    x_t = invert(pipe, pixels, z, settings, bf16, on_step=on_step)
     out = []
     for k in range(len(images)):
         seeds = [image_seed(seed, k, j) for j in range(num_images)]
         zk, xk = z[k : k + 1].expand(num_images, -1), x_t[k : k + 1].expand(num_images, -1, -1, -1)
-        small = decode_latent(pipe, zk, xk, seeds, settings, bf16)
+        small = decode_latent(pipe, zk, xk, seeds, settings, bf16, on_step=on_step)
         out.append(to_pil(_finish(pipe, small, seeds, bf16)))
-        if on_image is not None:
-            on_image(num_images)
     return out
 
 
@@ -259,19 +270,21 @@ def interpolate(
     noise: str = INTERPOLATION_NOISE[0],
     settings: EditSettings = EditSettings(),
     bf16: bool = False,
+    on_step: Progress = None,
 ) -> list[Image.Image]:
     """``frames`` images from A to B (section 3.2): z slerped from z_A to z_B; x_T slerped
     between the two inversions (``noise="slerp"``, so that each end is its image's own latent)
     or fixed at A's inversion (``"fixed"``: the last frame draws B's embedding from A's noise,
     which the shapes scorer read as B's caption in none of 16 pairs). Every frame is
-    decoded with DDIM at ``settings.eta`` and upsampled with the same seed."""
+    decoded with DDIM at ``settings.eta`` and upsampled with the same seed. ``on_step()`` after
+    each model step (the inversion's, then the decoding's: :func:`edit_steps`)."""
     if frames < 2:
         raise ValueError("an interpolation needs at least 2 frames")
     if noise not in INTERPOLATION_NOISE:
         raise ValueError(f"noise must be one of {', '.join(INTERPOLATION_NOISE)}, got {noise!r}")
     pixels = as_tensor([image_a, image_b], output_size(pipe))
     z = pipe.image_embeddings(pixels)
-    x_t = invert(pipe, pixels, z, settings, bf16)
+    x_t = invert(pipe, pixels, z, settings, bf16, on_step=on_step)
     ts = torch.linspace(0, 1, frames, dtype=torch.float64)[:, None]
     zs = slerp(z[0:1].expand(frames, -1), z[1:2].expand(frames, -1), ts)
     flat = x_t.flatten(1)
@@ -280,7 +293,8 @@ def interpolate(
     else:
         xs = slerp(flat[0:1].expand(frames, -1), flat[1:2].expand(frames, -1), ts)
     seeds = [image_seed(seed, 0, 0)] * frames
-    small = decode_latent(pipe, zs, xs.view(frames, *x_t.shape[1:]), seeds, settings, bf16)
+    small = decode_latent(pipe, zs, xs.view(frames, *x_t.shape[1:]), seeds, settings, bf16,
+                          on_step=on_step)  # fmt: skip
     return to_pil(_finish(pipe, small, seeds, bf16))
 
 
@@ -295,11 +309,13 @@ def text_diff(
     settings: EditSettings = EditSettings(),
     bf16: bool = False,
     captions: bool = TEXT_DIFF_CAPTIONS,
+    on_step: Progress = None,
 ) -> list[Image.Image]:
     """The image edited towards ``target`` (section 3.3): z_d = normalise(z_t(target) -
     z_t(source)), z = slerp(z_i, z_d, ``amount``), decoded from the image's inverted x_T.
     ``captions``: the decoder also reads the texts, ``source`` while inverting and ``target``
-    while decoding (else the null caption both ways: the paper's edit in CLIP space alone)."""
+    while decoding (else the null caption both ways: the paper's edit in CLIP space alone).
+    ``on_step()`` after each model step (the inversion's, then the decoding's: :func:`edit_steps`)."""
     if not (math.isfinite(amount) and 0 <= amount <= 1):
         raise ValueError(f"amount must be a number in [0, 1], got {amount}")
     if num_images < 1:
@@ -312,12 +328,12 @@ def text_diff(
         )
     pixels = as_tensor([image], output_size(pipe))
     z_i = pipe.image_embeddings(pixels)
-    x_t = invert(pipe, pixels, z_i, settings, bf16, [source] if captions else None)
+    x_t = invert(pipe, pixels, z_i, settings, bf16, [source] if captions else None, on_step)
     z_d = F.normalize(texts[1] - texts[0], dim=-1)[None]
     z = slerp(z_i, z_d, amount).expand(num_images, -1)
     seeds = [image_seed(seed, 0, j) for j in range(num_images)]
     small = decode_latent(pipe, z, x_t.expand(num_images, -1, -1, -1), seeds, settings, bf16,
-                          [target] * num_images if captions else None)  # fmt: skip
+                          [target] * num_images if captions else None, on_step)  # fmt: skip
     return to_pil(_finish(pipe, small, seeds, bf16))
 
 
