@@ -250,6 +250,12 @@ def test_the_editing_commands(tiny_unclip, tmp_path, capsys):
         (["edit", str(a), "--from", "x", "--to", "y", "--amount", "2"], "--amount"),
         (["vary", str(a), "--eta", "nan"], "eta"),
         (
+            ["vary", str(a), str(tmp_path / "small.png")],
+            "small.png is 10 x 16: editing needs square",
+        ),
+        (["interpolate", str(tmp_path / "small.png"), str(a)], "needs square"),
+        (["edit", str(tmp_path / "small.png"), "--from", "x", "--to", "y"], "needs square"),
+        (
             ["inpaint", str(tmp_path / "big.png"), "x", "--mask", str(tmp_path / "big_mask.png")],
             "inpaints 16 x 16",
         ),

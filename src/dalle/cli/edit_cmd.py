@@ -67,7 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "noise, and decode that with DDIM at --eta > 0 (0 gives the image back): "
             "OUT/{input:04d}_{image:02d}.png, inputs numbered in the order given. The decoder "
             "works at its size (32 x 32 for shapes-unclip); the upsampler then draws the output "
-            "size with fresh noise. Images of another size are resized (bicubic) first."
+            "size with fresh noise. Square images of another size are resized (bicubic) first; "
+            "other images are refused."
         ),
     )
     vary.add_argument("images", nargs="+", metavar="IMAGE")
@@ -225,6 +226,17 @@ def _is_frame(name: str) -> bool:
     return name == "strip.png" or (len(name) == 6 and name[:2].isdigit() and name[2:] == ".png")
 
 
+def _square(images: list, paths: list[str]) -> list:
+    """The images, or a clear error naming the file of one that is not square."""
+    for image, path in zip(images, paths, strict=True):
+        if image.size[0] != image.size[1]:
+            raise ValueError(
+                f"{path} is {image.size[0]} x {image.size[1]}: editing needs square images "
+                "(crop it to a square first; square images of any size are resized)"
+            )
+    return images
+
+
 def _step_bar(desc: str, total: int):
     """A progress bar over an edit's model steps (``on_step`` of the editing functions)."""
     return tqdm(total=total, desc=desc, unit="step")
@@ -253,7 +265,7 @@ def _vary(args: argparse.Namespace) -> int:
     settings = replace_given(_settings(args, args.eta), {"eta_from": args.eta_from})
     names = [output_name(k, j) for k in range(len(args.images)) for j in range(args.num_images)]
     out, _ = _prepare(args, names, args.images)
-    images = input_images(args.images)
+    images = _square(input_images(args.images), args.images)
     pipe = _unclip(args)
     with _step_bar("vary", edit_steps(settings, len(images))) as bar:
         found = variations(pipe, images, args.num_images, args.seed, settings, args.bf16,
@@ -274,7 +286,7 @@ def _interpolate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     names = [FRAME_NAME.format(k) for k in range(args.steps)] + ["strip.png"]
     out, _ = _prepare(args, names, [args.image_a, args.image_b], ours=_is_frame)
-    a, b = input_images([args.image_a, args.image_b])
+    a, b = _square(input_images([args.image_a, args.image_b]), [args.image_a, args.image_b])
     pipe = _unclip(args)
     with _step_bar("interpolate", edit_steps(settings)) as bar:
         frames = interpolate(pipe, a, b, args.steps, args.seed, args.noise, settings, args.bf16,
@@ -303,7 +315,7 @@ def _edit(args: argparse.Namespace) -> int:
             raise ValueError(f"{option} is empty: a text difference needs two captions")
     names = [output_name(0, j) for j in range(args.num_images)]
     out, _ = _prepare(args, names, [args.image])
-    (image,) = input_images([args.image])
+    (image,) = _square(input_images([args.image]), [args.image])
     pipe = _unclip(args)
     with _step_bar("edit", edit_steps(settings)) as bar:
         drawn = text_diff(pipe, image, args.source, args.target, args.amount, args.num_images,

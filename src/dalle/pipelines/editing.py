@@ -215,9 +215,16 @@ def _need_decoder(pipe: UnclipPipeline) -> None:
 
 
 def as_tensor(images: Sequence[Image.Image], size: int) -> torch.Tensor:
-    """PIL images as (B, 3, size, size) in [0, 1] (resized if they are not that size)."""
+    """PIL images as (B, 3, size, size) in [0, 1] (resized if they are square of another size;
+    a ValueError if one is not square: stretching it would change the shapes it shows, and
+    cropping would drop part of it; the OpenAI Images API also asks for square images)."""
     out = []
-    for image in images:
+    for i, image in enumerate(images):
+        if image.size[0] != image.size[1]:
+            raise ValueError(
+                f"image {i} is {image.size[0]} x {image.size[1]}: editing needs square images "
+                "(crop it to a square first)"
+            )
         image = image.convert("RGB")
         if image.size != (size, size):
             image = image.resize((size, size), Image.Resampling.BICUBIC)
