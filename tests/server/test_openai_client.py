@@ -185,6 +185,9 @@ def test_bad_requests_are_400_in_openai_s_shape(server, tiny_unclip):
                            mask=upload(small), prompt="a red circle")  # fmt: skip
     with pytest.raises(openai.BadRequestError, match="variations"):
         client.images.create_variation(model="shapes", image=upload(Image.new("RGB", (64, 64))))
+    with pytest.raises(openai.BadRequestError, match="square"):
+        client.images.create_variation(model=tiny_unclip.name,
+                                       image=upload(Image.new("RGB", (32, 16))))  # fmt: skip
     plain = httpx.post(
         f"{server.base}/v1/images/generations",
         content=b'{"prompt": "x"}',
