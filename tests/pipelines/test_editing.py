@@ -229,6 +229,9 @@ def test_the_editing_commands(tiny_unclip, tmp_path, capsys):
     assert np.array_equal(got[keep], np.asarray(picture(0))[keep])
     assert Image.open(out / "0000_01.png").text["mask"] == str(tmp_path / "mask.png")
     assert Image.open(out / "0000_01.png").text["method"] == "repaint"  # a plain decoder
+    assert {"prior_steps", "prior_guidance", "upsampler_steps"} <= set(
+        Image.open(out / "0000_01.png").text
+    )
     capsys.readouterr()
     Image.new("L", (16, 16), 0).save(tmp_path / "empty.png")
     picture(3, 20).save(tmp_path / "big.png")

@@ -358,9 +358,12 @@ def _inpaint(args: argparse.Namespace) -> int:
                                args.resample or InpaintSettings.resample, args.method)  # fmt: skip
     if kind == "UnclipPipeline":
         pipe = _unclip(args)
-        decoder, _ = settings.stages(pipe)
+        decoder, upsampler = settings.stages(pipe)
+        prior = pipe.prior_defaults
         described = {"method": settings.resolved_method(pipe), "resample": settings.resample,
-                     "decoder_steps": decoder.steps, "decoder_guidance": decoder.guidance}  # fmt: skip
+                     "decoder_steps": decoder.steps, "decoder_guidance": decoder.guidance,
+                     "upsampler_steps": upsampler.steps, "prior_sampler": prior.sampler,
+                     "prior_steps": prior.steps, "prior_guidance": prior.guidance}  # fmt: skip
         bar = _step_bar("inpaint", decoder.steps)
     else:
         import dataclasses
