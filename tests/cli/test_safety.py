@@ -1,6 +1,7 @@
 """Issue 20: nothing lost, nothing silently wrong under user mistakes (resume, numbers, text)."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -142,3 +143,50 @@ def test_embed_refuses_to_overwrite_its_prompts_file(tmp_path, capsys):
     assert main(["embed", "--prompts", str(prompts), "--out", str(prompts)]) == 2
     assert "would overwrite the input" in capsys.readouterr().err
     assert prompts.read_text() == "a red circle\n"
+
+
+def test_a_resume_with_another_number_of_steps_anneals_on_from_the_rate_it_had(tmp_path):
+    from dataclasses import replace
+
+    from dalle.training.loop import RunConfig, scheduled_lr
+
+    out = tmp_path / "run"
+    base = ["train", "dvae", "--preset", "dvae-tiny", "--out", str(out), "--no-bf16",
+            "--threads", "1", "--checkpoint-every", "10", "--warmup-steps", "2"]  # fmt: skip
+    assert main([*base, "--steps", "100", "--stop-at", "20"]) == 0
+    saved = json.loads((out / "train_config.json").read_text())
+    assert main([*base, "--steps", "40", "--resume", "--allow-changes"]) == 0
+    logged = {r["step"]: r["lr"] for r in map(json.loads, open(out / "metrics.jsonl"))}
+    assert sorted(logged) == [10, 20, 30, 40]  # each step logged once
+    first = RunConfig(steps=100, lr=saved["lr"], lr_end=saved["lr_end"], warmup_steps=2)
+    at_20 = scheduled_lr(first, None, 20)  # the rate the first schedule had at the resume
+    shortened = replace(first, steps=40)
+    # the record of step N holds the rate of the step that led to it (N - 1)
+    assert logged[30] == pytest.approx(scheduled_lr(shortened, (20, at_20), 29))
+    assert logged[30] == pytest.approx(
+        saved["lr_end"] + (at_20 - saved["lr_end"]) * 0.5 * (1 + math.cos(math.pi * 9 / 20))
+    )
+    assert logged[40] < logged[30] < at_20
+    assert logged[30] != pytest.approx(scheduled_lr(shortened, None, 29))  # not the jump
+
+
+def test_a_run_started_again_logs_each_step_once_and_saves_leave_no_temporary_folders(tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    base = ["train", "dvae", "--preset", "dvae-tiny", "--out", str(out), "--no-bf16",
+            "--threads", "1", "--checkpoint-every", "10"]  # fmt: skip
+    assert main([*base, "--stop-at", "3"]) == 0
+    shutil.rmtree(out / "checkpoints")  # as if killed before its first checkpoint
+    stale = out / "checkpoints" / ".step_0000002.x1y2"  # a save killed midway
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_bytes(b"partial")
+    assert main([*base, "--stop-at", "3"]) == 0
+    steps = [json.loads(line)["step"] for line in open(out / "metrics.jsonl")]
+    assert steps == [3]
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step_0000003"]
+    saved = out / "checkpoints" / "step_0000003"
+    assert (
+        json.loads((saved / "config.json").read_text())
+        == json.loads((saved / "trainer_state.json").read_text())["model_config"]
+    )

@@ -76,10 +76,11 @@ def test_resume_after_sigkill_is_bit_exact(tmp_path):
 
 
 def test_existing_run_needs_resume(tmp_path):
-    (tmp_path / "checkpoints").mkdir()
     from dalle.cli import main
 
-    assert main(["train", "dvae", "--preset", "dvae-tiny", "--out", str(tmp_path)]) == 2
+    base = ["train", "dvae", "--preset", "dvae-tiny", "--out", str(tmp_path), "--threads", "1"]
+    assert main([*base, "--stop-at", "1"]) == 0  # a run with a checkpoint
+    assert main(base) == 2
 
 
 @pytest.mark.slow

@@ -80,3 +80,21 @@ def test_sampling_dtype_follows_the_machine(cpu):
     pipe(["a red circle"], 1, batch_size=1)
     assert pipe._bf16_transformer is not None
     assert pipe._bf16_transformer.image_emb.weight.dtype == torch.bfloat16
+
+
+def test_a_run_resumed_on_another_kind_of_cpu_says_its_precision_changed(cpu, tmp_path, caplog):
+    from dalle.cli import main
+
+    out = tmp_path / "run"
+    base = ["train", "dvae", "--preset", "dvae-tiny", "--out", str(out), "--threads", "1",
+            "--checkpoint-every", "2"]  # fmt: skip
+    cpu(SLOW)
+    assert main([*base, "--stop-at", "2"]) == 0
+    cpu(FAST)
+    with caplog.at_level("WARNING", logger="dalle.training.loop"):
+        assert main([*base, "--resume", "--stop-at", "4"]) == 0
+    assert "trained in fp32 until step 2 and goes on in bf16 (what this machine" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="dalle.training.loop"):
+        assert main([*base, "--resume", "--stop-at", "6"]) == 0
+    assert "goes on" not in caplog.text  # in bf16 both times now

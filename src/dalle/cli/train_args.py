@@ -208,9 +208,12 @@ def encoded_batches(config, dataset, encoder, out: Path, accelerator, with_image
 
 
 def run_folder(args: argparse.Namespace) -> Path:
-    """``--out``, refused if it already holds a run and ``--resume`` was not given."""
+    """``--out``, refused if it already holds a run (a complete checkpoint) and ``--resume`` was
+    not given."""
+    from dalle.training.checkpoint import checkpoints
+
     out = Path(args.out)
-    if not args.resume and (out / "checkpoints").exists():
+    if not args.resume and checkpoints(out):
         raise ValueError(
             f"{out} already holds a run: pass --resume to continue it, or another --out"
         )

@@ -54,10 +54,16 @@ def save_checkpoint(
     tensor_files: dict[str, dict[str, torch.Tensor]],
     state: dict[str, Any],
     keep: int = 2,
+    text_files: dict[str, str] | None = None,
 ) -> Path:
-    """Write ``{name}.safetensors`` for each entry of ``tensor_files`` and ``trainer_state.json``."""
+    """Write ``{name}.safetensors`` for each entry of ``tensor_files``, ``trainer_state.json`` and
+    the ``text_files`` (name -> text) into a temporary folder, flush them to the disk, and rename
+    it into place; then keep the newest ``keep`` checkpoints. Temporary folders of a save that
+    was killed midway are removed first."""
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".step_*"):  # only the main process saves, one save at a time
+        shutil.rmtree(stale, ignore_errors=True)
     final = root / f"step_{step:07d}"
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".step_{step:07d}."))
     try:
@@ -66,15 +72,34 @@ def save_checkpoint(
                 {k: v.contiguous() for k, v in tensors.items()}, str(tmp / f"{name}.safetensors")
             )
         (tmp / STATE_FILE).write_text(json.dumps({**state, "step": step}, indent=1))
+        for name, text in (text_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        for path in [*tmp.iterdir(), tmp]:  # on the disk before the rename makes it a checkpoint
+            _fsync(path)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
+        _fsync(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     for old in sorted(root.glob("step_*"))[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's or a folder's contents to the disk (folders: where the OS allows it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some platforms cannot fsync a folder
+    finally:
+        os.close(fd)
 
 
 def checkpoints(run_dir: str | os.PathLike) -> list[Path]:
@@ -118,7 +143,8 @@ def save_training_checkpoint(
     extra_state: dict[str, Any] | None = None,
 ) -> Path:
     """A trainer's whole state (weights, EMA, optimizer, RNG, configs, step), plus extras; the
-    model config is also written as ``config.json`` beside the weights."""
+    model config is also written as ``config.json`` beside the weights (in the same atomic
+    save)."""
     optim_tensors, optim_meta = optimizer_to_tensors(optimizer)
     path = save_checkpoint(
         run_dir,
@@ -136,8 +162,8 @@ def save_training_checkpoint(
             "train_config": train_config.to_dict(),
             **(extra_state or {}),
         },
+        text_files={"config.json": model_config.to_json()},
     )
-    model_config.save(path / "config.json")
     return path
 
 

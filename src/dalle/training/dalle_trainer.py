@@ -7,6 +7,7 @@ unconditional distribution that classifier-free guidance needs.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,9 @@ class DalleTrainer(AcceleratedTrainer):
         self.skipped: SkipReport = batches.report
 
     def extra_state(self) -> dict[str, str]:
-        return {"vae": weights_id(self.vae)}  # a resumed run must tokenize with the same dVAE
+        # a resumed run must tokenize images with the same dVAE and captions with the same BPE
+        text = hashlib.sha256(self.tokenizer.to_json().encode()).hexdigest()[:16]
+        return {"vae": weights_id(self.vae), "tokenizer": text}
 
     def batches(
         self, start_step: int, position: int | None = None

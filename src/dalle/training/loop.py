@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,18 @@ class RunConfig(Config):
     sample_every: int = 1000
     log_every: int = 10
     augment: Augmentation = Augmentation()  # random crop, rotation, noise, flips: none
+
+
+def scheduled_lr(config: RunConfig, anchor: tuple[int, float] | None, step: int) -> float:
+    """The learning rate at ``step``: linear warm-up to ``config.lr``, then a cosine to
+    ``config.lr_end`` at ``config.steps``; from ``anchor`` = (step, lr) on, if given, the cosine
+    starts again from that rate (see :meth:`AcceleratedTrainer.resume`)."""
+    c = config
+    if anchor is not None and step >= anchor[0]:
+        return cosine_anneal(step - anchor[0], c.steps - anchor[0], anchor[1], c.lr_end)
+    if step < c.warmup_steps:
+        return c.lr * (step + 1) / c.warmup_steps
+    return cosine_anneal(step - c.warmup_steps, c.steps - c.warmup_steps, c.lr, c.lr_end)
 
 
 def make_accelerator(bf16: bool | None) -> Accelerator:
@@ -105,6 +117,9 @@ class AcceleratedTrainer:
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         self.step = 0
         self.data_position: int | None = None  # where the data reading resumes (see batches)
+        # (step, lr): after a resume that changed the number of steps, the cosine goes on from
+        # the learning rate the run had there, to lr_end at the new last step (no jump)
+        self.lr_anchor: tuple[int, float] | None = None
         self._batches: Iterator[Any] | None = None
 
     # -- for subclasses -------------------------------------------------------------------------
@@ -154,10 +169,7 @@ class AcceleratedTrainer:
         return self.accelerator.unwrap_model(self.model)
 
     def lr_at(self, step: int) -> float:
-        c = self.config
-        if step < c.warmup_steps:
-            return c.lr * (step + 1) / c.warmup_steps
-        return cosine_anneal(step - c.warmup_steps, c.steps - c.warmup_steps, c.lr, c.lr_end)
+        return scheduled_lr(self.config, self.lr_anchor, step)
 
     def ema_model(self) -> nn.Module:
         """A copy of the model holding the EMA weights, for sampling and saving."""
@@ -201,7 +213,9 @@ class AcceleratedTrainer:
             self.run_dir, self.step, self.unwrapped, self.ema, self.optimizer.optimizer,
             self.generator, self.model_config, self.config, extra_tensors=self.state_tensors(),
             extra_state={**self.extra_state(), **self.state_values(),
-                         "data_position": getattr(self._batches, "position", None)},
+                         "data_position": getattr(self._batches, "position", None),
+                         "lr_anchor": list(self.lr_anchor) if self.lr_anchor else None,
+                         "bf16": self.accelerator.mixed_precision == "bf16"},
         )  # fmt: skip
 
     def init_from(self, model: nn.Module) -> None:
@@ -228,16 +242,41 @@ class AcceleratedTrainer:
             return False
         path, tensors, state = found
         for key, value in self.extra_state().items():
-            if state.get(key) != value:
+            if key in state and state[key] != value:  # (a key missing: an older checkpoint)
                 raise ValueError(
-                    f"{path}: the run was made with {key} = {state.get(key)!r}, not {value!r}"
+                    f"{path}: the run was made with {key} = {state[key]!r}, not {value!r}"
                 )
         self.load_state(tensors, state)
         self.step = state["step"]
         self.data_position = state.get("data_position")
+        self.lr_anchor = tuple(state["lr_anchor"]) if state.get("lr_anchor") else None  # type: ignore[assignment]
+        self._rebase_schedule(state.get("train_config", {}))
+        bf16 = self.accelerator.mixed_precision == "bf16"
+        if "bf16" in state and state["bf16"] != bf16:
+            logger.warning(
+                "%s: the run trained %s until step %d and goes on %s (%s); pass --bf16 or "
+                "--no-bf16 to choose", path, "in bf16" if state["bf16"] else "in fp32",
+                self.step, "in bf16" if bf16 else "in fp32",
+                "asked for" if self.config.bf16 is not None else "what this machine does best",
+            )  # fmt: skip
         self.metrics.rewind(self.step)
         logger.info("resumed from %s at step %d", path, self.step)
         return True
+
+    def _rebase_schedule(self, saved: dict) -> None:
+        """After a resume with another number of steps (``--allow-changes --steps M``), anneal
+        from the learning rate the saved schedule had at this step to ``lr_end`` at the new last
+        step, instead of jumping to where a schedule of M steps would have been."""
+        c = self.config
+        if saved.get("steps", c.steps) == c.steps or self.step < c.warmup_steps:
+            return
+        old = replace(c, steps=saved["steps"])
+        lr = scheduled_lr(old, self.lr_anchor, self.step)
+        self.lr_anchor = (self.step, lr)
+        logger.info(
+            "steps %d -> %d: the learning rate anneals from %.3g at step %d to %.3g at step %d",
+            saved["steps"], c.steps, lr, self.step, c.lr_end, c.steps,
+        )  # fmt: skip
 
     def train(
         self, on_step: Callable[[Any], None] | None = None, stop_at: int | None = None
@@ -250,12 +289,14 @@ class AcceleratedTrainer:
                 f"batch_size {c.batch_size} does not split over "
                 f"{self.accelerator.num_processes} processes"
             )
+        main = self.accelerator.is_main_process
         if self.step == 0:
             self.begin()
+            if main:  # a run started afresh in this folder: no earlier lines carry over
+                self.metrics.rewind(0)
         self.model.train()
         batches = self._batches = self.batches(self.step, self.data_position)
         start = time.perf_counter()
-        main = self.accelerator.is_main_process
         while self.step < stop_at:
             stats = self.train_step(next(batches))
             if main and (self.step % c.log_every == 0 or self.step == stop_at):
