@@ -37,7 +37,8 @@ def test_resume_refuses_changed_settings_unless_allowed(tmp_path, capsys):
     base = ["train", "dvae", "--preset", "dvae-tiny", "--out", str(out), "--no-bf16",
             "--threads", "1", "--checkpoint-every", "2"]  # fmt: skip
     assert main([*base, "--stop-at", "2"]) == 0
-    capsys.readouterr()
+    assert "stopped at step 2 of " in capsys.readouterr().out
+    assert (out / "vae" / "model.safetensors").is_file()  # the model so far, to evaluate mid-run
     original = (out / "train_config.json").read_text()
     assert main([*base, "--resume", "--batch-size", "8", "--stop-at", "4"]) == 2
     err = capsys.readouterr().err

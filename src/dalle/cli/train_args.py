@@ -84,7 +84,8 @@ def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], out: str) 
         "--stop-at",
         type=positive_int,
         default=None,
-        help="stop (after a checkpoint) at this step, keeping the schedule of --steps",
+        help="stop (after a checkpoint) at this step, keeping the schedule of --steps, and "
+        "export the model so far (to evaluate it mid-run; --resume goes on)",
     )
 
 
@@ -255,8 +256,10 @@ def run_trainer(
     trainer, args, config, model_config, out: Path, desc: str, postfix, init=None
 ) -> Path | None:
     """Resume if asked, else (or with no checkpoint yet) call ``init()`` if given; save the
-    configs, train under a progress bar showing ``postfix(stats)``; when the run reached its
-    last step, export the model (``trainer.export()``, on the main process) and return where."""
+    configs, train under a progress bar showing ``postfix(stats)``; export the model
+    (``trainer.export()``, on the main process) and return where: when the run reached its last
+    step, or when ``--stop-at`` stopped it before (the model so far, to evaluate mid-run; the
+    final export replaces it)."""
     from tqdm.auto import tqdm
 
     main = trainer.accelerator.is_main_process
@@ -280,12 +283,13 @@ def run_trainer(
     bar.close()
     if trainer.skipped.count:
         print(trainer.skipped.summary())
-    if trainer.step < config.steps:
-        print(f"stopped at step {trainer.step}; continue with --resume")
-        return None
     seconds = time.perf_counter() - start
     if not main:
         return None
     folder = trainer.export()
+    if trainer.step < config.steps:
+        print(f"stopped at step {trainer.step} of {config.steps}; the model so far: {folder}; "
+              "continue with --resume")  # fmt: skip
+        return folder
     print(f"trained {trainer.step} steps in {seconds:.0f} s; model: {folder}")
     return folder
