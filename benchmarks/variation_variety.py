@@ -10,7 +10,8 @@ shapes scorer finds them, over scenes whose variation has the source's number of
     python benchmarks/variation_variety.py [--model shapes-unclip] [--n 16] \
         [--configs 0:1:50,1:0.7:50,1:1:50]
 
-Each config is ETA:ETA_FROM:STEPS. Prints one JSON line per config.
+Each config is ETA:ETA_FROM:STEPS[:FRESH_GUIDANCE] (default: the variations' default guidance
+in the steps drawn afresh). Prints one JSON line per config.
 """
 
 from __future__ import annotations
@@ -63,8 +64,10 @@ def main() -> None:
     prompts, sources = editing_sources(args.n, args.prompts_seed)
     source_objects = [objects(s) for s in sources]
     for config in args.configs.split(","):
-        eta, eta_from, steps = config.split(":")
-        settings = editing.EditSettings(steps=int(steps), eta=float(eta), eta_from=float(eta_from))
+        eta, eta_from, steps, *fresh = config.split(":")
+        guided = float(fresh[0]) if fresh else editing.VARIATION_FRESH_GUIDANCE
+        settings = editing.EditSettings(steps=int(steps), eta=float(eta), eta_from=float(eta_from),
+                                        fresh_guidance=guided)  # fmt: skip
         start = time.perf_counter()
         drawn = editing.variations(pipe, sources, args.num, 1, settings, bf16)
         keeps, to_source, between, changes = [], [], [], []
@@ -80,6 +83,7 @@ def main() -> None:
         moved = np.array(changes)
         print(json.dumps({
             "eta": float(eta), "eta_from": float(eta_from), "steps": int(steps),
+            "fresh_guidance": guided,
             "keeps_caption": round(float(np.mean(keeps)), 3),
             "psnr_to_source_median": round(float(np.median(to_source)), 1),
             "psnr_to_source_max": round(float(np.max(to_source)), 1),

@@ -139,6 +139,7 @@ def cases(f):
         (["eval", "editing", "--edits", "variations,warp"], "--edits"),
         (["eval", "editing", "--decoder-steps", "0"], "--decoder-steps"),
         (["eval", "editing", "--decoder-guidance", "nan"], "--decoder-guidance"),
+        (["eval", "editing", "--fresh-guidance", "-1"], "--fresh-guidance"),
         # pipeline, embed
         (["pipeline", "assemble", str(f.folder), "--tokenizer", "shapes", "--vae", "shapes",
           "--transformer", "shapes"], "exists"),

@@ -79,6 +79,27 @@ def test_ddim_decoding_of_the_inversion_gives_the_image_back(tiny_unclip):
     assert not torch.allclose(rows[0], rows[1])
 
 
+def test_fresh_guidance_guides_only_the_steps_drawn_afresh(tiny_unclip):
+    pipe = UnclipPipeline.from_pretrained(tiny_unclip)
+    images = E.as_tensor([picture(0)], 16)
+    z = pipe.image_embeddings(images)
+    x_t = E.invert(pipe, images, z, E.EditSettings(steps=8))
+
+    def decoded(**settings):
+        return E.decode_latent(pipe, z, x_t, [3], E.EditSettings(steps=8, eta=1.0, **settings))
+
+    half = decoded(eta_from=0.5)
+    assert not torch.allclose(decoded(eta_from=0.5, fresh_guidance=5.0), half)
+    torch.testing.assert_close(decoded(eta_from=0.5, fresh_guidance=1.0), half)  # = guidance
+    # no step drawn afresh (eta from 0): the guidance has nowhere to apply, the image comes back
+    torch.testing.assert_close(decoded(eta_from=0.0, fresh_guidance=5.0), decoded(eta_from=0.0))
+    # eta on every step (from 1): every step is drawn afresh, so guided throughout
+    torch.testing.assert_close(decoded(fresh_guidance=5.0), decoded(guidance=5.0))
+    assert not torch.allclose(decoded(fresh_guidance=5.0), decoded())
+    with pytest.raises(ValueError, match="fresh_guidance"):
+        E.EditSettings(fresh_guidance=float("nan"))
+
+
 def test_edits_return_what_they_promise(tiny_unclip):
     pipe = UnclipPipeline.from_pretrained(tiny_unclip)
     a, b = picture(0), picture(1)

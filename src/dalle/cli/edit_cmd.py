@@ -28,6 +28,7 @@ from dalle.pipelines.editing import (
     TEXT_DIFF_CAPTIONS,
     VARIATION_ETA,
     VARIATION_ETA_FROM,
+    VARIATION_FRESH_GUIDANCE,
     EditSettings,
 )
 from dalle.utils.images import image_grid, output_name, save_png
@@ -80,6 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                       "decoding follows the inverted noise exactly, which keeps the image's "
                       f"layout (the noisiest steps decide it) (default {VARIATION_ETA_FROM:g}; 1: "
                       "every step, the paper's DDIM)")  # fmt: skip
+    vary.add_argument("--fresh-guidance", type=float, default=VARIATION_FRESH_GUIDANCE,
+                      metavar="G", help="decoder guidance in the steps below --eta-from, which "
+                      "draw the variation afresh (default "
+                      f"{VARIATION_FRESH_GUIDANCE:g}; 1 is off)")  # fmt: skip
     vary.add_argument("--out", default="variations", help="output folder (default variations)")
     _common(vary)
     vary.set_defaults(func=_vary)
@@ -262,7 +267,10 @@ def _fields(args: argparse.Namespace, settings, **extra) -> dict:
 def _vary(args: argparse.Namespace) -> int:
     from dalle.pipelines.editing import edit_steps, variations
 
-    settings = replace_given(_settings(args, args.eta), {"eta_from": args.eta_from})
+    settings = replace_given(
+        _settings(args, args.eta),
+        {"eta_from": args.eta_from, "fresh_guidance": args.fresh_guidance},
+    )
     names = [output_name(k, j) for k in range(len(args.images)) for j in range(args.num_images)]
     out, _ = _prepare(args, names, args.images)
     images = _square(input_images(args.images), args.images)

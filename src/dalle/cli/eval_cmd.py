@@ -28,6 +28,7 @@ from dalle.pipelines.editing import (
     TEXT_DIFF_CAPTIONS,
     VARIATION_ETA,
     VARIATION_ETA_FROM,
+    VARIATION_FRESH_GUIDANCE,
     EditSettings,
 )
 from dalle.text.prompts import read_prompts
@@ -185,6 +186,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="the variations' eta applies from this fraction of the schedule "
                          f"down, the steps above it deterministic (default {VARIATION_ETA_FROM:g}, "
                          "as dalle vary)")  # fmt: skip
+    editing.add_argument("--fresh-guidance", type=float, default=VARIATION_FRESH_GUIDANCE,
+                         metavar="G", help="the variations' decoder guidance below --eta-from "
+                         f"(default {VARIATION_FRESH_GUIDANCE:g}, as dalle vary)")  # fmt: skip
     editing.add_argument("--decoder-captions", action=argparse.BooleanOptionalAction,
                          default=TEXT_DIFF_CAPTIONS,
                          help="the text diffs' decoder reads the source caption while "
@@ -453,10 +457,12 @@ def _eval_editing(args: argparse.Namespace) -> int:
     edits = check_edits(tuple(e.strip() for e in args.edits.split(",") if e.strip()))
     if not (math.isfinite(args.amount) and 0 <= args.amount <= 1):
         raise ValueError(f"--amount must be a number in [0, 1], got {args.amount}")
-    if not (math.isfinite(args.decoder_guidance) and args.decoder_guidance >= 0):
-        raise ValueError(
-            f"--decoder-guidance must be a number of at least 0, got {args.decoder_guidance}"
-        )
+    for name in ("decoder_guidance", "fresh_guidance"):
+        value = getattr(args, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(
+                f"--{name.replace('_', '-')} must be a number of at least 0, got {value}"
+            )
     for name in ("eta", "eta_from"):
         value = getattr(args, name)
         if not (math.isfinite(value) and 0 <= value <= 1):
@@ -467,7 +473,7 @@ def _eval_editing(args: argparse.Namespace) -> int:
         report = editing_report(pipe, args.n, args.prompts_seed, args.num_variations, args.amount,
                                 dalle_pipe, edits=edits, on_prompt=lambda _: bar.update(1),
                                 inpaint_method=args.inpaint_method, eta=args.eta,
-                                eta_from=args.eta_from,
+                                eta_from=args.eta_from, fresh_guidance=args.fresh_guidance,
                                 diff_captions=args.decoder_captions,
                                 steps=args.decoder_steps,
                                 guidance=args.decoder_guidance)  # fmt: skip

@@ -126,6 +126,7 @@ def editing_report(
     inpaint_method: str | None = None,
     eta: float = editing.VARIATION_ETA,
     eta_from: float = editing.VARIATION_ETA_FROM,
+    fresh_guidance: float = editing.VARIATION_FRESH_GUIDANCE,
     diff_captions: bool = editing.TEXT_DIFF_CAPTIONS,
     steps: int = editing.EditSettings.steps,
     guidance: float = editing.EditSettings.guidance,
@@ -133,7 +134,8 @@ def editing_report(
     """The rates above for the unCLIP pipeline ``pipe`` (and inpainting for the DALL·E
     pipeline ``dalle_pipe`` too, when given), over ``editing_prompts(n_prompts, seed)``;
     ``inpaint_method`` as in ``editing.InpaintSettings`` (None: the decoder's own); ``eta``: the
-    variations' DDIM eta, applied from ``eta_from`` of the schedule down; ``diff_captions``:
+    variations' DDIM eta, applied from ``eta_from`` of the schedule down with the decoder guided
+    by ``fresh_guidance`` there; ``diff_captions``:
     whether the text diffs' decoder reads the captions (``editing.text_diff``); ``steps`` and
     ``guidance``: the DDIM steps and decoder guidance of every inversion and decoding
     (variations, text diffs, interpolations; ``editing.EditSettings``)."""
@@ -150,7 +152,8 @@ def editing_report(
                                  "inpaint_dalle_kept", "interpolation_ends")}  # fmt: skip
 
     if "variations" in edits:
-        settings = editing.EditSettings(steps=steps, eta=eta, guidance=guidance, eta_from=eta_from)
+        settings = editing.EditSettings(steps=steps, eta=eta, guidance=guidance, eta_from=eta_from,
+                                        fresh_guidance=fresh_guidance)  # fmt: skip
         for start in range(0, len(prompts), 16):
             drawn = editing.variations(pipe, sources[start : start + 16], num_variations, seed,
                                        settings, bf16)  # fmt: skip
@@ -208,7 +211,7 @@ def editing_report(
     report = {k: r.value() for k, r in rates.items()}
     report["counts"] = {k: r.total for k, r in rates.items()}
     report.update(n_prompts=n_prompts, seed=seed, num_variations=num_variations, amount=amount)
-    report.update(eta=eta, eta_from=eta_from, diff_captions=diff_captions, steps=steps,
+    report.update(eta=eta, eta_from=eta_from, fresh_guidance=fresh_guidance, diff_captions=diff_captions, steps=steps,
                   guidance=guidance)  # fmt: skip
     if "inpaint" in edits:
         report["inpaint_method"] = inpainting.resolved_method(pipe)
