@@ -89,7 +89,7 @@ VARIATION_ETA = 1.0  # variations' DDIM eta by default (dalle vary, dalle eval e
 # caption in 81 % of the validation variations against 23 % at 1 (docs/editing.md)
 VARIATION_ETA_FROM = 0.7
 # ... with the decoder guided this much in those steps (EditSettings.fresh_guidance): 3 kept the
-# caption in 85 % of 128 validation variations against 80 % unguided (docs/editing.md)
+# caption in 82.8 % of 128 validation variations against 78.1 % unguided (docs/editing.md)
 VARIATION_FRESH_GUIDANCE = 3.0
 # text diffs: the decoder reads the --from caption while inverting and the --to one while
 # decoding (docs/editing.md)
