@@ -233,12 +233,10 @@ def _is_frame(name: str) -> bool:
 
 def _square(images: list, paths: list[str]) -> list:
     """The images, or a clear error naming the file of one that is not square."""
+    from dalle.pipelines.editing import check_square
+
     for image, path in zip(images, paths, strict=True):
-        if image.size[0] != image.size[1]:
-            raise ValueError(
-                f"{path} is {image.size[0]} x {image.size[1]}: editing needs square images "
-                "(crop it to a square first; square images of any size are resized)"
-            )
+        check_square(image, path)
     return images
 
 

@@ -232,17 +232,22 @@ def _need_decoder(pipe: UnclipPipeline) -> None:
         raise ValueError("this pipeline has no decoder: editing needs one (`dalle train decoder`)")
 
 
+def check_square(image: Image.Image, name: str) -> None:
+    """A ValueError naming ``name`` if ``image`` is not square (the edits' one size rule)."""
+    if image.size[0] != image.size[1]:
+        raise ValueError(
+            f"{name} is {image.size[0]} x {image.size[1]}: editing needs square images (crop it "
+            "to a square first; square images of any size are resized)"
+        )
+
+
 def as_tensor(images: Sequence[Image.Image], size: int) -> torch.Tensor:
     """PIL images as (B, 3, size, size) in [0, 1] (resized if they are square of another size;
     a ValueError if one is not square: stretching it would change the shapes it shows, and
     cropping would drop part of it; the OpenAI Images API also asks for square images)."""
     out = []
     for i, image in enumerate(images):
-        if image.size[0] != image.size[1]:
-            raise ValueError(
-                f"image {i} is {image.size[0]} x {image.size[1]}: editing needs square images "
-                "(crop it to a square first)"
-            )
+        check_square(image, f"image {i}")
         image = image.convert("RGB")
         if image.size != (size, size):
             image = image.resize((size, size), Image.Resampling.BICUBIC)

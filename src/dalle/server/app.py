@@ -442,9 +442,12 @@ def create_app(
             raise APIError(400, f"{req.model.name} makes no variations: use an unCLIP pipeline",
                            "model")  # fmt: skip
         image = await _upload(form, ("image",), "image")
-        if image.size[0] != image.size[1]:  # as the OpenAI API; square ones of any size resize
-            raise APIError(400, f"the image is {image.size[0]}x{image.size[1]}: variations need "
-                                "a square image", "image")  # fmt: skip
+        try:  # square, as the OpenAI API asks; square ones of any size are resized
+            from dalle.pipelines.editing import check_square
+
+            check_square(image, "the image")
+        except ValueError as e:
+            raise APIError(400, str(e), "image") from None
         text = _png_text(req, edit="variation")
         job = Job(key=None, images=req.n, run=lambda: _vary(req, image))
         return await _respond(request, req, await _run(request, job), text)
