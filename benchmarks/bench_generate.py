@@ -67,14 +67,19 @@ def cpu_name() -> str:
             f"{', '.join(units)})")  # fmt: skip
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
-    """GFLOP/s of an n x n x n matrix product in ``dtype``."""
+def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 3.0) -> float:
+    """GFLOP/s of an n x n x n matrix product in ``dtype``, over about ``seconds`` of products
+    after one warm-up (where the dtype has no units, one 2048^3 bf16 product takes about a minute:
+    a smaller product is timed then, which still shows the missing units)."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    for _ in range(2):
-        a @ b
     t0 = time.perf_counter()
-    for _ in range(reps):
+    a @ b
+    if time.perf_counter() - t0 > seconds and n > 256:
+        return matmul_peak(dtype, n // 4, seconds)
+    reps, t0 = 0, time.perf_counter()
+    while reps == 0 or time.perf_counter() - t0 < seconds:
         a @ b
+        reps += 1
     return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
 
 

@@ -11,7 +11,9 @@ shapes scorer finds them, over scenes whose variation has the source's number of
         [--configs 0:1:50,1:0.7:50,1:1:50]
 
 Each config is ETA:ETA_FROM:STEPS[:FRESH_GUIDANCE] (default: the variations' default guidance
-in the steps drawn afresh). Prints one JSON line per config.
+in the steps drawn afresh); ``--candidates M`` as `dalle vary` (default its 2 per kept variation;
+the figures in docs/editing.md before 2026-12-02's AMD session were drawn without reranking, as
+``--candidates`` equal to ``--num`` draws them). Prints one JSON line per config.
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ def main() -> None:
     parser.add_argument(
         "--configs", default="0:1:50,1:0.7:50,1:1:50", help="ETA:ETA_FROM:STEPS,..."
     )
+    parser.add_argument(
+        "--candidates", type=int, default=None,
+        help="variations drawn per scene, CLIP keeping --num (default: dalle vary's; --num: "
+        "as drawn, no reranking)",
+    )  # fmt: skip
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
     args = parser.parse_args()
 
@@ -69,7 +76,8 @@ def main() -> None:
         settings = editing.EditSettings(steps=int(steps), eta=float(eta), eta_from=float(eta_from),
                                         fresh_guidance=guided)  # fmt: skip
         start = time.perf_counter()
-        drawn = editing.variations(pipe, sources, args.num, 1, settings, bf16)
+        drawn = editing.variations(pipe, sources, args.num, 1, settings, bf16,
+                                   candidates=args.candidates)  # fmt: skip
         keeps, to_source, between, changes = [], [], [], []
         for k, images in enumerate(drawn):
             arrays = [np.asarray(im) for im in images]

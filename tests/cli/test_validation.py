@@ -138,6 +138,8 @@ def cases(f):
         (["eval", "editing", "--eta-from", "-0.5"], "--eta-from"),
         (["eval", "editing", "--edits", "variations,warp"], "--edits"),
         (["eval", "editing", "--decoder-steps", "0"], "--decoder-steps"),
+        (["eval", "editing", "--num-variations", "3", "--candidates", "2"],
+         "at least --num-variations"),
         (["eval", "editing", "--decoder-guidance", "nan"], "--decoder-guidance"),
         (["eval", "editing", "--fresh-guidance", "-1"], "--fresh-guidance"),
         # pipeline, embed

@@ -85,8 +85,9 @@ def test_the_reports_steps_and_guidance_reach_every_inversion_and_decoding(monke
     monkeypatch.setattr(editing, "invert", spy)
     pipe = UnclipPipeline.from_pretrained("shapes-unclip")
     report = editing_report(pipe, n_prompts=2, num_variations=1, steps=3, guidance=1.5,
-                            edits=("variations", "text_diff", "interpolate"))  # fmt: skip
+                            edits=("variations", "text_diff", "interpolate"),
+                            candidates=2)  # fmt: skip
     # one inversion for the variations' batch, one per text diff, one per interpolation
     assert seen == [(3, 1.5)] * 4
-    assert report["steps"] == 3 and report["guidance"] == 1.5
-    assert report["counts"]["variation_keeps_caption"] == 2
+    assert report["steps"] == 3 and report["guidance"] == 1.5 and report["candidates"] == 2
+    assert report["counts"]["variation_keeps_caption"] == 2  # the kept ones, not the candidates

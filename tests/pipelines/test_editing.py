@@ -123,6 +123,29 @@ def test_edits_return_what_they_promise(tiny_unclip):
         E.text_diff(pipe, a, "a red circle", "a red circle", 0.5)
 
 
+def test_variation_candidates_keep_those_closest_to_the_source(tiny_unclip):
+    """With candidates M, the M variations are the ones drawn without reranking (seeds j < M),
+    and the kept ones are those whose CLIP image embeddings are closest to the source's."""
+    pipe = UnclipPipeline.from_pretrained(tiny_unclip)
+    a = picture(0)
+    settings = E.EditSettings(steps=8, eta=1.0)
+    (every,) = E.variations(pipe, [a], 4, seed=2, settings=settings, candidates=4)
+    (kept,) = E.variations(pipe, [a], 2, seed=2, settings=settings)  # 2 x 2 by default
+    z = pipe.image_embeddings(E.as_tensor([a], 16))[0]
+    cosines = pipe.image_embeddings(E.as_tensor(every, 16)) @ z  # of the 8-bit images
+    chosen = [v.info["candidate"] for v in kept]
+    others = [j for j in range(4) if j not in chosen]
+    assert len(set(chosen)) == 2 and kept[0].info["clip_score"] >= kept[1].info["clip_score"]
+    assert float(cosines[chosen].min()) >= float(cosines[others].max()) - 1e-4
+    for v in kept:
+        assert np.array_equal(np.asarray(v), np.asarray(every[v.info["candidate"]]))
+        assert v.info["clip_score"] == pytest.approx(float(cosines[v.info["candidate"]]), abs=1e-4)
+    (same,) = E.variations(pipe, [a], 2, seed=2, settings=settings, candidates=2)  # M = N: as is
+    assert [np.asarray(v).tolist() for v in same] == [np.asarray(v).tolist() for v in every[:2]]
+    with pytest.raises(ValueError, match="at least num_images"):
+        E.variations(pipe, [a], 3, settings=settings, candidates=2)
+
+
 def test_text_diffs_read_the_captions_both_ways(tiny_unclip):
     pipe = UnclipPipeline.from_pretrained(tiny_unclip)
     a = picture(0)
@@ -225,6 +248,11 @@ def test_the_editing_commands(tiny_unclip, tmp_path, capsys):
                                                       "0001_00.png", "0001_01.png"]  # fmt: skip
     info = Image.open(out / "0001_00.png").text
     assert info["edit"] == "variation" and info["source"] == str(b) and info["eta"] == "1.0"
+    assert info["candidates"] == "4" and info["candidate"] in "0123" and float(info["clip_score"])
+    out = tmp_path / "vary1"
+    assert main(["vary", str(a), "--num-images", "1", "--candidates", "1", "--out", str(out),
+                 *model]) == 0  # fmt: skip
+    assert "candidates" not in Image.open(out / "0000_00.png").text  # not reranked
     out = tmp_path / "interp"
     assert main(["interpolate", str(a), str(b), "--steps", "3", "--out", str(out), *model]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["00.png", "01.png", "02.png", "strip.png"]
@@ -273,6 +301,7 @@ def test_the_editing_commands(tiny_unclip, tmp_path, capsys):
         ),  # fmt: skip
         (["edit", str(a), "--from", "x", "--to", "y", "--amount", "2"], "--amount"),
         (["vary", str(a), "--eta", "nan"], "eta"),
+        (["vary", str(a), "--num-images", "3", "--candidates", "2"], "at least --num-images"),
         (
             ["vary", str(a), str(tmp_path / "small.png")],
             "small.png is 10 x 16: editing needs square",

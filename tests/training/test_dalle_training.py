@@ -1,5 +1,8 @@
+import json
+
 import pytest
 import torch
+from tokenizers import Tokenizer
 
 from dalle.data.base import SkipReport
 from dalle.models.dvae import DiscreteVAE, DVAEConfig
@@ -122,6 +125,26 @@ def test_resume_refuses_another_dvae(tmp_path):
     with torch.no_grad():
         next(other.vae.parameters()).add_(1.0)
     with pytest.raises(ValueError, match="vae"):
+        other.resume()
+
+
+def test_resume_refuses_another_tokenizer_of_the_same_size(tmp_path):
+    """Same vocabulary size (so the model config matches) but two tokens' ids swapped: the
+    captions would map to other embeddings, so the resume is refused by name."""
+    trainer, _ = toy_setup(tmp_path, steps=4)
+    trainer.train()
+    data = json.loads(trainer.tokenizer.to_json())
+    vocab = data["model"]["vocab"]
+    a, b = "Ġred", "Ġblue"
+    vocab[a], vocab[b] = vocab[b], vocab[a]
+    other, _ = toy_setup(tmp_path, steps=4)
+    other.tokenizer = TextTokenizer(Tokenizer.from_str(json.dumps(data)))
+    assert other.tokenizer.vocab_size == trainer.tokenizer.vocab_size
+    assert (
+        other.tokenizer.encode(["a red circle"], 8).ids[0, 1]
+        == trainer.tokenizer.encode(["a blue circle"], 8).ids[0, 1]
+    )
+    with pytest.raises(ValueError, match="made with tokenizer"):
         other.resume()
 
 

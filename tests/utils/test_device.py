@@ -98,3 +98,25 @@ def test_a_run_resumed_on_another_kind_of_cpu_says_its_precision_changed(cpu, tm
     with caplog.at_level("WARNING", logger="dalle.training.loop"):
         assert main([*base, "--resume", "--stop-at", "6"]) == 0
     assert "goes on" not in caplog.text  # in bf16 both times now
+
+
+def test_unclip_draws_in_batches_sized_for_the_dtype(cpu, tiny_unclip, monkeypatch):
+    """16 images at once with bf16 units, 8 without (each the fastest measured there); a
+    --batch-size always wins."""
+    from dalle.pipelines.unclip_pipeline import UnclipPipeline
+
+    pipe = UnclipPipeline.from_pretrained(tiny_unclip)
+    batches = []
+
+    def draw_pixels(prompts, seeds, prior, decoder, upsampler, bf16):
+        batches.append((len(prompts), bf16))
+        return torch.zeros(len(prompts), 3, 16, 16)
+
+    monkeypatch.setattr(pipe, "draw_pixels", draw_pixels)
+    for flags, batch_size, expected in ((FAST, None, [(16, True)]),
+                                        (SLOW, None, [(8, False), (8, False)]),
+                                        (SLOW, 16, [(16, False)])):  # fmt: skip
+        cpu(flags)
+        batches.clear()
+        drawn = list(pipe.iter_images(["a red circle"], 16, batch_size=batch_size))
+        assert len(drawn[0][1]) == 16 and batches == expected

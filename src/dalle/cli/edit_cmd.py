@@ -26,10 +26,12 @@ from dalle.pipelines.editing import (
     INPAINT_METHODS,
     INTERPOLATION_NOISE,
     TEXT_DIFF_CAPTIONS,
+    VARIATION_CANDIDATES_PER_IMAGE,
     VARIATION_ETA,
     VARIATION_ETA_FROM,
     VARIATION_FRESH_GUIDANCE,
     EditSettings,
+    variation_candidates,
 )
 from dalle.utils.images import image_grid, output_name, save_png
 
@@ -85,6 +87,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                       metavar="G", help="decoder guidance in the steps below --eta-from, which "
                       "draw the variation afresh (default "
                       f"{VARIATION_FRESH_GUIDANCE:g}; 1 is off)")  # fmt: skip
+    vary.add_argument("--candidates", type=positive_int, default=None, metavar="M",
+                      help="draw M variations per image and keep the --num-images whose CLIP "
+                      "image embeddings lie closest to the image's, closest first (default "
+                      f"{VARIATION_CANDIDATES_PER_IMAGE} x --num-images; --num-images itself: no "
+                      "reranking)")  # fmt: skip
     vary.add_argument("--out", default="variations", help="output folder (default variations)")
     _common(vary)
     vary.set_defaults(func=_vary)
@@ -269,17 +276,25 @@ def _vary(args: argparse.Namespace) -> int:
         _settings(args, args.eta),
         {"eta_from": args.eta_from, "fresh_guidance": args.fresh_guidance},
     )
+    if args.candidates is not None and args.candidates < args.num_images:
+        raise ValueError(
+            f"--candidates {args.candidates}: must be at least --num-images ({args.num_images})"
+        )
     names = [output_name(k, j) for k in range(len(args.images)) for j in range(args.num_images)]
     out, _ = _prepare(args, names, args.images)
     images = _square(input_images(args.images), args.images)
     pipe = _unclip(args)
     with _step_bar("vary", edit_steps(settings, len(images))) as bar:
         found = variations(pipe, images, args.num_images, args.seed, settings, args.bf16,
-                           on_step=bar.update)  # fmt: skip
+                           on_step=bar.update, candidates=args.candidates)  # fmt: skip
     files = []
     for k, drawn in enumerate(found):
         for j, image in enumerate(drawn):
             fields = _fields(args, settings, source=args.images[k], input_index=k, image_index=j)
+            if "clip_score" in image.info:  # reranked: how many, which one and its score
+                fields.update(candidates=variation_candidates(args.num_images, args.candidates),
+                              candidate=image.info["candidate"],
+                              clip_score=f"{image.info['clip_score']:.4f}")  # fmt: skip
             files.append((output_name(k, j), image, {"edit": "variation", **fields}))
     _write(args, out, files)
     print(f"wrote {len(names)} variations of {len(args.images)} images to {out}/")

@@ -26,6 +26,7 @@ from dalle.eval.shapes_report import failure_grid, score_folder
 from dalle.pipelines.editing import (
     INPAINT_METHODS,
     TEXT_DIFF_CAPTIONS,
+    VARIATION_CANDIDATES_PER_IMAGE,
     VARIATION_ETA,
     VARIATION_ETA_FROM,
     VARIATION_FRESH_GUIDANCE,
@@ -189,6 +190,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     editing.add_argument("--fresh-guidance", type=float, default=VARIATION_FRESH_GUIDANCE,
                          metavar="G", help="the variations' decoder guidance below --eta-from "
                          f"(default {VARIATION_FRESH_GUIDANCE:g}, as dalle vary)")  # fmt: skip
+    editing.add_argument("--candidates", type=positive_int, default=None, metavar="M",
+                         help="draw M variations per scene and keep the --num-variations "
+                         "closest to it in CLIP space (default as dalle vary: "
+                         f"{VARIATION_CANDIDATES_PER_IMAGE} x --num-variations)")  # fmt: skip
     editing.add_argument("--decoder-captions", action=argparse.BooleanOptionalAction,
                          default=TEXT_DIFF_CAPTIONS,
                          help="the text diffs' decoder reads the source caption while "
@@ -467,6 +472,11 @@ def _eval_editing(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if not (math.isfinite(value) and 0 <= value <= 1):
             raise ValueError(f"--{name.replace('_', '-')} must be a number in [0, 1], got {value}")
+    if args.candidates is not None and args.candidates < args.num_variations:
+        raise ValueError(
+            f"--candidates {args.candidates}: must be at least --num-variations "
+            f"({args.num_variations})"
+        )
     pipe = UnclipPipeline.from_pretrained(args.model)
     dalle_pipe = DallePipeline.from_pretrained(args.dalle_model) if args.dalle_model else None
     with tqdm(desc="editing", unit="edit") as bar:
@@ -475,8 +485,8 @@ def _eval_editing(args: argparse.Namespace) -> int:
                                 inpaint_method=args.inpaint_method, eta=args.eta,
                                 eta_from=args.eta_from, fresh_guidance=args.fresh_guidance,
                                 diff_captions=args.decoder_captions,
-                                steps=args.decoder_steps,
-                                guidance=args.decoder_guidance)  # fmt: skip
+                                steps=args.decoder_steps, guidance=args.decoder_guidance,
+                                candidates=args.candidates)  # fmt: skip
     if args.json:
         print(json.dumps(report))
         return 0

@@ -130,6 +130,7 @@ def editing_report(
     diff_captions: bool = editing.TEXT_DIFF_CAPTIONS,
     steps: int = editing.EditSettings.steps,
     guidance: float = editing.EditSettings.guidance,
+    candidates: int | None = None,
 ) -> dict:
     """The rates above for the unCLIP pipeline ``pipe`` (and inpainting for the DALL·E
     pipeline ``dalle_pipe`` too, when given), over ``editing_prompts(n_prompts, seed)``;
@@ -138,7 +139,9 @@ def editing_report(
     by ``fresh_guidance`` there; ``diff_captions``:
     whether the text diffs' decoder reads the captions (``editing.text_diff``); ``steps`` and
     ``guidance``: the DDIM steps and decoder guidance of every inversion and decoding
-    (variations, text diffs, interpolations; ``editing.EditSettings``)."""
+    (variations, text diffs, interpolations; ``editing.EditSettings``); ``candidates``: the
+    variations drawn per scene, of which CLIP keeps the ``num_variations`` closest to it
+    (None: ``editing.variations``' default)."""
     from dalle.utils.device import use_bf16
 
     check_edits(edits)
@@ -156,7 +159,7 @@ def editing_report(
                                         fresh_guidance=fresh_guidance)  # fmt: skip
         for start in range(0, len(prompts), 16):
             drawn = editing.variations(pipe, sources[start : start + 16], num_variations, seed,
-                                       settings, bf16)  # fmt: skip
+                                       settings, bf16, candidates=candidates)  # fmt: skip
             for k, images in enumerate(drawn):
                 source = np.asarray(sources[start + k])
                 for image in images:
@@ -210,7 +213,8 @@ def editing_report(
                 on_prompt("interpolate")
     report = {k: r.value() for k, r in rates.items()}
     report["counts"] = {k: r.total for k, r in rates.items()}
-    report.update(n_prompts=n_prompts, seed=seed, num_variations=num_variations, amount=amount)
+    report.update(n_prompts=n_prompts, seed=seed, num_variations=num_variations, amount=amount,
+                  candidates=editing.variation_candidates(num_variations, candidates))  # fmt: skip
     report.update(eta=eta, eta_from=eta_from, fresh_guidance=fresh_guidance, diff_captions=diff_captions, steps=steps,
                   guidance=guidance)  # fmt: skip
     if "inpaint" in edits:

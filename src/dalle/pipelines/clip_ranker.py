@@ -114,7 +114,14 @@ def keep_best(
         return to_pil(images)
     if ranker is None:
         raise ValueError("reranking candidates needs a CLIP in the pipeline (a clip/ part)")
-    scores = ranker.cosine(images, [prompt] * len(images))
+    return best_scored(images, ranker.cosine(images, [prompt] * len(images)), keep)
+
+
+def best_scored(images: torch.Tensor, scores: torch.Tensor, keep: int) -> list[Image.Image]:
+    """The ``keep`` of (M, 3, H, W) ``images`` with the highest (M,) CLIP ``scores``, best
+    first, each with its ``clip_score`` and ``candidate`` index in ``info``."""
+    from dalle.utils.images import to_pil
+
     out = []
     for j in scores.argsort(descending=True)[:keep].tolist():
         image = to_pil(images[j][None])[0]

@@ -38,7 +38,15 @@ from dalle.utils.images import area_resize
 SamplerName = Literal["dpm++2m", "ddim", "ddpm"]
 
 
-DEFAULT_BATCH_SIZE = 16  # images drawn at once: the fastest measured (docs/benchmarks.md)
+# images drawn at once, the fastest measured (docs/benchmarks.md): 16 with bf16 autocast (Intel
+# AMX: 8 to 32 within the machine's drift), 8 in fp32 (AMD Zen 3: 0.27 images/s against 0.24-0.25
+# at 16 and 32, two rounds)
+DEFAULT_BATCH_SIZE = {True: 16, False: 8}
+
+
+def default_batch_size(bf16: bool) -> int:
+    """Images drawn at once when the user does not say: by the dtype the pipeline samples in."""
+    return DEFAULT_BATCH_SIZE[bool(bf16)]
 
 
 SAMPLERS: tuple[str, ...] = get_args(SamplerName)
@@ -411,8 +419,9 @@ class UnclipPipeline:
 
         Image ``j`` of prompt ``i`` draws every stage's noise from seeds derived from
         ``image_seed(seed, i, j)``, so it is the same whatever ``batch_size`` is (default
-        ``DEFAULT_BATCH_SIZE``). With ``candidates`` M > ``num_images_per_prompt``, M are drawn
-        and the CLIP keeps the best, best first (``info``: ``clip_score``, ``candidate``).
+        :func:`default_batch_size`: 16 in bf16, 8 in fp32). With ``candidates`` M >
+        ``num_images_per_prompt``, M are drawn and the CLIP keeps the best, best first
+        (``info``: ``clip_score``, ``candidate``).
         ``bf16`` None: bf16 autocast where the machine has bf16 matrix units."""
         if self.prior is None or self.decoder is None:
             missing = "prior" if self.prior is None else "decoder"
@@ -422,7 +431,7 @@ class UnclipPipeline:
         def draw_batch(texts: list[str], seeds: list[int]) -> torch.Tensor:
             return self.draw_pixels(texts, seeds, prior, decoder, upsampler, bf16)
 
-        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+        batch_size = default_batch_size(bf16) if batch_size is None else batch_size
         return images_by_prompt(
             prompts, num_images_per_prompt, seed, draw_batch, batch_size, candidates,
             ClipRanker(self.clip, self.tokenizer), on_image,
