@@ -89,8 +89,9 @@ def main() -> None:
             else:
                 source = editing.as_tensor([sources[i]], size)
                 big = upsample_from_source_noise(pipe, source, small, int(way.split("_")[1]), bf16)
-            images = [np.asarray(im) for im in to_pil(big)]
-            keep += [reads_as(im, prompts[i]) for im in to_pil(big)]
+            pictures = to_pil(big)
+            images = [np.asarray(im) for im in pictures]
+            keep += [reads_as(im, prompts[i]) for im in pictures]
             to_source += [psnr(im, np.asarray(sources[i])) for im in images]
             between.append(psnr(images[0], images[1]))
         print(json.dumps({

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from dalle import __version__
 from dalle.cli.validate import (
     add_replace_argument,
+    check_candidates,
     clear_earlier_run,
     earlier_run,
     input_images,
@@ -276,10 +277,7 @@ def _vary(args: argparse.Namespace) -> int:
         _settings(args, args.eta),
         {"eta_from": args.eta_from, "fresh_guidance": args.fresh_guidance},
     )
-    if args.candidates is not None and args.candidates < args.num_images:
-        raise ValueError(
-            f"--candidates {args.candidates}: must be at least --num-images ({args.num_images})"
-        )
+    check_candidates(args.candidates, args.num_images)
     names = [output_name(k, j) for k in range(len(args.images)) for j in range(args.num_images)]
     out, _ = _prepare(args, names, args.images)
     images = _square(input_images(args.images), args.images)

@@ -17,6 +17,7 @@ from dalle.cli.sampling_args import (
 )
 from dalle.cli.validate import (
     add_replace_argument,
+    check_candidates,
     clear_earlier_run,
     non_negative_int,
     output_folder,
@@ -472,11 +473,7 @@ def _eval_editing(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if not (math.isfinite(value) and 0 <= value <= 1):
             raise ValueError(f"--{name.replace('_', '-')} must be a number in [0, 1], got {value}")
-    if args.candidates is not None and args.candidates < args.num_variations:
-        raise ValueError(
-            f"--candidates {args.candidates}: must be at least --num-variations "
-            f"({args.num_variations})"
-        )
+    check_candidates(args.candidates, args.num_variations, "--num-variations")
     pipe = UnclipPipeline.from_pretrained(args.model)
     dalle_pipe = DallePipeline.from_pretrained(args.dalle_model) if args.dalle_model else None
     with tqdm(desc="editing", unit="edit") as bar:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dalle.cli.validate import non_negative_int, positive_int
+from dalle.cli.validate import check_candidates, non_negative_int, positive_int
 
 
 def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
@@ -141,10 +141,7 @@ def check_pipeline_args(args: argparse.Namespace) -> str:
     if args.num_images < 1 or (args.batch_size is not None and args.batch_size < 1):
         raise ValueError("--num-images and --batch-size must be at least 1")
     candidates = getattr(args, "candidates", None)
-    if candidates is not None and candidates < args.num_images:
-        raise ValueError(
-            f"--candidates {candidates}: must be at least --num-images ({args.num_images})"
-        )
+    check_candidates(candidates, args.num_images)
     unclip = given_unclip_settings(args)
     root, index = read_index(args.model)
     if index.class_name == "UnclipPipeline":

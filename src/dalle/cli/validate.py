@@ -69,6 +69,13 @@ def fraction(text: str) -> float:
     return value
 
 
+def check_candidates(candidates: int | None, kept: int, kept_option: str = "--num-images") -> None:
+    """A ValueError naming both options unless ``--candidates`` (None: not given) is at least
+    the number of images kept."""
+    if candidates is not None and candidates < kept:
+        raise ValueError(f"--candidates {candidates}: must be at least {kept_option} ({kept})")
+
+
 def add_replace_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--replace",
