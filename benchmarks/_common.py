@@ -79,3 +79,37 @@ def right_by_count(images, parsed) -> dict:
         key = "one_object" if p.relation is None else "two_objects"
         right[key].append(score_image(np.asarray(image), p).correct)
     return {k: {"right": sum(v), "of": len(v)} for k, v in right.items()}
+
+
+def sampler_variant_parser(doc: str | None, values: str, default: str) -> argparse.ArgumentParser:
+    """The options of a script that scores variants of the DALL·E sampler on the shapes world:
+    ``--model``, ``values`` (the variants, comma-separated), ``--seeds``, ``--prompts-seed`` (1:
+    the validation set) and ``--n-prompts``."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--model", default="shapes")
+    parser.add_argument(values, default=default)
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--prompts-seed", type=int, default=1)
+    parser.add_argument("--n-prompts", type=int, default=128)
+    return parser
+
+
+def print_shapes_rows(pipe, args, label: dict) -> None:
+    """Score ``pipe`` like `dalle eval generation` (users mix, 4 images a prompt) once per image
+    seed of ``args.seeds``; print one JSON line each, ``label`` first."""
+    import tempfile
+
+    from dalle.eval.generation import shapes_generation_report
+    from dalle.shapes.prompts import evaluation_prompts
+
+    prompts = evaluation_prompts(args.n_prompts, args.prompts_seed)
+    for seed in (int(s) for s in args.seeds.split(",")):
+        with tempfile.TemporaryDirectory() as out:
+            report = shapes_generation_report(pipe, prompts, out, 4, seed)
+        categories = report.category_accuracy()
+        print(json.dumps({
+            **label, "seed": seed, "seen": report.seen_accuracy,
+            "held_out": report.held_out_accuracy,
+            **{name: c["accuracy"] for name, c in categories.items()},
+            "errors": report.error_counts,
+        }), flush=True)  # fmt: skip

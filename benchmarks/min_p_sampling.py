@@ -8,20 +8,20 @@ users mix, ``--prompts-seed 1`` (the validation set) by default, once per ``--se
 
     python benchmarks/min_p_sampling.py [--model shapes] [--alphas 0,0.05,0.1] [--seeds 0,1]
 
-Prints one JSON line per (alpha, seed): seen / held-out accuracy, one- and two-object accuracy
+Prints one JSON line per (alpha, seed): seen / held-out accuracy, each category's accuracy
 and the error counts.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import tempfile
+import sys
+from pathlib import Path
 
 import dalle.pipelines.sampling as sampling
-from dalle.eval.generation import shapes_generation_report
 from dalle.pipelines.dalle_pipeline import DallePipeline
-from dalle.shapes.prompts import evaluation_prompts
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import print_shapes_rows, sampler_variant_parser  # noqa: E402
 
 _filter = sampling.filter_logits
 
@@ -38,28 +38,13 @@ def with_min_p(alpha: float):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="shapes")
-    parser.add_argument("--alphas", default="0,0.05,0.1")
-    parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--prompts-seed", type=int, default=1)
-    parser.add_argument("--n-prompts", type=int, default=128)
+    parser = sampler_variant_parser(__doc__, "--alphas", "0,0.05,0.1")
+    parser.set_defaults(seeds="0,1")
     args = parser.parse_args()
     pipe = DallePipeline.from_pretrained(args.model)
-    prompts = evaluation_prompts(args.n_prompts, args.prompts_seed)
     for alpha in (float(a) for a in args.alphas.split(",")):
         sampling.filter_logits = with_min_p(alpha)  # pick_tokens reads the module's name
-        for seed in (int(s) for s in args.seeds.split(",")):
-            with tempfile.TemporaryDirectory() as out:
-                report = shapes_generation_report(pipe, prompts, out, 4, seed)
-            categories = report.category_accuracy()
-            print(json.dumps({
-                "min_p": alpha, "seed": seed, "seen": report.seen_accuracy,
-                "held_out": report.held_out_accuracy,
-                "one_object": categories["one_object"]["accuracy"],
-                "two_objects": categories["two_objects"]["accuracy"],
-                "errors": report.error_counts,
-            }), flush=True)  # fmt: skip
+        print_shapes_rows(pipe, args, {"min_p": alpha})
     sampling.filter_logits = _filter
 
 

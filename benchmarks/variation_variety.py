@@ -11,7 +11,7 @@ shapes scorer finds them, over scenes whose variation has the source's number of
         [--configs 0:1:50,1:0.7:50,1:1:50]
 
 Each config is ETA:ETA_FROM:STEPS[:FRESH_GUIDANCE] (default: the variations' default guidance
-in the steps drawn afresh); ``--candidates M`` as `dalle vary` (default its 2 per kept variation;
+in the steps drawn afresh); ``--candidates M`` as `dalle vary` (default its 4 per kept variation;
 the figures in docs/editing.md before 2026-12-02's AMD session were drawn without reranking, as
 ``--candidates`` equal to ``--num`` draws them). Prints one JSON line per config.
 """

@@ -233,6 +233,11 @@ _COMMON = {
     "response_format": {"type": "string", "enum": ["b64_json", "url"]},
     "seed": {"type": "integer", "minimum": 0},
 }
+# how the images are drawn (guidance: of the decoder's fresh steps for variations)
+_DRAWING = {
+    "guidance": {"type": "number", "minimum": 0},
+    "steps": {"type": "integer", "minimum": 1},
+}
 _GENERATION_BODY = {
     "type": "object",
     "required": ["prompt"],
@@ -245,8 +250,7 @@ _GENERATION_BODY = {
         "quality": {"type": "string"},
         "style": {"type": "string"},
         "user": {"type": "string"},
-        "guidance": {"type": "number", "minimum": 0},
-        "steps": {"type": "integer", "minimum": 1},
+        **_DRAWING,
         "candidates": {"type": "integer", "minimum": 1},
     },
 }
@@ -417,12 +421,15 @@ def create_app(
         return await _respond(request, req, images, text)
 
     @app.post("/v1/images/edits", openapi_extra=_form_body(
-        {"image": _FILE, "mask": _FILE, "prompt": {"type": "string"}, **_COMMON},
+        {"image": _FILE, "mask": _FILE, "prompt": {"type": "string"}, **_COMMON, **_DRAWING},
         ["image", "prompt"],
     ))  # fmt: skip
     async def edits(request: Request):
         form = await _form(request)
         req = parse_request(form, registry)
+        if req.candidates is not None and req.candidates > req.n:
+            raise APIError(400, "'candidates' ranks generations and variations; an edit draws "
+                           "each image once", "candidates")  # fmt: skip
         image = await _upload(form, ("image", "image[]"), "image")
         region = await _mask_region(form, image, req.model)
         text = _png_text(req, edit="inpainting")
@@ -433,7 +440,8 @@ def create_app(
         return await _respond(request, req, await _run(request, job), text)
 
     @app.post("/v1/images/variations", openapi_extra=_form_body(
-        {"image": _FILE, **_COMMON}, ["image"]
+        {"image": _FILE, **_COMMON, **_DRAWING, "candidates": {"type": "integer", "minimum": 1}},
+        ["image"],
     ))  # fmt: skip
     async def variations(request: Request):
         form = await _form(request)
@@ -448,8 +456,13 @@ def create_app(
             check_square(image, "the image")
         except ValueError as e:
             raise APIError(400, str(e), "image") from None
-        text = _png_text(req, edit="variation")
-        job = Job(key=None, images=req.n, run=lambda: _vary(req, image))
+        from dalle.pipelines.editing import variation_candidates, variation_settings
+
+        settings = variation_settings(steps=req.steps, fresh_guidance=req.guidance)
+        text = _png_text(req, edit="variation", steps=settings.steps,
+                         fresh_guidance=settings.fresh_guidance,
+                         candidates=variation_candidates(req.n, req.candidates))  # fmt: skip
+        job = Job(key=None, images=req.n, run=lambda: _vary(req, image, settings))
         return await _respond(request, req, await _run(request, job), text)
 
     # -- helpers that close over the app's state -------------------------------------------
@@ -680,7 +693,8 @@ def _inpaint(req: ImageRequest, image: Image.Image, region, on_partial=None) -> 
                            on_progress=previews)  # fmt: skip
 
 
-def _vary(req: ImageRequest, image: Image.Image) -> list[Image.Image]:
+def _vary(req: ImageRequest, image: Image.Image, settings) -> list[Image.Image]:
     from dalle.pipelines import editing
 
-    return editing.variations(req.model.pipeline, [image.convert("RGB")], req.n, req.seed)[0]  # type: ignore[arg-type]
+    return editing.variations(req.model.pipeline, [image.convert("RGB")], req.n, req.seed,  # type: ignore[arg-type]
+                              settings, candidates=req.candidates)[0]  # fmt: skip
