@@ -42,7 +42,9 @@ CONFIGS = {
     "fp32_128": ["--no-bf16", "--batch-size", "128"],
     "bf16_128": ["--bf16", "--batch-size", "128"],
     "bundled": ["--model", "shapes"],  # the bundled DALL·E model, when --model names another
-    "unclip": ["--model", "shapes-unclip"],  # the unCLIP pipeline at its defaults (batch 16)
+    "unclip": ["--model", "shapes-unclip"],  # the unCLIP pipeline at its defaults
+    # the decoder's sampler before 2026-12-03 (DDIM, 25 steps)
+    "unclip_ddim25": "--model shapes-unclip --decoder-sampler ddim --decoder-steps 25".split(),
     "unclip_8": ["--model", "shapes-unclip", "--batch-size", "8"],
     "unclip_32": ["--model", "shapes-unclip", "--batch-size", "32"],
     "unclip_64": ["--model", "shapes-unclip", "--batch-size", "64"],

@@ -85,7 +85,7 @@ def main() -> None:
         keep, to_source, between = [], [], []
         for i, (small, row) in enumerate(zip(smalls, seeds)):
             if way == "fresh":
-                big = editing._finish(pipe, small, row, bf16)
+                big = editing.finish(pipe, small, row, bf16)
             else:
                 source = editing.as_tensor([sources[i]], size)
                 big = upsample_from_source_noise(pipe, source, small, int(way.split("_")[1]), bf16)

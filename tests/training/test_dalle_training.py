@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -114,6 +115,18 @@ def test_two_processes_train_like_one(tmp_path):
         MetricsLog(tmp_path / r / "metrics.jsonl").records()[-1]["loss"] for r in ("one", "two")
     ]
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def test_resume_takes_the_runs_weight_decay_and_beta2(tmp_path):
+    trainer, _ = toy_setup(tmp_path, steps=4)
+    trainer.train()
+    again, _ = toy_setup(tmp_path, steps=4)  # as `--resume --allow-changes` with new values
+    again.config = dataclasses.replace(again.config, weight_decay=0.3, beta2=0.9)
+    assert again.resume() and again.step == 4
+    groups = again.optimizer.param_groups
+    assert [g["weight_decay"] for g in groups] == [0.3, 0.0]  # none on biases and norms, still
+    assert [g["betas"] for g in groups] == [(0.9, 0.9), (0.9, 0.9)]
+    assert again.optimizer.state  # the moments came back
 
 
 def test_resume_refuses_another_dvae(tmp_path):

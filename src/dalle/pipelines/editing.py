@@ -226,7 +226,7 @@ def decode_latent(
     return ((x.float().clamp(-1, 1) + 1) / 2).cpu()
 
 
-def _finish(pipe: UnclipPipeline, small: torch.Tensor, seeds: Sequence[int], bf16: bool):
+def finish(pipe: UnclipPipeline, small: torch.Tensor, seeds: Sequence[int], bf16: bool):
     """The decoder's images at the output size (the upsampler, if the pipeline has one)."""
     if pipe.upsampler is None:
         return small
@@ -299,7 +299,7 @@ def variations(
         seeds = [image_seed(seed, k, j) for j in range(draw)]
         zk, xk = z[k : k + 1].expand(draw, -1), x_t[k : k + 1].expand(draw, -1, -1, -1)
         small = decode_latent(pipe, zk, xk, seeds, settings, bf16, on_step=on_step)
-        drawn = _finish(pipe, small, seeds, bf16)
+        drawn = finish(pipe, small, seeds, bf16)
         if draw == num_images:
             out.append(to_pil(drawn))
         else:
@@ -364,7 +364,7 @@ def interpolate(
     seeds = [image_seed(seed, 0, 0)] * frames
     small = decode_latent(pipe, zs, xs.view(frames, *x_t.shape[1:]), seeds, settings, bf16,
                           on_step=on_step)  # fmt: skip
-    return to_pil(_finish(pipe, small, seeds, bf16))
+    return to_pil(finish(pipe, small, seeds, bf16))
 
 
 def text_diff(
@@ -403,7 +403,7 @@ def text_diff(
     seeds = [image_seed(seed, 0, j) for j in range(num_images)]
     small = decode_latent(pipe, z, x_t.expand(num_images, -1, -1, -1), seeds, settings, bf16,
                           [target] * num_images if captions else None, on_step)  # fmt: skip
-    return to_pil(_finish(pipe, small, seeds, bf16))
+    return to_pil(finish(pipe, small, seeds, bf16))
 
 
 INPAINT_METHODS = ("mask", "repaint")

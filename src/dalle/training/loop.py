@@ -241,6 +241,7 @@ class AcceleratedTrainer:
         if found is None:
             return False
         path, tensors, state = found
+        self._apply_optimizer_config()
         for key, value in self.extra_state().items():
             if key in state and state[key] != value:  # (a key missing: an older checkpoint)
                 raise ValueError(
@@ -262,6 +263,15 @@ class AcceleratedTrainer:
         self.metrics.rewind(self.step)
         logger.info("resumed from %s at step %d", path, self.step)
         return True
+
+    def _apply_optimizer_config(self) -> None:
+        """The run's weight decay and beta2 over those a loaded optimizer state brought back (a
+        resume with ``--allow-changes`` that changed them means them); the learning rate is set
+        every step by the schedule."""
+        c = self.config
+        for group, decay in zip(self.optimizer.param_groups, (c.weight_decay, 0.0), strict=True):
+            group["weight_decay"] = decay
+            group["betas"] = (group["betas"][0], c.beta2)
 
     def _rebase_schedule(self, saved: dict) -> None:
         """After a resume with another number of steps (``--allow-changes --steps M``), anneal
