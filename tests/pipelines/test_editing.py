@@ -165,7 +165,7 @@ def test_text_diffs_read_the_captions_both_ways(tiny_unclip):
     moved = E.slerp(z, torch.nn.functional.normalize(texts[1] - texts[0], dim=-1)[None], 0.5)
     seeds = [E.image_seed(3, 0, 0)]
     small = E.decode_latent(pipe, moved, x_t, seeds, FAST, captions=[target])
-    by_hand = E.to_pil(E._finish(pipe, small, seeds, False))
+    by_hand = E.to_pil(E.finish(pipe, small, seeds, False))
     assert np.array_equal(np.asarray(edited[0]), np.asarray(by_hand[0]))
     # the target caption is read: without it the same latent decodes to another image
     uncaptioned = E.decode_latent(pipe, moved, x_t, seeds, FAST)
