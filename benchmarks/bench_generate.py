@@ -45,6 +45,7 @@ CONFIGS = {
     "unclip": ["--model", "shapes-unclip"],  # the unCLIP pipeline at its defaults
     # the decoder's sampler before 2026-12-03 (DDIM, 25 steps)
     "unclip_ddim25": "--model shapes-unclip --decoder-sampler ddim --decoder-steps 25".split(),
+    "unclip_dpm12": "--model shapes-unclip --decoder-sampler dpm++2m --decoder-steps 12".split(),
     "unclip_8": ["--model", "shapes-unclip", "--batch-size", "8"],
     "unclip_32": ["--model", "shapes-unclip", "--batch-size", "32"],
     "unclip_64": ["--model", "shapes-unclip", "--batch-size", "64"],
