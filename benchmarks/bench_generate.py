@@ -43,7 +43,8 @@ CONFIGS = {
     "bf16_128": ["--bf16", "--batch-size", "128"],
     "bundled": ["--model", "shapes"],  # the bundled DALL·E model, when --model names another
     "unclip": ["--model", "shapes-unclip"],  # the unCLIP pipeline at its defaults
-    # the decoder's sampler before 2026-12-03 (DDIM, 25 steps)
+    # the decoder's default sampler named explicitly (DDIM 25; the same as "unclip" again since
+    # 2026-12-03), and its fast setting (docs/unclip.md, "The decoder's fast setting")
     "unclip_ddim25": "--model shapes-unclip --decoder-sampler ddim --decoder-steps 25".split(),
     "unclip_dpm12": "--model shapes-unclip --decoder-sampler dpm++2m --decoder-steps 12".split(),
     "unclip_8": ["--model", "shapes-unclip", "--batch-size", "8"],
