@@ -350,10 +350,15 @@ def test_the_editing_commands_replace_whole_runs_show_progress_and_describe_the_
     assert main([*failing, "--replace", "--out", str(out), *model]) == 2
     assert "not trained to inpaint" in capsys.readouterr().err
     assert (out / "0000_00.png").read_bytes() == before and (out / "0003_00.png").exists()
+    # a command that stops with an error leaves no empty folder of its own making
+    never = tmp_path / "never"
+    assert main(["vary", str(tmp_path / "missing.png"), "--out", str(never), *model]) == 2
+    assert "missing.png" in capsys.readouterr().err and not never.exists()
 
     out = tmp_path / "interp"
     assert main(["interpolate", str(a), str(b), "--steps", "3", "--out", str(out), *model]) == 0
     assert "8/8" in capsys.readouterr().err  # inversion and decoding, 4 steps each
+    (out / "100.png").write_bytes((out / "00.png").read_bytes())  # as a 101-frame run leaves
     assert main(["interpolate", str(a), str(b), "--steps", "2", "--seed", "5", "--replace",
                  "--out", str(out), *model]) == 0  # fmt: skip
     assert sorted(p.name for p in out.iterdir()) == ["00.png", "01.png", "strip.png"]
@@ -367,4 +372,4 @@ def test_the_editing_commands_replace_whole_runs_show_progress_and_describe_the_
     assert "edit" in (err := capsys.readouterr().err) and "8/8" in err
     assert main(["inpaint", str(a), "a red circle", "--mask", str(tmp_path / "mask.png"),
                  "--resample", "1", "--out", str(tmp_path / "inpaint"), *model]) == 0  # fmt: skip
-    assert "inpaint" in (err := capsys.readouterr().err) and "4/4" in err
+    assert "inpaint" in (err := capsys.readouterr().err) and "7/7" in err  # decoder 4, upsampler 3

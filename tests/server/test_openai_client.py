@@ -216,6 +216,17 @@ def test_bad_requests_are_400_in_openai_s_shape(server, tiny_unclip):
     with pytest.raises(openai.BadRequestError, match="square"):
         client.images.create_variation(model=tiny_unclip.name,
                                        image=upload(Image.new("RGB", (32, 16))))  # fmt: skip
+    # more steps than the tiny decoder's 100 timesteps: the request's fault, not the server's
+    square = upload(Image.new("RGB", (16, 16)))
+    with pytest.raises(openai.BadRequestError, match="at most 100"):
+        client.images.create_variation(model=tiny_unclip.name, image=square,
+                                       extra_body={"steps": 101})  # fmt: skip
+    with pytest.raises(openai.BadRequestError, match="at most 100"):
+        client.images.generate(model=tiny_unclip.name, prompt="a red circle",
+                               extra_body={"steps": 101})  # fmt: skip
+    with pytest.raises(openai.BadRequestError, match="not streamed"):
+        client.images.create_variation(model=tiny_unclip.name, image=square,
+                                       extra_body={"stream": True})  # fmt: skip
     plain = httpx.post(
         f"{server.base}/v1/images/generations",
         content=b'{"prompt": "x"}',

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from dalle import __version__
@@ -50,11 +51,25 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    out = getattr(args, "out", None)
+    new_folder = isinstance(out, str) and not os.path.exists(out)
     try:
         return int(args.func(args) or 0)
     except (ValueError, OSError) as e:
+        _drop_if_empty(out, new_folder)
         print(f"dalle: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _drop_if_empty(out, new_folder)
         print("dalle: interrupted", file=sys.stderr)
         return 130
+
+
+def _drop_if_empty(out: str | None, new_folder: bool) -> None:
+    """A command that stops with an error leaves no empty ``--out`` folder of its own making
+    behind (a folder that was there before, or holds anything, is kept)."""
+    if new_folder and out is not None and os.path.isdir(out):
+        try:
+            os.rmdir(out)
+        except OSError:
+            pass  # not empty: it holds what the command wrote before stopping

@@ -13,7 +13,6 @@ from dalle import __version__
 from dalle.cli.validate import (
     add_replace_argument,
     check_candidates,
-    clear_earlier_run,
     earlier_run,
     input_images,
     int_at_least,
@@ -52,7 +51,8 @@ def _common(p: argparse.ArgumentParser, model: str = "shapes-unclip") -> None:
     )  # fmt: skip
     p.add_argument(
         "--decoder-guidance", type=float, default=None,
-        help="decoder guidance on the CLIP embedding, 1 is off (default 1)",
+        help="decoder guidance on the CLIP embedding, 1 is off (default 1; inpainting: the "
+        "pipeline's decoder guidance)",
     )  # fmt: skip
     p.add_argument(
         "--bf16", action=argparse.BooleanOptionalAction, default=None,
@@ -203,8 +203,8 @@ def _prepare(
     """Check the output folder, the inputs and the kind of pipeline before any model is loaded;
     the folder and the pipeline's class. ``ours(name)`` says which files in the folder are an
     earlier run of this command (default ``NNNN_NN.png``): without ``--replace`` they are
-    refused; with it they are deleted just before the new images are written (:func:`_write`),
-    and never when one of them is an input."""
+    refused; with it those the new images do not overwrite are deleted once the new ones are
+    written (:func:`_write`), and never when one of them is an input."""
     from dalle.folders import read_index
 
     refuse_overwriting([Path(args.out) / name for name in outputs], inputs)
@@ -226,17 +226,23 @@ def _prepare(
 
 def _write(args: argparse.Namespace, out: Path, files: list[tuple[str, object, dict]], ours=None):
     """Write ``(name, image, text chunks)`` to ``out``, each atomically; with ``--replace`` the
-    earlier run's files (``ours``, as in :func:`_prepare`) are deleted first, once the new
-    images exist, so that a failed run loses nothing."""
-    if args.replace:
-        clear_earlier_run(out, ours)
+    earlier run's files (``ours``, as in :func:`_prepare`) that the new ones did not overwrite
+    are deleted after every new file is on disk, so that a failed write loses neither run."""
+    earlier = earlier_run(out, ours) if args.replace else []
     for name, image, fields in files:
         save_png(image, out / name, fields)
+    written = {name for name, _, _ in files}
+    for path in earlier:
+        if path.name not in written:
+            path.unlink()
 
 
 def _is_frame(name: str) -> bool:
     """An interpolation's files: ``NN.png`` frames and ``strip.png``."""
-    return name == "strip.png" or (len(name) == 6 and name[:2].isdigit() and name[2:] == ".png")
+    stem, dot, ext = name.partition(".")
+    return name == "strip.png" or (
+        len(stem) >= 2 and stem.isascii() and stem.isdigit() and dot + ext == ".png"
+    )
 
 
 def _square(images: list, paths: list[str]) -> list:
@@ -383,7 +389,8 @@ def _inpaint(args: argparse.Namespace) -> int:
                      "decoder_steps": decoder.steps, "decoder_guidance": decoder.guidance,
                      "upsampler_steps": upsampler.steps, "prior_sampler": prior.sampler,
                      "prior_steps": prior.steps, "prior_guidance": prior.guidance}  # fmt: skip
-        bar = _step_bar("inpaint", decoder.steps)
+        up_steps = upsampler.steps if pipe.upsampler is not None else 0
+        bar = _step_bar("inpaint", decoder.steps + up_steps)
     else:
         import dataclasses
 
@@ -395,11 +402,14 @@ def _inpaint(args: argparse.Namespace) -> int:
         described = dataclasses.asdict(pipe.defaults)
         settings = None
         grid = pipe.transformer.config.image_grid
-        bar = tqdm(total=grid * grid, desc="inpaint", unit="token")
+        bar, up_steps = tqdm(total=grid * grid, desc="inpaint", unit="token"), 0
     with bar:
         # both pipelines' hooks give the index of the step or token just done
+        # the upsampler's steps (unCLIP) follow the decoder's on the same bar
+        first_up = bar.total - up_steps
         drawn = inpaint(pipe, image, region, args.prompt, args.num_images, args.seed, settings,
-                        args.bf16, on_progress=lambda k, _: bar.update(k + 1 - bar.n))  # fmt: skip
+                        args.bf16, on_progress=lambda k, _: bar.update(k + 1 - bar.n),
+                        on_upsampler_step=lambda i: bar.update(first_up + i + 1 - bar.n))  # fmt: skip
     files = []
     for j, result in enumerate(drawn):
         fields = {"edit": "inpainting", "source": args.image, "mask": args.mask,

@@ -80,8 +80,8 @@ def add_replace_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--replace",
         action="store_true",
-        help="if --out holds an earlier run's images (NNNN_NN.png), delete them first (other "
-        "files are kept); without it such a folder is refused, so that runs never mix",
+        help="if --out holds an earlier run's images (NNNN_NN.png), delete them (other files "
+        "are kept); without it such a folder is refused, so that runs never mix",
     )
 
 

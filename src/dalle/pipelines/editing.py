@@ -505,12 +505,14 @@ def inpaint_unclip(
     settings: InpaintSettings = InpaintSettings(),
     bf16: bool = False,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
+    on_upsampler_step: Callable[[int], None] | None = None,
 ) -> list[Image.Image]:
     """``image`` with ``region`` (H, W bool, True = repaint) drawn anew for ``prompt`` (which
     describes the whole result): the prior's embedding for the prompt conditions the decoder,
     which repaints at its size by resampling, then the upsampler at the output size the same
     way; every pixel outside the region is the source's, exactly. ``on_step(i, x0)``: the
-    decoder's estimate at each of its steps (in [-1, 1], at the decoder's size)."""
+    decoder's estimate at each of its steps (in [-1, 1], at the decoder's size);
+    ``on_upsampler_step(i)``: the upsampler's step ``i`` is done."""
     _need_decoder(pipe)
     if pipe.prior is None:
         raise ValueError("inpainting from a prompt needs the pipeline's prior")
@@ -546,8 +548,10 @@ def inpaint_unclip(
             return up(x, t, low_res=low_res.to(x.dtype))
 
         known_up = (source * 2 - 1).expand(num_images, -1, -1, -1).to(pipe.device)
-        big = _repaint(up, autocast_fn(up_fn, bf16), known_up, region, upsampler_settings.steps,
-                       settings.resample, [seed_of(s, 3) for s in seeds])  # fmt: skip
+        up_steps = upsampler_settings.steps
+        big = _repaint(up, autocast_fn(up_fn, bf16), known_up, region, up_steps, settings.resample,
+                       [seed_of(s, 3) for s in seeds],
+                       on_upsampler_step and (lambda i, _: on_upsampler_step(i)))  # fmt: skip
         drawn = (big.float().clamp(-1, 1) + 1) / 2
     return keep_outside(image, to_pil(drawn.cpu()), region)
 
@@ -616,16 +620,18 @@ def inpaint(
     bf16: bool | None = None,
     sampling=None,
     on_progress: Callable[[int, torch.Tensor], None] | None = None,
+    on_upsampler_step: Callable[[int], None] | None = None,
 ) -> list[Image.Image]:
     """Inpainting with either pipeline: ``settings`` are unCLIP's (None: its defaults),
     ``sampling`` DALL·E's ``SamplingSettings`` (None: its defaults). ``on_progress`` is the
-    pipeline's own progress hook: unCLIP's ``on_step(i, x0)``, DALL·E's ``on_token(k, tokens)``."""
+    pipeline's own progress hook: unCLIP's ``on_step(i, x0)``, DALL·E's ``on_token(k, tokens)``;
+    ``on_upsampler_step(i)`` unCLIP's, after each of its upsampler's steps."""
     if isinstance(pipe, UnclipPipeline):
         from dalle.utils.device import use_bf16
 
         return inpaint_unclip(pipe, image, region, prompt, num_images, seed,
                               settings or InpaintSettings(), use_bf16(bf16, pipe.device),
-                              on_progress)  # fmt: skip
+                              on_progress, on_upsampler_step)  # fmt: skip
     if settings is not None and settings != InpaintSettings():
         raise ValueError("steps, guidance and resampling are unCLIP inpainting's settings")
     return inpaint_dalle(pipe, image, region, prompt, num_images, seed, sampling, bf16, on_progress)

@@ -31,7 +31,7 @@ from PIL import Image
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dalle import __version__
-from dalle.data.images import BadImageError, load_image
+from dalle.data.images import BadImageError, load_image, to_rgb
 from dalle.pipelines.seeds import image_seed
 from dalle.server.models import ModelRegistry, ServedModel
 from dalle.server.worker import Job, QueueFull, Worker
@@ -187,6 +187,11 @@ def parse_request(fields: dict[str, Any], registry: ModelRegistry, needs_prompt:
     steps = None if steps is None else _int(steps, "steps", 1, 1000)
     if steps is not None and model.kind != "UnclipPipeline":
         raise APIError(400, "'steps' sets the decoder's steps of unCLIP pipelines", "steps")
+    if steps is not None and model.pipeline.decoder is not None:  # type: ignore[attr-defined]
+        most = model.pipeline.decoder.config.num_timesteps  # type: ignore[attr-defined]
+        if steps > most:
+            raise APIError(400, f"'steps' must be at most {most}: {model.name}'s decoder was "
+                           f"trained with {most} timesteps", "steps")  # fmt: skip
     candidates = fields.get("candidates")
     candidates = None if candidates is None else _int(candidates, "candidates", n, 64)
     if candidates is not None and candidates > n and getattr(model.pipeline, "clip", None) is None:
@@ -449,6 +454,10 @@ def create_app(
         if req.model.kind != "UnclipPipeline":
             raise APIError(400, f"{req.model.name} makes no variations: use an unCLIP pipeline",
                            "model")  # fmt: skip
+        if req.stream or req.partial_images:
+            name = "stream" if req.stream else "partial_images"
+            raise APIError(400, f"'{name}': variations are not streamed (as in the OpenAI API)",
+                           name)  # fmt: skip
         image = await _upload(form, ("image",), "image")
         try:  # square, as the OpenAI API asks; square ones of any size are resized
             from dalle.pipelines.editing import check_square
@@ -598,7 +607,7 @@ def _previews(req: ImageRequest, on_partial, source: Image.Image | None = None, 
     outside = None
     if source is not None:
         outside = ~region.bool()  # (H, W)
-        kept = torch.from_numpy(np.array(source.convert("RGB"))).permute(2, 0, 1) / 255
+        kept = torch.from_numpy(np.array(to_rgb(source))).permute(2, 0, 1) / 255
 
     def send(index: int, pixels: torch.Tensor, todo: torch.Tensor | None) -> None:
         """(B, 3, size, size) pixels in [0, 1]; ``todo`` (size, size): not drawn yet (black)."""
@@ -688,7 +697,7 @@ def _inpaint(req: ImageRequest, image: Image.Image, region, on_partial=None) -> 
         settings = editing.InpaintSettings(steps=req.steps, guidance=req.guidance)
     else:
         sampling = req.model.pipeline.settings(guidance=req.guidance)  # type: ignore[attr-defined]
-    return editing.inpaint(req.model.pipeline, image.convert("RGB"), region, req.prompt,  # type: ignore[arg-type]
+    return editing.inpaint(req.model.pipeline, to_rgb(image), region, req.prompt,  # type: ignore[arg-type]
                            req.n, req.seed, settings, sampling=sampling,
                            on_progress=previews)  # fmt: skip
 
@@ -696,5 +705,5 @@ def _inpaint(req: ImageRequest, image: Image.Image, region, on_partial=None) -> 
 def _vary(req: ImageRequest, image: Image.Image, settings) -> list[Image.Image]:
     from dalle.pipelines import editing
 
-    return editing.variations(req.model.pipeline, [image.convert("RGB")], req.n, req.seed,  # type: ignore[arg-type]
+    return editing.variations(req.model.pipeline, [to_rgb(image)], req.n, req.seed,  # type: ignore[arg-type]
                               settings, candidates=req.candidates)[0]  # fmt: skip
