@@ -55,7 +55,9 @@ def test_the_report_on_the_bundled_pipelines_counts_every_edit_and_keeps_the_unm
     from dalle.pipelines.unclip_pipeline import UnclipPipeline
 
     pipe = UnclipPipeline.from_pretrained("shapes-unclip")
-    report = editing_report(pipe, n_prompts=4, num_variations=1,
+    # few DDIM steps and no reranking: the counts and the kept pixels do not depend on them, and
+    # the defaults' 50 steps and 4 draws per variation made this test 5 min on an fp32-only CPU
+    report = editing_report(pipe, n_prompts=4, num_variations=1, steps=6, candidates=1,
                             dalle_pipe=DallePipeline.from_pretrained("shapes"))  # fmt: skip
     # 4 prompts: prompt 0 one-object, 1-3 two-object; interpolations 0 -> 1 and 2 -> 3
     assert report["counts"] == {
@@ -65,7 +67,8 @@ def test_the_report_on_the_bundled_pipelines_counts_every_edit_and_keeps_the_unm
     }  # fmt: skip
     assert report["inpaint_unclip_kept"] == 1.0 and report["inpaint_dalle_kept"] == 1.0
     assert report["eta"] == VARIATION_ETA and report["eta_from"] == VARIATION_ETA_FROM
-    assert report["steps"] == EditSettings.steps and report["guidance"] == EditSettings.guidance
+    assert report["steps"] == 6 and report["guidance"] == EditSettings.guidance
+    assert report["candidates"] == 1
     assert report["inpaint_method"] == ("mask" if pipe.decoder.config.inpaint else "repaint")
     assert all(0 <= report[k] <= 1 for k in report["counts"])
 
