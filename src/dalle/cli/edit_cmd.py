@@ -116,7 +116,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "default: the last frame is B decoded from its own latent) or A's inversion for every "
         "frame (fixed: the layout stays A's, and the last frame is B's embedding drawn there)",
     )  # fmt: skip
-    interp.add_argument("--out", default="interpolation", help="output folder")
+    interp.add_argument(
+        "--out", default="interpolation", help="output folder (default interpolation)"
+    )
     _common(interp)
     interp.set_defaults(func=_interpolate)
 

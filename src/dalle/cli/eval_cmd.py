@@ -107,7 +107,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--prompts-seed", type=int, default=0,
         help="seed of the canonical set (0 is the reported set; choose settings on another)",
     )  # fmt: skip
-    gen.add_argument("--out", default="eval_generation", help="where the images go")
+    gen.add_argument(
+        "--out", default="eval_generation", help="where the images go (default eval_generation)"
+    )
     add_replace_argument(gen)
     gen.add_argument("--json", action="store_true", help="print the report as one JSON line")
     add_sampling_arguments(gen)
