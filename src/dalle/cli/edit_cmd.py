@@ -393,6 +393,8 @@ def _inpaint(args: argparse.Namespace) -> int:
                      "prior_steps": prior.steps, "prior_guidance": prior.guidance}  # fmt: skip
         up_steps = upsampler.steps if pipe.upsampler is not None else 0
         bar = _step_bar("inpaint", decoder.steps + up_steps)
+        # the upsampler's steps follow the decoder's on the same bar
+        on_upsampler_step = lambda i: bar.update(decoder.steps + i + 1 - bar.n)  # noqa: E731
     else:
         import dataclasses
 
@@ -404,14 +406,12 @@ def _inpaint(args: argparse.Namespace) -> int:
         described = dataclasses.asdict(pipe.defaults)
         settings = None
         grid = pipe.transformer.config.image_grid
-        bar, up_steps = tqdm(total=grid * grid, desc="inpaint", unit="token"), 0
+        bar, on_upsampler_step = tqdm(total=grid * grid, desc="inpaint", unit="token"), None
     with bar:
         # both pipelines' hooks give the index of the step or token just done
-        # the upsampler's steps (unCLIP) follow the decoder's on the same bar
-        first_up = bar.total - up_steps
         drawn = inpaint(pipe, image, region, args.prompt, args.num_images, args.seed, settings,
                         args.bf16, on_progress=lambda k, _: bar.update(k + 1 - bar.n),
-                        on_upsampler_step=lambda i: bar.update(first_up + i + 1 - bar.n))  # fmt: skip
+                        on_upsampler_step=on_upsampler_step)  # fmt: skip
     files = []
     for j, result in enumerate(drawn):
         fields = {"edit": "inpainting", "source": args.image, "mask": args.mask,
