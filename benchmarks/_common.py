@@ -94,9 +94,10 @@ def sampler_variant_parser(doc: str | None, values: str, default: str) -> argpar
     return parser
 
 
-def print_shapes_rows(pipe, args, label: dict) -> None:
+def print_shapes_rows(pipe, args, label: dict, **sampling) -> None:
     """Score ``pipe`` like `dalle eval generation` (users mix, 4 images a prompt) once per image
-    seed of ``args.seeds``; print one JSON line each, ``label`` first."""
+    seed of ``args.seeds`` (``sampling``: keyword arguments of its ``iter_images``, e.g.
+    ``bf16``); print one JSON line each, ``label`` first."""
     import tempfile
 
     from dalle.eval.generation import shapes_generation_report
@@ -105,7 +106,7 @@ def print_shapes_rows(pipe, args, label: dict) -> None:
     prompts = evaluation_prompts(args.n_prompts, args.prompts_seed)
     for seed in (int(s) for s in args.seeds.split(",")):
         with tempfile.TemporaryDirectory() as out:
-            report = shapes_generation_report(pipe, prompts, out, 4, seed)
+            report = shapes_generation_report(pipe, prompts, out, 4, seed, **sampling)
         categories = report.category_accuracy()
         print(json.dumps({
             **label, "seed": seed, "seen": report.seen_accuracy,

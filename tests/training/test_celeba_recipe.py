@@ -34,8 +34,10 @@ def test_the_celeba128_recipe_end_to_end(tmp_path, capsys):
     assert Image.open(out / "0000_00.png").size == (128, 128)
     clip = str(runs / "clip" / "clip")
     train("prior", "--clip", clip)
-    train("decoder", "--clip", clip)
-    train("upsampler")
+    train("decoder", "--clip", clip, "--sample-steps", "2")  # the grids' drawings: seconds
+    train("upsampler", "--sample-steps", "2")
+    for stage in ("decoder", "upsampler"):
+        assert json.loads((runs / stage / "train_config.json").read_text())["sample_steps"] == 2
     unclip = tmp_path / "unclip"
     assert main(["pipeline", "assemble", str(unclip), "--tokenizer", clip, "--clip", clip,
                  "--prior", str(runs / "prior" / "pipeline"), "--decoder",

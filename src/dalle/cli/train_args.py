@@ -221,7 +221,8 @@ def run_folder(args: argparse.Namespace) -> Path:
     return out
 
 
-HARMLESS_CHANGES = {"checkpoint_every", "sample_every", "log_every"}  # do not alter the run
+# settings that do not alter the run (a resume may change them freely)
+HARMLESS_CHANGES = {"checkpoint_every", "sample_every", "sample_steps", "log_every"}
 
 
 def check_resumed_config(out: Path, config: Config, allow: bool, main: bool = True) -> None:

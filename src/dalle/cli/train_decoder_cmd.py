@@ -17,7 +17,7 @@ from dalle.cli.train_args import (
     run_trainer,
     start_from,
 )
-from dalle.cli.validate import fraction, non_negative_int
+from dalle.cli.validate import fraction, non_negative_int, positive_int
 from dalle.training.decoder_trainer import DecoderTrainConfig, UpsamplerTrainConfig
 
 
@@ -40,6 +40,7 @@ def register(train_sub: argparse._SubParsersAction) -> None:
         ),
     )
     add_run_arguments(p, sorted(DecoderTrainConfig.presets), out="runs/decoder")
+    add_sample_steps_argument(p, DecoderTrainConfig)
     p.add_argument("--clip", default=None, help="the frozen CLIP (default: the preset's, shapes)")
     p.add_argument("--unet", default=None, help="U-Net preset (default: the preset's)")
     p.add_argument(
@@ -87,12 +88,23 @@ def register(train_sub: argparse._SubParsersAction) -> None:
         ),
     )
     add_run_arguments(u, sorted(UpsamplerTrainConfig.presets), out="runs/upsampler")
+    add_sample_steps_argument(u, UpsamplerTrainConfig)
     u.add_argument("--unet", default=None, help="U-Net preset (default: the preset's)")
     u.add_argument(
         "--crop-size", type=non_negative_int, default=None,
         help="train on random crops of this size (0: whole images; default the preset's)",
     )  # fmt: skip
     u.set_defaults(func=_train_upsampler)
+
+
+def add_sample_steps_argument(p: argparse.ArgumentParser, config_class) -> None:
+    default = config_class.__dataclass_fields__["sample_steps"].default
+    p.add_argument(
+        "--sample-steps", type=positive_int, default=None, metavar="N",
+        help=f"DDIM steps of the sample grids' drawings (default {default}; at a large preset "
+        "on a CPU each grid takes minutes at the default: fewer steps draw it faster, the "
+        "training is the same)",
+    )  # fmt: skip
 
 
 def _train_decoder(args: argparse.Namespace) -> int:
