@@ -19,6 +19,7 @@ Names the CPU; prints a Markdown table and, last, one JSON line.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import os
@@ -82,13 +83,18 @@ def main() -> None:
     parser = sampler_variant_parser(__doc__, "--score", "")
     parser.add_argument("--images", type=int, default=128, help="images timed (4 a prompt)")
     parser.add_argument("--batch", type=int, default=128, help="images at once (int8, bf16)")
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=3, help="timed rounds (0: scores only)")
+    parser.add_argument(
+        "--bf16", action=argparse.BooleanOptionalAction, default=None,
+        help="time the bf16 copy too (default: where the machine has bf16 units; --no-bf16 under "
+        "ONEDNN_MAX_CPU_ISA=AVX2, which stands in for an AVX2-only CPU)",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     pipe = DallePipeline.from_pretrained(args.model)
     models = {"fp32": pipe.transformer, "int8": int8_copy(pipe.transformer)}
     configs = [("fp32", 64), ("fp32", args.batch), ("int8", args.batch)]
-    if bf16_is_fast():
+    if bf16_is_fast() if args.bf16 is None else args.bf16:
         models["bf16"] = pipe.bf16_transformer()
         configs.append(("bf16", args.batch))
     prompts = [p for p in evaluation_prompts(args.images // 4, seed=3) for _ in range(4)]
@@ -102,7 +108,7 @@ def main() -> None:
                                            pipe.defaults, null_text=pipe.null_text()))  # fmt: skip
         return torch.cat(out)
 
-    reference = draw("fp32", args.batch)  # also the warm-up
+    reference = draw("fp32", args.batch) if args.reps else None  # also the warm-up
     times: dict[str, list[float]] = {}
     same: dict[str, float] = {}
     for _ in range(args.reps):
@@ -112,12 +118,13 @@ def main() -> None:
             times.setdefault(f"{name}_{batch}", []).append(time.perf_counter() - t0)
             same[f"{name}_{batch}"] = (tokens == reference).float().mean().item()
     medians = {k: statistics.median(v) for k, v in times.items()}
-    base = medians["fp32_64"]
     print(f"CPU: {cpu_name()}, {torch.get_num_threads()} threads; {len(prompts)} images\n")
-    print("| sampling (tokens only) | seconds | images/s | vs fp32 at 64 | tokens as fp32 |")
-    print("|---|---|---|---|---|")
-    for k, s in medians.items():
-        print(f"| {k} | {s:.2f} | {len(prompts) / s:.2f} | {base / s:.2f}x | {same[k]:.1%} |")
+    if medians:
+        base = medians["fp32_64"]
+        print("| sampling (tokens only) | seconds | images/s | vs fp32 at 64 | tokens as fp32 |")
+        print("|---|---|---|---|---|")
+        for k, s in medians.items():
+            print(f"| {k} | {s:.2f} | {len(prompts) / s:.2f} | {base / s:.2f}x | {same[k]:.1%} |")
     if args.score:
         args.seeds = args.score
         print_shapes_rows(pipe, args, {"model": "fp32"}, bf16=False)
