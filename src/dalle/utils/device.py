@@ -1,9 +1,9 @@
 """What the machine can do, and the dtype that follows from it.
 
 Every default that picks a dtype (sampling weights, training autocast) asks :func:`use_bf16`, so
-that the same command is fast on a CPU with bf16 matrix units (Intel AMX, AVX512-BF16), on one
-without them (AMD Zen 3 and older, where bf16 matrix products run 100x slower than fp32:
-1 against 87 GFLOP/s measured), and on GPUs. A user's explicit choice always wins.
+that the same command is fast on a CPU with bf16 matrix units (Intel AMX, or AVX512-BF16 as on
+AMD Zen 4), on one without them (AMD Zen 3 and older, where bf16 matrix products run 100x slower
+than fp32: 1 against 87 GFLOP/s measured), and on GPUs. A user's explicit choice always wins.
 """
 
 from __future__ import annotations
