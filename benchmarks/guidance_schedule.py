@@ -48,12 +48,14 @@ def main() -> None:
     args = parser.parse_args()
     pipe = DallePipeline.from_pretrained(args.model)
     positions = pipe.transformer.config.image_seq_len
-    for entry in args.schedules.split(","):
-        first, _, last = entry.partition(":")
-        g0, g1 = float(first), float(last or first)
-        sampling.guide = scheduled(g0, g1, positions)  # next_token reads the module's name
-        print_shapes_rows(pipe, args, {"guidance_from": g0, "guidance_to": g1})
-    sampling.guide = _guide
+    try:
+        for entry in args.schedules.split(","):
+            first, _, last = entry.partition(":")
+            g0, g1 = float(first), float(last or first)
+            sampling.guide = scheduled(g0, g1, positions)  # next_token reads the module's name
+            print_shapes_rows(pipe, args, {"guidance_from": g0, "guidance_to": g1})
+    finally:
+        sampling.guide = _guide
 
 
 if __name__ == "__main__":

@@ -9,10 +9,12 @@ products, rescaled and biased in the model's dtype), and times ``sample_image_to
 users-mix prompts, 4 images each, guided, side by side with the fp32 model (at ``--batch`` and
 at 64 images, the issue's baseline) and, where the machine has bf16 units, the bf16 copy the
 pipeline samples with there; the configurations alternate within each of ``--reps`` rounds and
-each reports its median. With ``--score SEEDS`` the fp32 and int8 models are also scored like
+each reports its median (only the fp32 path is warmed up first). ``--fp32-layers`` leaves
+some linear layers in fp32. With ``--score SEEDS`` the fp32 and int8 models are also scored like
 `dalle eval generation` on ``--prompts-seed`` (1: the validation set), once per image seed.
 
     python benchmarks/int8_sampling.py [--images 128] [--batch 128] [--reps 3] [--score 0]
+        [--fp32-layers image_head,mlp.2] [--no-bf16]
 
 Names the CPU; prints a Markdown table and, last, one JSON line.
 """
@@ -68,13 +70,15 @@ class Int8Linear(nn.Module):
         return y.view(*x.shape[:-1], out)
 
 
-def int8_copy(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with every ``nn.Linear`` an :class:`Int8Linear`."""
+def int8_copy(model: nn.Module, keep: tuple[str, ...] = ()) -> nn.Module:
+    """A copy of ``model`` with every ``nn.Linear`` an :class:`Int8Linear`, except those whose
+    qualified names end with one of ``keep`` (e.g. ``image_head``, ``mlp.2``)."""
     model = copy.deepcopy(model)
     dtype = next(model.parameters()).dtype
-    for module in list(model.modules()):
+    for prefix, module in list(model.named_modules()):
         for name, child in module.named_children():
-            if isinstance(child, nn.Linear):
+            full = f"{prefix}.{name}" if prefix else name
+            if isinstance(child, nn.Linear) and not full.endswith(keep):
                 setattr(module, name, Int8Linear(child, dtype))
     return model
 
@@ -85,6 +89,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128, help="images at once (int8, bf16)")
     parser.add_argument("--reps", type=int, default=3, help="timed rounds (0: scores only)")
     parser.add_argument(
+        "--fp32-layers", default="", metavar="NAMES",
+        help="linear layers left in fp32, by the end of their names, comma-separated (e.g. "
+        "image_head,mlp.2: the logits head and each block's second MLP layer)",
+    )  # fmt: skip
+    parser.add_argument(
         "--bf16", action=argparse.BooleanOptionalAction, default=None,
         help="time the bf16 copy too (default: where the machine has bf16 units; --no-bf16 under "
         "ONEDNN_MAX_CPU_ISA=AVX2, which stands in for an AVX2-only CPU)",
@@ -92,7 +101,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     pipe = DallePipeline.from_pretrained(args.model)
-    models = {"fp32": pipe.transformer, "int8": int8_copy(pipe.transformer)}
+    keep = tuple(n for n in args.fp32_layers.split(",") if n)
+    models = {"fp32": pipe.transformer, "int8": int8_copy(pipe.transformer, keep)}
     configs = [("fp32", 64), ("fp32", args.batch), ("int8", args.batch)]
     if bf16_is_fast() if args.bf16 is None else args.bf16:
         models["bf16"] = pipe.bf16_transformer()
@@ -108,7 +118,7 @@ def main() -> None:
                                            pipe.defaults, null_text=pipe.null_text()))  # fmt: skip
         return torch.cat(out)
 
-    reference = draw("fp32", args.batch) if args.reps else None  # also the warm-up
+    reference = draw("fp32", args.batch) if args.reps else None  # warms up the fp32 path only
     times: dict[str, list[float]] = {}
     same: dict[str, float] = {}
     for _ in range(args.reps):
@@ -129,7 +139,7 @@ def main() -> None:
         args.seeds = args.score
         print_shapes_rows(pipe, args, {"model": "fp32"}, bf16=False)
         pipe.transformer = models["int8"]  # the pipeline samples with it when bf16 is off
-        print_shapes_rows(pipe, args, {"model": "int8"}, bf16=False)
+        print_shapes_rows(pipe, args, {"model": "int8", "fp32_layers": list(keep)}, bf16=False)
     print(json.dumps({"cpu": cpu_name(), "seconds": medians, "same_tokens": same}))
 
 

@@ -72,8 +72,8 @@ def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], out: str) 
         action=argparse.BooleanOptionalAction,
         default=None,
         help="bf16 autocast (--no-bf16: fp32). Default: on where the machine has bf16 matrix "
-        "units (AMX / AVX512-BF16 CPUs: Intel Sapphire Rapids on, AMD Zen 4; recent GPUs), off elsewhere (on other CPUs bf16 "
-        "autocast made a step 22x slower)",
+        "units (AMX / AVX512-BF16 CPUs: Intel Cooper Lake and later, AMD Zen 4; recent GPUs), "
+        "off elsewhere (on other CPUs bf16 autocast made a step 22x slower)",
     )
     p.add_argument(
         "--seed", type=non_negative_int, default=None,

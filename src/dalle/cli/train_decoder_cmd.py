@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import torch
 
@@ -97,13 +98,14 @@ def register(train_sub: argparse._SubParsersAction) -> None:
     u.set_defaults(func=_train_upsampler)
 
 
-def add_sample_steps_argument(p: argparse.ArgumentParser, config_class) -> None:
-    default = config_class.__dataclass_fields__["sample_steps"].default
+def add_sample_steps_argument(p: argparse.ArgumentParser, config_class: type) -> None:
+    """``--sample-steps N``: the DDIM steps of the sample grids' drawings (``config_class``'s
+    ``sample_steps`` field; presets may set their own)."""
+    default = {f.name: f.default for f in dataclasses.fields(config_class)}["sample_steps"]
     p.add_argument(
         "--sample-steps", type=positive_int, default=None, metavar="N",
-        help=f"DDIM steps of the sample grids' drawings (default {default}; at a large preset "
-        "on a CPU each grid takes minutes at the default: fewer steps draw it faster, the "
-        "training is the same)",
+        help=f"DDIM steps of the sample grids' drawings (default the preset's: {default} at the "
+        "full-size presets); fewer draw a grid faster and leave the training as it is",
     )  # fmt: skip
 
 
