@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 import torch
 
@@ -101,7 +100,7 @@ def register(train_sub: argparse._SubParsersAction) -> None:
 def add_sample_steps_argument(p: argparse.ArgumentParser, config_class: type) -> None:
     """``--sample-steps N``: the DDIM steps of the sample grids' drawings (``config_class``'s
     ``sample_steps`` field; presets may set their own)."""
-    default = {f.name: f.default for f in dataclasses.fields(config_class)}["sample_steps"]
+    default = config_class.sample_steps  # the dataclass field's default
     p.add_argument(
         "--sample-steps", type=positive_int, default=None, metavar="N",
         help=f"DDIM steps of the sample grids' drawings (default the preset's: {default} at the "
