@@ -6,6 +6,10 @@ import argparse
 
 from dalle.cli.validate import check_candidates, non_negative_int, positive_int
 
+# the machines whose bf16 matrix units make bf16 the default (dalle.utils.device.use_bf16), for
+# every --bf16 help text
+BF16_UNITS = "bf16 matrix units (AMX / AVX512-BF16 CPUs: Intel Cooper Lake and later, AMD Zen 4; recent GPUs)"
+
 
 def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -26,8 +30,7 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bf16", action=argparse.BooleanOptionalAction, default=None,
         help="sample in bf16 (DALL·E: a bf16 copy of the transformer; unCLIP: bf16 autocast) "
-        "(--no-bf16: fp32). Default: bf16 where the machine has bf16 matrix units (AMX / "
-        "AVX512-BF16 CPUs: Intel Cooper Lake and later, AMD Zen 4; recent GPUs), fp32 "
+        f"(--no-bf16: fp32). Default: bf16 where the machine has {BF16_UNITS}, fp32 "
         "elsewhere (on other CPUs bf16 is many times slower)",
     )  # fmt: skip
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")

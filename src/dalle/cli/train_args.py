@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from dalle.cli.sampling_args import BF16_UNITS
 from dalle.cli.validate import fraction, non_negative_int, positive_float, positive_int
 from dalle.config import Config
 
@@ -71,8 +72,7 @@ def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], out: str) 
         "--bf16",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="bf16 autocast (--no-bf16: fp32). Default: on where the machine has bf16 matrix "
-        "units (AMX / AVX512-BF16 CPUs: Intel Cooper Lake and later, AMD Zen 4; recent GPUs), "
+        help=f"bf16 autocast (--no-bf16: fp32). Default: on where the machine has {BF16_UNITS}, "
         "off elsewhere (on other CPUs bf16 autocast made a step 22x slower)",
     )
     p.add_argument(
