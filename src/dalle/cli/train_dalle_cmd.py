@@ -35,8 +35,9 @@ def register(train_sub: argparse._SubParsersAction) -> None:
         help="train the DALL·E transformer (text + image tokens)",
         description=(
             "Train the DALL·E transformer on captions and the image tokens of a frozen dVAE "
-            "(--vae, default the bundled shapes dVAE). Trains a BPE tokenizer on the data's "
-            "captions unless --tokenizer is given; encodes a finite data set once into "
+            "(--vae, default the preset's: the bundled shapes dVAE for the shapes presets). "
+            "Trains a BPE tokenizer on the data's captions unless --tokenizer is given; "
+            "encodes a finite data set once into "
             "OUT/image_tokens.safetensors. Checkpoints go to OUT/checkpoints, sample grids to "
             "OUT/samples, and at the end the EMA weights with the tokenizer and dVAE, as a "
             "pipeline folder that `dalle generate --model OUT/pipeline` reads. Runs under "
@@ -44,7 +45,12 @@ def register(train_sub: argparse._SubParsersAction) -> None:
         ),
     )
     add_run_arguments(p, sorted(DalleTrainConfig.presets), out="runs/dalle")
-    p.add_argument("--vae", default=None, help="dVAE folder or bundled name (default shapes)")
+    p.add_argument(
+        "--vae",
+        default=None,
+        help="dVAE folder or bundled name (default: the preset's, shapes for the shapes presets, "
+        "runs/dvae-celeba128/vae for celeba128)",
+    )
     p.add_argument("--tokenizer", default=None, help="an existing tokenizer.json to use")
     add_caption_dropout_argument(p, "caption_dropout", "0.15")
     p.add_argument(
