@@ -6,10 +6,8 @@ from torch import nn
 
 from dalle.models.layers import (
     DECODE_MATMUL_MAX_KEYS_BF16,
-    Block,
     TanhGELU,
     decode_attention,
-    erf_gelu_for_bf16,
 )
 from dalle.models.transformer import DalleConfig, DalleTransformer
 
@@ -61,28 +59,71 @@ def test_tanh_gelu_without_gradients_is_the_tanh_formula():
     assert torch.equal(x32, x.float())
 
 
-def test_erf_gelu_replaces_only_the_tanh_gelu():
-    model = nn.Sequential(Block(16, 2, 8, act="gelu_tanh"), nn.GELU(), Block(16, 2, 8, act="gelu"))
-    swapped = erf_gelu_for_bf16(copy.deepcopy(model))
-    gelus = [m for m in swapped.modules() if isinstance(m, nn.GELU)]
-    assert len(gelus) == 3 and all(m.approximate == "none" for m in gelus)
-    assert model[0].mlp[1].approximate == "tanh"  # the original is untouched
+def test_tanh_gelu_in_bf16_is_the_erf_gelu_with_gradients():
+    x = torch.linspace(-8, 8, 4001).to(torch.bfloat16).requires_grad_()
+    y = TanhGELU()(x)
+    torch.testing.assert_close(y, torch.nn.functional.gelu(x), atol=0, rtol=0)
+    assert y.grad_fn is not None
+    y.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad.float()).all()
+    c = (2 / torch.pi) ** 0.5
+    xd = x.detach().double()
+    formula = 0.5 * xd * (1 + torch.tanh(c * (xd + 0.044715 * xd**3)))
+    spacing = 2.0 ** (torch.frexp(formula.abs().clamp_min(1e-3)).exponent - 8)  # bf16's step
+    assert ((y.detach().double() - formula).abs() <= spacing + 4.8e-4).all()
 
 
-def test_erf_gelu_moves_bf16_logits_less_than_bf16_itself():
+def _tanh_kernel(model: nn.Module) -> nn.Module:
+    """``model`` with each TanhGELU replaced by PyTorch's own tanh-GELU kernel."""
+    for name, child in model.named_children():
+        if isinstance(child, TanhGELU):
+            setattr(model, name, nn.GELU(approximate="tanh"))
+        else:
+            _tanh_kernel(child)
+    return model
+
+
+def _tiny_transformer():
     torch.manual_seed(0)
     config = DalleConfig.from_preset("dalle-tiny").replace(dim=64, head_dim=32)
-    model = DalleTransformer(config).eval()
+    model = DalleTransformer(config)
     for p in model.parameters():  # larger activations than at initialisation, where GELU matters
         p.data.mul_(3)
     g = torch.Generator().manual_seed(1)
     text = torch.randint(3, config.num_text_tokens, (4, config.text_seq_len), generator=g)
     image = torch.randint(0, config.num_image_tokens, (4, config.image_seq_len), generator=g)
+    return model, text, image
+
+
+def test_erf_gelu_in_bf16_moves_logits_less_than_bf16_itself():
+    model, text, image = _tiny_transformer()
+    model.eval()
     with torch.inference_mode():
         exact = model(text, image)[1].double()
-        tanh = copy.deepcopy(model).to(torch.bfloat16)(text, image)[1].double()
-        erf = erf_gelu_for_bf16(copy.deepcopy(model).to(torch.bfloat16))(text, image)[1].double()
+        bf16 = copy.deepcopy(model).to(torch.bfloat16)
+        erf = bf16(text, image)[1].double()  # TanhGELU computes the erf GELU in bf16
+        tanh = _tanh_kernel(bf16)(text, image)[1].double()
     bf16_error = (tanh - exact).abs().mean()
-    assert bf16_error > 0
+    assert bf16_error > 0 and not torch.equal(erf, tanh)
     assert (erf - exact).abs().mean() < 1.5 * bf16_error
     assert (erf - tanh).abs().mean() < 1.5 * bf16_error
+
+
+def test_erf_gelu_in_bf16_training_moves_gradients_less_than_autocast_itself():
+    from dalle.models.transformer import dalle_loss
+
+    model, text, image = _tiny_transformer()
+
+    def grads(m: nn.Module, bf16: bool) -> torch.Tensor:
+        m.zero_grad()
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            dalle_loss(m, text, image)["loss"].backward()
+        return torch.cat([p.grad.flatten().double() for p in m.parameters() if p.grad is not None])
+
+    exact = grads(model, False)
+    erf = grads(model, True)  # the GELU's input is bf16 under autocast: the erf kernel
+    tanh = grads(_tanh_kernel(copy.deepcopy(model)), True)
+    autocast_error = (tanh - exact).abs().mean()
+    assert autocast_error > 0 and not torch.equal(erf, tanh)
+    assert (erf - exact).abs().mean() < 1.5 * autocast_error
+    assert (erf - tanh).abs().mean() < 1.5 * autocast_error

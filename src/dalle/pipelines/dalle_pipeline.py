@@ -21,7 +21,6 @@ from PIL import Image
 from dalle.config import replace_given
 from dalle.folders import load_parts, read_pipeline, write_pipeline
 from dalle.models.dvae import DiscreteVAE
-from dalle.models.layers import erf_gelu_for_bf16
 from dalle.models.transformer import DalleTransformer
 from dalle.pipelines.clip_ranker import ClipRanker
 from dalle.pipelines.sampling import DEFAULT_SETTINGS, SamplingSettings, sample_image_tokens
@@ -153,10 +152,9 @@ class DallePipeline:
 
     def bf16_transformer(self) -> DalleTransformer:
         """A bf16 copy of the transformer, made once: sampling reads half the bytes per token
-        (with the erf GELU in place of the tanh one: ``erf_gelu_for_bf16``)."""
+        (its tanh GELU computes the erf one in bf16: ``dalle.models.layers.TanhGELU``)."""
         if self._bf16_transformer is None:
-            bf16 = copy.deepcopy(self.transformer).to(torch.bfloat16)
-            self._bf16_transformer = erf_gelu_for_bf16(bf16)
+            self._bf16_transformer = copy.deepcopy(self.transformer).to(torch.bfloat16)
         return self._bf16_transformer
 
     @torch.inference_mode()
