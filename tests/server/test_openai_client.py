@@ -109,6 +109,26 @@ def test_streaming_sends_partial_images_then_the_images(server):
     assert rows[-4:].max() == 0  # the rows still to come are black
 
 
+def test_unclip_previews_cover_the_upsampler_too(server, tiny_unclip):
+    """6 decoder steps (8 x 8) then 3 upsampler steps (16 x 16): of 3 previews spread over the
+    9 steps, the first two are the decoder's estimate (scaled up, so constant in 2 x 2 blocks)
+    and the last the upsampler's (at its own size)."""
+    client = server.client()
+    events = list(client.images.generate(model=tiny_unclip.name, prompt="a red circle", n=1,
+                                         stream=True, partial_images=3))  # fmt: skip
+    assert [e.type for e in events] == ["image_generation.partial_image"] * 3 + [
+        "image_generation.completed"
+    ]
+    assert [e.partial_image_index for e in events[:3]] == [0, 1, 2]
+
+    def blocky(event) -> bool:
+        a = np.asarray(png(event.b64_json).convert("RGB")).astype(int)
+        assert a.shape == (16, 16, 3)
+        return bool((a[0::2, 0::2] == a[1::2, 1::2]).all() and (a[0::2] == a[1::2]).all())
+
+    assert [blocky(e) for e in events[:3]] == [True, True, False]
+
+
 def test_edits_and_variations(server, tiny_unclip):
     client = server.client()
     rng = np.random.default_rng(0)

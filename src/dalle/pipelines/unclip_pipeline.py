@@ -345,14 +345,16 @@ class UnclipPipeline:
         seeds: Sequence[int],
         settings: UpsamplerSettings | None = None,
         bf16: bool = False,
+        on_step: Callable[[int, torch.Tensor], None] | None = None,
     ) -> torch.Tensor:
-        """(B, 3, S, S) images in [0, 1] at the upsampler's size, from (B, 3, s, s) ones."""
+        """(B, 3, S, S) images in [0, 1] at the upsampler's size, from (B, 3, s, s) ones.
+        ``on_step(i, x0)``: each step's estimate of the images (in [-1, 1], size S)."""
         if self.upsampler is None:
             raise ValueError(
                 "this pipeline has no upsampler: train one with `dalle train upsampler`"
             )
         return upsample_images(self.upsampler, images, seeds, settings or self.upsampler_defaults,
-                               bf16)  # fmt: skip
+                               bf16, on_step)  # fmt: skip
 
     # -- text to images -----------------------------------------------------------------------
     @torch.no_grad()
@@ -365,11 +367,13 @@ class UnclipPipeline:
         upsampler: UpsamplerSettings | None = None,
         bf16: bool | None = None,
         on_step: Callable[[int, torch.Tensor], None] | None = None,
+        on_upsampler_step: Callable[[int, torch.Tensor], None] | None = None,
     ) -> torch.Tensor:
         """(B, 3, S, S) pixels in [0, 1], one image per (prompt, seed) pair, all drawn at once:
         prior -> decoder -> upsampler (when the pipeline has one), each stage's noise seeded
         from the image's seed. ``on_step(i, x0)``: the decoder's estimate at each of its steps
-        (previews, in [-1, 1] at the decoder's size)."""
+        (previews, in [-1, 1] at the decoder's size); ``on_upsampler_step(i, x0)`` the same for
+        the upsampler's steps, at its size."""
         if self.prior is None or self.decoder is None:
             missing = "prior" if self.prior is None else "decoder"
             raise ValueError(f"this pipeline has no {missing}: it cannot draw images from text")
@@ -380,7 +384,8 @@ class UnclipPipeline:
                              decoder or self.decoder_defaults, bf16, on_step)  # fmt: skip
         if self.upsampler is not None:
             images = self.upsample(images, [seed_of(s, 3) for s in seeds],
-                                   upsampler or self.upsampler_defaults, bf16)  # fmt: skip
+                                   upsampler or self.upsampler_defaults, bf16,
+                                   on_upsampler_step)  # fmt: skip
         return images
 
     def __call__(
@@ -445,11 +450,13 @@ def upsample_images(
     seeds: Sequence[int],
     settings: UpsamplerSettings,
     bf16: bool = False,
+    on_step: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
-    """(B, 3, S, S) images in [0, 1] an upsampler draws from (B, 3, s, s) ones in [0, 1]."""
+    """(B, 3, S, S) images in [0, 1] an upsampler draws from (B, 3, s, s) ones in [0, 1]
+    (``on_step`` as in :func:`draw_unet`)."""
     low_res = images.to(next(upsampler.parameters()).device).float() * 2 - 1
     model_fn = autocast_fn(lambda x, t: upsampler(x, t, low_res=low_res), bf16)
-    return draw_unet(upsampler, model_fn, settings, seeds)
+    return draw_unet(upsampler, model_fn, settings, seeds, on_step)
 
 
 def draw_unet(unet: UNet, model_fn, settings, seeds: Sequence[int], on_step=None) -> torch.Tensor:

@@ -578,10 +578,12 @@ def _generation_job(req: ImageRequest, settings: dict[str, Any]) -> Job:
         return Job(key=None, images=req.n, run=rerank)
 
     def draw(prompts, seeds, on_partial):
-        previews = _previews(req, on_partial) if on_partial else None
+        previews = _previews(req, on_partial, upsampler=True) if on_partial else None
         if kind == "DallePipeline":
             return pipe.draw_pixels(prompts, seeds, on_token=previews, **settings)  # type: ignore[attr-defined]
-        return pipe.draw_pixels(prompts, seeds, on_step=previews, **settings)  # type: ignore[attr-defined]
+        on_step, on_upsampler_step = previews or (None, None)
+        return pipe.draw_pixels(prompts, seeds, on_step=on_step,  # type: ignore[attr-defined]
+                                on_upsampler_step=on_upsampler_step, **settings)  # fmt: skip
 
     key = None if req.partial_images else (req.model.name, repr(sorted(settings.items())))
     return Job(key=key, images=req.n, draw=draw, prompts=[req.prompt] * req.n, seeds=seeds)
@@ -592,11 +594,16 @@ def _marks(total: int, count: int) -> dict[int, int]:
     return {round(total * (i + 1) / (count + 1)) - 1: i for i in range(count)}
 
 
-def _previews(req: ImageRequest, on_partial, source: Image.Image | None = None, region=None):
+def _previews(
+    req: ImageRequest, on_partial, source: Image.Image | None = None, region=None,
+    upsampler: bool = False,
+):  # fmt: skip
     """A pipeline callback that hands ``req.partial_images`` previews to ``on_partial``: for
     DALL·E the rows of tokens drawn so far (decoded; rows to come black), for unCLIP the
     decoder's estimate of the image at that step. For an edit (``source`` and its ``region``,
-    True = repainted) the source's pixels stand outside the region, as in the result."""
+    True = repainted) the source's pixels stand outside the region, as in the result. unCLIP
+    with ``upsampler`` (generation): a pair of callbacks, the decoder's and the upsampler's, the
+    previews spread over both stages' steps (None for the upsampler's if there is none)."""
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -636,14 +643,19 @@ def _previews(req: ImageRequest, on_partial, source: Image.Image | None = None, 
 
         return on_token
     steps = pipe.decoder_settings(steps=req.steps).steps  # type: ignore[attr-defined]
-    marks = _marks(steps, count)
+    up_steps = 0
+    if upsampler and pipe.upsampler is not None:  # type: ignore[attr-defined]
+        up_steps = pipe.upsampler_settings().steps  # type: ignore[attr-defined]
+    marks = _marks(steps + up_steps, count)
 
     def on_step(i: int, x0: torch.Tensor) -> None:
         if i in marks:
             pixels = ((x0.float().clamp(-1, 1) + 1) / 2).cpu()
             send(marks[i], F.interpolate(pixels, size=size, mode="nearest"), None)
 
-    return on_step
+    if not upsampler:
+        return on_step
+    return on_step, (lambda i, x0: on_step(steps + i, x0)) if up_steps else None
 
 
 async def _form(request: Request) -> dict[str, Any]:
