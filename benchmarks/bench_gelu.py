@@ -26,18 +26,8 @@ from _common import benchmark_parser, median_time  # noqa: E402
 from bench_generate import cpu_name  # noqa: E402
 from torch import nn  # noqa: E402
 
-from dalle.models.layers import TanhGELU  # noqa: E402
+from dalle.models.layers import exact_tanh_gelu  # noqa: E402
 from dalle.models.transformer import DalleConfig, DalleTransformer, dalle_loss  # noqa: E402
-
-
-def tanh_kernel(model: nn.Module) -> nn.Module:
-    """``model`` with each ``TanhGELU`` replaced by PyTorch's tanh-GELU kernel, in place."""
-    for name, child in model.named_children():
-        if isinstance(child, TanhGELU):
-            setattr(model, name, nn.GELU(approximate="tanh"))
-        else:
-            tanh_kernel(child)
-    return model
 
 
 def kernel_ms(fn, x: torch.Tensor, backward: bool, reps: int, warmup: int) -> float:
@@ -71,7 +61,7 @@ def main() -> None:
             ]
 
     new = DalleTransformer(config).train()
-    old = tanh_kernel(copy.deepcopy(new))
+    old = exact_tanh_gelu(copy.deepcopy(new))
     text = torch.randint(1, config.num_text_tokens, (args.batch, config.text_seq_len))
     image = torch.randint(0, config.num_image_tokens, (args.batch, config.image_seq_len))
 

@@ -8,6 +8,7 @@ from dalle.models.layers import (
     DECODE_MATMUL_MAX_KEYS_BF16,
     TanhGELU,
     decode_attention,
+    exact_tanh_gelu,
 )
 from dalle.models.transformer import DalleConfig, DalleTransformer
 
@@ -73,16 +74,6 @@ def test_tanh_gelu_in_bf16_is_the_erf_gelu_with_gradients():
     assert ((y.detach().double() - formula).abs() <= spacing + 4.8e-4).all()
 
 
-def _tanh_kernel(model: nn.Module) -> nn.Module:
-    """``model`` with each TanhGELU replaced by PyTorch's own tanh-GELU kernel."""
-    for name, child in model.named_children():
-        if isinstance(child, TanhGELU):
-            setattr(model, name, nn.GELU(approximate="tanh"))
-        else:
-            _tanh_kernel(child)
-    return model
-
-
 def _tiny_transformer():
     torch.manual_seed(0)
     config = DalleConfig.from_preset("dalle-tiny").replace(dim=64, head_dim=32)
@@ -102,7 +93,7 @@ def test_erf_gelu_in_bf16_moves_logits_less_than_bf16_itself():
         exact = model(text, image)[1].double()
         bf16 = copy.deepcopy(model).to(torch.bfloat16)
         erf = bf16(text, image)[1].double()  # TanhGELU computes the erf GELU in bf16
-        tanh = _tanh_kernel(bf16)(text, image)[1].double()
+        tanh = exact_tanh_gelu(bf16)(text, image)[1].double()
     bf16_error = (tanh - exact).abs().mean()
     assert bf16_error > 0 and not torch.equal(erf, tanh)
     assert (erf - exact).abs().mean() < 1.5 * bf16_error
@@ -122,7 +113,7 @@ def test_erf_gelu_in_bf16_training_moves_gradients_less_than_autocast_itself():
 
     exact = grads(model, False)
     erf = grads(model, True)  # the GELU's input is bf16 under autocast: the erf kernel
-    tanh = grads(_tanh_kernel(copy.deepcopy(model)), True)
+    tanh = grads(exact_tanh_gelu(copy.deepcopy(model)), True)
     autocast_error = (tanh - exact).abs().mean()
     assert autocast_error > 0 and not torch.equal(erf, tanh)
     assert (erf - exact).abs().mean() < 1.5 * autocast_error
