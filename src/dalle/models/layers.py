@@ -34,19 +34,17 @@ class TanhGELU(nn.GELU):
     - bfloat16 (bf16 sampling and bf16 autocast training): the erf GELU. The two differ by at
       most 4.7e-4 (at |x| = 2.7, where a bf16 value's spacing is 1.6e-2), far less than bf16
       rounding moves the result, and the erf kernels are 3-6x faster: 32 x 279 x 1024 bf16 values
-      (a shapes-transformer MLP at batch 32) 2.3 against 13.6 ms forward, 7.5 against 21.9 ms
-      forward and backward (AMD EPYC Zen 4, 2 threads).
+      (a shapes-transformer MLP at batch 32) 2.2 against 10.1 ms forward, 9.2 against 22.1 ms
+      forward and backward (AMD EPYC Zen 4, 2 threads; benchmarks/bench_gelu.py).
     Float32 training and other devices keep the fused tanh kernel."""
 
     def __init__(self) -> None:
         super().__init__(approximate="tanh")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu":
-            return super().forward(x)
-        if x.dtype == torch.bfloat16:
+        if x.device.type == "cpu" and x.dtype == torch.bfloat16:
             return F.gelu(x)
-        if torch.is_grad_enabled() or x.dtype != torch.float32:
+        if torch.is_grad_enabled() or x.dtype != torch.float32 or x.device.type != "cpu":
             return super().forward(x)
         k = 2 * math.sqrt(2 / math.pi)
         u = x * x

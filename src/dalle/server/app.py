@@ -578,10 +578,12 @@ def _generation_job(req: ImageRequest, settings: dict[str, Any]) -> Job:
         return Job(key=None, images=req.n, run=rerank)
 
     def draw(prompts, seeds, on_partial):
-        previews = _previews(req, on_partial, upsampler=True) if on_partial else None
         if kind == "DallePipeline":
+            previews = _previews(req, on_partial) if on_partial else None
             return pipe.draw_pixels(prompts, seeds, on_token=previews, **settings)  # type: ignore[attr-defined]
-        on_step, on_upsampler_step = previews or (None, None)
+        on_step, on_upsampler_step = (
+            _previews(req, on_partial, upsampler=True) if on_partial else (None, None)
+        )
         return pipe.draw_pixels(prompts, seeds, on_step=on_step,  # type: ignore[attr-defined]
                                 on_upsampler_step=on_upsampler_step, **settings)  # fmt: skip
 
