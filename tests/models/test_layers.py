@@ -9,6 +9,7 @@ from dalle.models.layers import (
     TanhGELU,
     decode_attention,
     exact_tanh_gelu,
+    fused_decode_kernel,
 )
 from dalle.models.transformer import DalleConfig, DalleTransformer
 
@@ -41,6 +42,23 @@ def test_decode_attention_is_softmax_attention(keys, dtype, masked, contiguous):
     assert out.shape == (3, 2, 1, 16) and out.dtype == dtype
     tolerance = 1e-5 if dtype == torch.float32 else 3e-2
     torch.testing.assert_close(out.double(), reference(q, k, v, mask), atol=tolerance, rtol=0)
+
+
+@pytest.mark.parametrize("flags", [{"amx_bf16", "avx512_bf16"}, {"avx512_bf16"}, set()])
+def test_decode_attention_takes_the_kernel_measured_faster_on_the_machine(flags, monkeypatch):
+    """Intel AMX: the fused kernel for many bf16 keys or strided ones; bf16 on a CPU without AMX
+    (AVX512-BF16 alone, or no bf16 units): always the matrix products; float32 as on AMX."""
+    monkeypatch.setattr("dalle.models.layers.cpu_flags", lambda: frozenset(flags))
+    q = torch.zeros(2, 2, 1, 8)
+    few, many = torch.zeros(2, 2, 5, 8), torch.zeros(2, 2, DECODE_MATMUL_MAX_KEYS_BF16 + 1, 8)
+    amx = "amx_bf16" in flags
+    for dtype in (torch.float32, torch.bfloat16):
+        bf16 = dtype == torch.bfloat16
+        qd = q.to(dtype)
+        assert fused_decode_kernel(qd, few.to(dtype), few.to(dtype)) is False
+        assert fused_decode_kernel(qd, many.to(dtype), many.to(dtype)) is (bf16 and amx)
+        s = torch.zeros(2, 2, 10, 8, dtype=dtype)[:, :, 2:7]  # a cache region, not contiguous
+        assert fused_decode_kernel(qd, s, s) is (not bf16 or amx)
 
 
 def test_tanh_gelu_without_gradients_is_the_tanh_formula():

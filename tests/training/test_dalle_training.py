@@ -207,3 +207,72 @@ def test_train_dalle_init_grows_a_shallower_transformer(tmp_path, capsys):
                  "--init", str(first / "pipeline"),
                  "--tokenizer", str(first / "tokenizer.json")]) == 2  # fmt: skip
     assert "cannot grow into it" in capsys.readouterr().err
+
+
+def test_a_packed_run_resumes_with_fp16_weights_a_fresh_optimizer_and_a_rewarmed_rate(
+    tmp_path, capsys
+):
+    from safetensors.torch import load_file
+
+    from dalle.training.checkpoint import latest_checkpoint, pack_run
+    from dalle.training.loop import rewarm_steps, scheduled_lr
+
+    torch.set_num_threads(1)
+    trainer, _ = toy_setup(tmp_path / "run", steps=60)
+    trainer.config.save(tmp_path / "run" / "train_config.json")
+    trainer.train(stop_at=30)
+    full = latest_checkpoint(tmp_path / "run")
+    packed = pack_run(tmp_path / "run", tmp_path / "packed")
+    assert packed.name == full.name == "step_0000030"
+    assert not (packed / "optimizer.safetensors").exists()
+    assert (tmp_path / "packed" / "train_config.json").is_file()
+    for name in ("model", "ema"):
+        a, b = (
+            load_file(str(full / f"{name}.safetensors")),
+            load_file(str(packed / f"{name}.safetensors")),
+        )
+        for k in a:  # weight matrices in fp16; norms and biases as they were
+            assert torch.equal(a[k].half() if a[k].dim() >= 2 else a[k], b[k]), (name, k)
+    size = sum(f.stat().st_size for f in packed.iterdir())
+    assert size < 0.3 * sum(f.stat().st_size for f in full.iterdir())
+
+    again, _ = toy_setup(tmp_path / "packed", steps=60)
+    assert again.resume() and again.step == 30
+    assert not again.optimizer.state  # no moments: the optimizer starts afresh
+    for (k, a), b in zip(
+        trainer.unwrapped.state_dict().items(), again.unwrapped.state_dict().values()
+    ):
+        assert torch.equal(a.half().float() if a.dim() >= 2 else a, b), k
+    r = rewarm_steps(again.config)
+    assert r == 10  # the run's own warm-up (10) is shorter than 2 / (1 - 0.96) = 50
+    on_schedule = [scheduled_lr(again.config, None, s) for s in range(30, 30 + r + 1)]
+    assert [again.lr_at(s) for s in range(30, 30 + r + 1)] == pytest.approx(
+        [lr * min(1, (i + 1) / r) for i, lr in enumerate(on_schedule)]
+    )
+    losses = []
+    again.train(on_step=lambda s: losses.append(s.image_loss))
+    assert again.step == 60 and again.optimizer.state
+    straight, _ = toy_setup(tmp_path / "straight", steps=60)
+    reference = []
+    straight.train(on_step=lambda s: reference.append(s.image_loss))
+    tail, reference_tail = sum(losses[-5:]) / 5, sum(reference[-5:]) / 5
+    assert tail < 0.9 * losses[0] and tail < 1.15 * reference_tail  # learning on, as if unbroken
+    third, _ = toy_setup(tmp_path / "packed", steps=60)  # a full checkpoint of it: moments kept
+    assert third.resume() and third.rewarm == (30, 10) and third.optimizer.state
+    with pytest.raises(ValueError, match="not an empty folder"):
+        pack_run(tmp_path / "run", tmp_path / "packed")
+    with pytest.raises(ValueError, match="no checkpoint to pack"):
+        pack_run(tmp_path / "nothing", tmp_path / "elsewhere")
+    assert not (tmp_path / "elsewhere").exists()  # nothing half-written
+    newest = latest_checkpoint(tmp_path / "packed")  # step 60, a full checkpoint: damage it
+    (newest / "model.safetensors").write_bytes(b"truncated")
+    older = pack_run(tmp_path / "packed", tmp_path / "from_older")  # the one before is used
+    assert older.name == "step_0000030"
+
+    from dalle.cli import main
+
+    assert main(["train", "pack", str(tmp_path / "run"), "--out", str(tmp_path / "cli")]) == 0
+    assert "--resume" in capsys.readouterr().out
+    assert latest_checkpoint(tmp_path / "cli").name == "step_0000030"
+    assert main(["train", "pack", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
+    assert "no checkpoint to pack" in capsys.readouterr().err

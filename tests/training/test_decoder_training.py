@@ -239,7 +239,7 @@ def test_upsampler_crops_stay_aligned_with_the_low_resolution_image(tmp_path):
     config = UpsamplerTrainConfig(unet="upsampler-tiny", crop_size=8, bf16=False)
     trainer = UpsamplerTrainer(UNetConfig.from_preset("upsampler-tiny"), config, tmp_path, None)
     x0 = torch.rand(6, 3, 16, 16)
-    x0_crop, low_crop = trainer._crop(x0, area_resize(x0, 8))
+    x0_crop, low_crop = trainer._crop(x0, area_resize(x0, 8), trainer.generator)
     assert x0_crop.shape == (6, 3, 8, 8) and low_crop.shape == (6, 3, 4, 4)
     torch.testing.assert_close(area_resize(x0_crop, 4), low_crop)
     with pytest.raises(ValueError, match="multiple of the scale factor"):

@@ -81,6 +81,21 @@ def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], out: str) 
     )  # fmt: skip
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument(
+        "--val-data", default=None, metavar="SPEC",
+        help="validation data (any --data spec, e.g. shapes:test or a folder): the EMA weights' "
+        "losses on it are logged to OUT/metrics.jsonl as val_* and printed, with the same noise "
+        "at every validation. Default: none",
+    )  # fmt: skip
+    p.add_argument(
+        "--val-size", type=positive_int, default=None, metavar="N",
+        help="validation examples: the first N of --val-data, rounded up to whole batches "
+        "(default 256)",
+    )  # fmt: skip
+    p.add_argument(
+        "--val-every", type=positive_int, default=None, metavar="N",
+        help="validate every N steps (default: at every checkpoint) and at the last step",
+    )  # fmt: skip
+    p.add_argument(
         "--stop-at",
         type=positive_int,
         default=None,
@@ -208,6 +223,65 @@ def encoded_batches(config, dataset, encoder, out: Path, accelerator, with_image
     )
 
 
+def validation_batches(
+    config, image_size: int, accelerator, encoder=None, with_images: bool = False
+) -> list | None:
+    """``config.val_size`` examples of ``config.val_data`` (None: no validation) at
+    ``image_size``, without augmentation, in the training batches' form (encoded by ``encoder``,
+    with the images if ``with_images``, as :func:`encoded_batches` gives them; else images and
+    captions): a finite data set's first examples, each once (batches of the run's size and a
+    last smaller one, a multiple of the processes); a stream's first batches. CelebA's ``valid``
+    partition; a seed of its own, the same for every run. Read once, kept in memory."""
+    import math
+
+    from torch.utils.data import IterableDataset, Subset
+
+    from dalle.data import open_dataset
+    from dalle.data.base import SkipReport
+    from dalle.data.registry import validation_split
+    from dalle.data.shards import WebDatasetShards
+    from dalle.training.batches import StepBatches
+    from dalle.training.encoded_data import EncodedBatches
+    from dalle.training.loop import VALIDATION_SEED
+
+    if not config.val_data:
+        return None
+    spec, size, seed = config.val_data, config.val_size, VALIDATION_SEED
+    dataset = open_dataset(spec, image_size=image_size, split=validation_split(spec), seed=seed)
+    if isinstance(dataset, WebDatasetShards):
+        dataset.rank, dataset.world_size = 0, 1  # every process reads the whole set
+    batch, processes = config.batch_size, accelerator.num_processes
+    if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
+        parts = [(dataset, batch, math.ceil(size / batch))]
+    else:
+        n = min(size, len(dataset))
+        full, rest = divmod(n, batch)
+        rest -= rest % processes
+        parts = [(Subset(dataset, range(full * batch)), batch, full)] if full else []
+        if rest:
+            parts.append((Subset(dataset, range(full * batch, full * batch + rest)), rest, 1))
+        if not parts:
+            raise ValueError(f"the validation data {spec} has no examples")
+    report, found = SkipReport(), []
+    for source, size_of_batch, count in parts:
+        if encoder is not None:
+            batches = EncodedBatches(
+                source, encoder, size_of_batch, seed, None, report, with_images
+            )(0)
+        else:
+            batches = StepBatches(source, size_of_batch, 0, seed, report)
+        try:
+            found += [next(batches) for _ in range(count)]
+        finally:
+            if hasattr(batches, "close"):
+                batches.close()
+    if accelerator.is_main_process:
+        skipped = f"; {report.summary()}" if report.count else ""
+        examples = sum(len(b[-1]) for b in found)
+        print(f"validation: {examples} examples of {spec}{skipped}")
+    return found
+
+
 def run_folder(args: argparse.Namespace) -> Path:
     """``--out``, refused if it already holds a run (a complete checkpoint) and ``--resume`` was
     not given."""
@@ -222,7 +296,10 @@ def run_folder(args: argparse.Namespace) -> Path:
 
 
 # settings that do not alter the run (a resume may change them freely)
-HARMLESS_CHANGES = {"checkpoint_every", "sample_every", "sample_steps", "log_every"}
+HARMLESS_CHANGES = {
+    "checkpoint_every", "sample_every", "sample_steps", "log_every", "val_data", "val_size",
+    "val_every",
+}  # fmt: skip
 
 
 def check_resumed_config(out: Path, config: Config, allow: bool, main: bool = True) -> None:
@@ -279,8 +356,12 @@ def run_trainer(
         bar.update(1)
         bar.set_postfix(postfix(stats))
 
+    def on_validation(record: dict) -> None:
+        losses = ", ".join(f"{k[4:]} {v:.4f}" for k, v in record.items() if k.startswith("val_"))
+        bar.write(f"step {record['step']}: validation {losses}")
+
     start = time.perf_counter()
-    trainer.train(on_step, stop_at=args.stop_at)
+    trainer.train(on_step, stop_at=args.stop_at, on_validation=on_validation)
     bar.close()
     if trainer.skipped.count:
         print(trainer.skipped.summary())

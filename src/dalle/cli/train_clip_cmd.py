@@ -13,6 +13,7 @@ from dalle.cli.train_args import (
     run_config,
     run_folder,
     run_trainer,
+    validation_batches,
 )
 from dalle.models.clip import CLIPConfig
 from dalle.training.clip_trainer import CLIPTrainConfig, CLIPTrainer, fit_clip_config
@@ -58,6 +59,7 @@ def _train_clip(args: argparse.Namespace) -> int:
     tokenizer = prepare_tokenizer(args.tokenizer, config, dataset, out, accelerator)
     model_config = fit_clip_config(base, tokenizer, base.image_size)
     trainer = CLIPTrainer(model_config, config, out, tokenizer, dataset, accelerator)
+    trainer.val_batches = validation_batches(config, base.image_size, accelerator)
     run_trainer(
         trainer, args, config, model_config, out, "clip",
         lambda s: {"loss": f"{s.loss:.3f}", "scale": f"{s.scale:.1f}", "lr": f"{s.lr:.1e}"},

@@ -8,12 +8,14 @@ import argparse
 import torch
 
 from dalle.cli import train_clip_cmd, train_dalle_cmd, train_decoder_cmd, train_prior_cmd
+from dalle.cli.pipeline_cmd import DTYPES
 from dalle.cli.train_args import (
     add_run_arguments,
     open_training_data,
     run_config,
     run_folder,
     run_trainer,
+    validation_batches,
 )
 from dalle.models.dvae import DVAEConfig
 from dalle.training.dvae_trainer import DVAETrainConfig, DVAETrainer
@@ -39,6 +41,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     train_clip_cmd.register(train_sub)
     train_prior_cmd.register(train_sub)
     train_decoder_cmd.register(train_sub)
+    pack = train_sub.add_parser(
+        "pack",
+        help="pack a run's newest checkpoint small, to carry it to another machine",
+        description=(
+            "Copy a run (any stage) into a small folder that `dalle train STAGE --out OUT "
+            "--resume` continues from, here or on another machine: the newest readable "
+            "checkpoint's weight matrices and their EMA in fp16 (norms, biases and statistics "
+            "as they are), its RNG and step, the run's configs, metrics and "
+            "tokenizer; not the optimizer's moments (a quarter of the size is left). The resumed "
+            "run starts its optimizer afresh and warms the learning rate up to the schedule's "
+            "again over 2 / (1 - beta2) steps, at most the run's warm-up (DALL·E 50, CLIP 100, "
+            "dVAE, prior and upsampler 200, decoder 500 at the presets' settings), which costs "
+            "about half that many steps of progress. Data caches are not copied: a resume "
+            "encodes the data again."
+        ),
+    )
+    pack.add_argument("run", help="the run folder (what --out was)")
+    pack.add_argument("--out", required=True, help="the packed run's folder (new, or empty)")
+    pack.add_argument(
+        "--dtype", choices=sorted(DTYPES), default="fp16",
+        help="the weights' dtype in the pack (default fp16)",
+    )  # fmt: skip
+    pack.set_defaults(func=_pack)
+
+
+def _pack(args: argparse.Namespace) -> int:
+    from dalle.training.checkpoint import pack_run
+
+    path = pack_run(args.run, args.out, DTYPES[args.dtype])
+    size = sum(f.stat().st_size for f in path.parent.parent.rglob("*") if f.is_file())
+    print(f"packed {path} ({size / 2**20:.1f} MB); continue with "
+          f"`dalle train STAGE --out {args.out} --resume` and the run's options")  # fmt: skip
+    return 0
 
 
 def _train_dvae(args: argparse.Namespace) -> int:
@@ -53,6 +88,7 @@ def _train_dvae(args: argparse.Namespace) -> int:
     dataset = open_training_data(config, model_config.image_size)
     out.mkdir(parents=True, exist_ok=True)
     trainer = DVAETrainer(model_config, config, out, dataset, accelerator)
+    trainer.val_batches = validation_batches(config, model_config.image_size, accelerator)
     run_trainer(
         trainer, args, config, model_config, out, "dvae",
         lambda s: {

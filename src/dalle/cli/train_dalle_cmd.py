@@ -18,6 +18,7 @@ from dalle.cli.train_args import (
     run_folder,
     run_trainer,
     start_from,
+    validation_batches,
 )
 from dalle.cli.validate import non_negative_int, positive_int
 from dalle.models.transformer import DalleConfig
@@ -104,6 +105,9 @@ def _train_dalle(args: argparse.Namespace) -> int:
         model_config, config, out, tokenizer, vae, batches, _sample_prompts(config, dataset),
         accelerator,
     )  # fmt: skip
+    trainer.val_batches = validation_batches(
+        config, vae.config.image_size, accelerator, dvae_tokens(vae)
+    )
 
     def init() -> None:  # a new run (or one killed before its first checkpoint) starts here
         from dalle.models.transformer import DalleTransformer

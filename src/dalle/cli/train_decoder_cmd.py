@@ -16,6 +16,7 @@ from dalle.cli.train_args import (
     run_folder,
     run_trainer,
     start_from,
+    validation_batches,
 )
 from dalle.cli.validate import fraction, non_negative_int, positive_int
 from dalle.training.decoder_trainer import DecoderTrainConfig, UpsamplerTrainConfig
@@ -142,6 +143,9 @@ def _train_decoder(args: argparse.Namespace) -> int:
     trainer = DecoderTrainer(
         model_config, config, out, ranker.clip, ranker.tokenizer, batches, accelerator
     )
+    trainer.val_batches = validation_batches(
+        config, clip.image_size, accelerator, clip_image_embeddings(ranker.clip), with_images=True
+    )
 
     def init() -> None:  # a new run (or one killed before its first checkpoint) starts here
         from dalle.folders import INDEX_FILE, resolve
@@ -174,6 +178,7 @@ def _train_upsampler(args: argparse.Namespace) -> int:
     dataset = open_training_data(config, model_config.image_size)
     out.mkdir(parents=True, exist_ok=True)
     trainer = UpsamplerTrainer(model_config, config, out, dataset, accelerator)
+    trainer.val_batches = validation_batches(config, model_config.image_size, accelerator)
     run_trainer(
         trainer, args, config, model_config, out, "upsampler",
         lambda s: {"loss": f"{s.loss:.4f}", "lr": f"{s.lr:.1e}"},

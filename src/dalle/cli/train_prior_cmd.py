@@ -13,6 +13,7 @@ from dalle.cli.train_args import (
     run_config,
     run_folder,
     run_trainer,
+    validation_batches,
 )
 from dalle.training.prior_trainer import PriorTrainConfig
 
@@ -62,6 +63,9 @@ def _train_prior(args: argparse.Namespace) -> int:
     batches = encoded_batches(config, dataset, clip_image_embeddings(ranker.clip), out, accelerator)
     trainer = PriorTrainer(
         model_config, config, out, ranker.clip, ranker.tokenizer, batches, accelerator
+    )
+    trainer.val_batches = validation_batches(
+        config, clip.image_size, accelerator, clip_image_embeddings(ranker.clip)
     )
     run_trainer(
         trainer, args, config, model_config, out, "prior",

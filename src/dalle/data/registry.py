@@ -108,6 +108,17 @@ def open_dataset(
     return _no_split(CaptionFolderDataset(path, transform, seed=seed), split)
 
 
+def validation_split(spec: str) -> str:
+    """The split validation reads from ``spec``: CelebA's official ``valid`` partition; for the
+    shapes world the spec's (``shapes:test``), else ``train`` (validation renders its scenes
+    with a seed of its own); the folder and shard formats have no splits (point ``--val-data``
+    at held-back files)."""
+    path = Path(spec)
+    if path.is_dir() and _detect(path) == "celeba":
+        return "valid"
+    return "train"
+
+
 def _no_split(dataset: Any, split: str) -> Any:
     if split != "train":
         logger.warning(

@@ -11,6 +11,7 @@ from torch import nn
 
 from dalle.models.kv_cache import KVCache
 from dalle.models.sparse_attention import SparsePattern
+from dalle.utils.device import cpu_flags
 
 Activation = Literal["gelu", "gelu_tanh", "quick_gelu"]
 CAUSAL = "causal"  # as a mask: the square causal mask, which the kernel need not be given
@@ -135,12 +136,26 @@ class SelfAttention(nn.Module):
 
 
 # Below this many keys a single query's attention is faster as two matrix products than through
-# the fused kernel (CPU, 2 threads, 256-512 rows x 4 heads of 64: 2.0 ms vs 3.1 ms in bf16 at 41
-# keys; the fused kernel wins in bf16 at 121); in float32 the matrix products won at every size
-# measured (1.2 vs 1.5 ms at 41 keys, 5.6 vs 8.5 ms at 121). Keys that are not one contiguous
-# block (a column layer's region of its cache) go to the fused kernel: the matrix product would
-# first copy them (3 ms at 512 rows). ``docs/benchmarks.md``.
+# the fused kernel on a CPU with AMX (Intel Xeon, 2 threads, 256-512 rows x 4 heads of 64: 2.0
+# ms vs 3.1 ms in bf16 at 41 keys; the fused kernel wins in bf16 at 121); in float32 the matrix
+# products won at every size measured (1.2 vs 1.5 ms at 41 keys, 5.6 vs 8.5 ms at 121). Keys
+# that are not one contiguous block (a column layer's region of its cache) go to the fused
+# kernel there: the matrix product would first copy them (3 ms at 512 rows). On a CPU whose
+# bf16 units are AVX512-BF16 dot products alone (AMD Zen 4), the fused kernel's bf16 path is
+# 2-10x slower than the matrix products at every size (512 rows: 7.1 vs 0.7 ms at 41 keys, 14.7
+# vs 3.1 at 121, 4.8 vs 2.5 for a column's strided 32): bf16 always takes the matrix products
+# there. ``docs/benchmarks.md``.
 DECODE_MATMUL_MAX_KEYS_BF16 = 64
+
+
+def fused_decode_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
+    """Whether a single query's attention runs faster through the fused kernel than as two
+    matrix products, for these inputs on this machine (measurements above)."""
+    bf16 = q.dtype == torch.bfloat16
+    if bf16 and q.device.type == "cpu" and "amx_bf16" not in cpu_flags():
+        return False
+    many = bf16 and k.shape[-2] > DECODE_MATMUL_MAX_KEYS_BF16
+    return many or not (k.is_contiguous() and v.is_contiguous())
 
 
 def decode_attention(
@@ -148,8 +163,7 @@ def decode_attention(
 ) -> torch.Tensor:
     """One query per (row, head): (B, H, 1, Dh) against (B, H, m, Dh) keys, ``mask`` None or a
     boolean (1, m) of the keys it may see. The softmax runs in float32 at least."""
-    many = q.dtype == torch.bfloat16 and k.shape[-2] > DECODE_MATMUL_MAX_KEYS_BF16
-    if many or not (k.is_contiguous() and v.is_contiguous()):
+    if fused_decode_kernel(q, k, v):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     scores = (q @ k.transpose(-1, -2)).float() * q.shape[-1] ** -0.5
     if mask is not None:

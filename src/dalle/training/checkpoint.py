@@ -18,9 +18,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from dalle.config import dict_changes
+from dalle.utils.io import atomic_write_bytes
 
 STATE_FILE = "trainer_state.json"
 REQUIRED_TENSORS = ("model", "ema", "optimizer", "rng")  # what every training checkpoint holds
+PACKED = "packed"  # trainer-state key of a packed checkpoint (see pack_run): no optimizer moments
 
 logger = logging.getLogger(__name__)
 
@@ -167,18 +169,13 @@ def save_training_checkpoint(
     return path
 
 
-def load_training_checkpoint(
+def newest_readable_checkpoint(
     run_dir: str | os.PathLike,
-    model: torch.nn.Module,
-    ema,
-    optimizer: torch.optim.Optimizer,
-    generator: torch.Generator,
-    model_config,
 ) -> tuple[Path, dict[str, dict[str, torch.Tensor]], dict] | None:
-    """Restore the newest readable checkpoint of a run into the given objects; None if there is
-    none. A checkpoint damaged after it was written (a truncated or corrupt file, e.g. a disk
-    that filled up or a copy cut short) is reported and the one before it is used. Returns its
-    path, tensors and state (the step is ``state["step"]``) for any extras."""
+    """The newest checkpoint of a run that reads whole (its path, tensors and state); None if
+    the run has none. A checkpoint damaged after it was written (a truncated or corrupt file,
+    e.g. a disk that filled up or a copy cut short) is reported and the one before it is used;
+    if none can be read, a ValueError lists why."""
     found = checkpoints(run_dir)
     if not found:
         return None
@@ -186,7 +183,8 @@ def load_training_checkpoint(
     for path in found:
         try:
             tensors, state = load_checkpoint(path)
-            missing = [name for name in REQUIRED_TENSORS if name not in tensors]
+            required = [n for n in REQUIRED_TENSORS if not (n == "optimizer" and state.get(PACKED))]
+            missing = [name for name in required if name not in tensors]
             if missing:
                 raise ValueError(f"no {', '.join(missing)} tensors")
             state["step"], state["model_config"], state["optimizer"]  # noqa: B018
@@ -197,15 +195,86 @@ def load_training_checkpoint(
     else:
         raise ValueError("no checkpoint of the run can be read: " + "; ".join(damaged))
     if damaged:
-        logger.warning("resuming from %s: the newer checkpoint could not be read", path)
+        logger.warning("using %s: the newer checkpoint could not be read", path)
+    return path, tensors, state
+
+
+def load_training_checkpoint(
+    run_dir: str | os.PathLike,
+    model: torch.nn.Module,
+    ema,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    model_config,
+) -> tuple[Path, dict[str, dict[str, torch.Tensor]], dict] | None:
+    """Restore the newest readable checkpoint of a run (``newest_readable_checkpoint``) into
+    the given objects; None if there is none. Returns its path, tensors and state (the step is
+    ``state["step"]``) for any extras."""
+    found = newest_readable_checkpoint(run_dir)
+    if found is None:
+        return None
+    path, tensors, state = found
     if state["model_config"] != model_config.to_dict():
         changed = dict_changes(state["model_config"], model_config.to_dict())
         raise ValueError(
             f"{path}: the checkpoint was made with another model config (checkpoint -> this "
             f"run: {changed})"
         )
-    model.load_state_dict(tensors["model"])
+    model.load_state_dict(tensors["model"])  # (a packed checkpoint's fp16 cast back up)
     ema.load_state_dict(tensors["ema"])
-    optimizer_from_tensors(optimizer, tensors["optimizer"], state["optimizer"])
+    if "optimizer" in tensors:  # a packed one has none: the optimizer starts afresh
+        optimizer_from_tensors(optimizer, tensors["optimizer"], state["optimizer"])
     restore_rng(tensors["rng"], generator)
     return path, tensors, state
+
+
+def pack_run(
+    run_dir: str | os.PathLike, out: str | os.PathLike, dtype: torch.dtype = torch.float16
+) -> Path:
+    """A small copy of a run in the new (or empty) folder ``out`` that ``--resume`` continues
+    from, on this machine or another: the newest readable checkpoint's weight matrices (every
+    tensor of two or more dimensions: the bulk of the bytes) and their EMA in ``dtype``, its
+    other tensors (norms, biases, statistics, RNG) and trainer state as they are, but not the
+    optimizer's moments (two more copies of the weights in fp32; in fp16 a quarter of the size
+    is left); and the run's own small files (its configs, metrics log, tokenizer). A resume from
+    it starts the optimizer afresh and warms the learning rate up again to where the schedule
+    is (``AcceleratedTrainer.resume``). Written in a temporary folder and renamed into place.
+    Returns the packed checkpoint's folder."""
+    run_dir, out = Path(run_dir), Path(out)
+    if out.resolve() == run_dir.resolve():
+        raise ValueError("pack a run into another folder than its own")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"{out} is not an empty folder: pack into a new one")
+    found = newest_readable_checkpoint(run_dir)
+    if found is None:
+        raise ValueError(f"{run_dir} holds no checkpoint to pack")
+    last, tensors, state = found
+    for name in ("model", "ema"):
+        for key, value in tensors[name].items():
+            if value.is_floating_point() and value.dim() >= 2:
+                cast = value.to(dtype)
+                if not bool(cast.isfinite().all()) and bool(value.isfinite().all()):
+                    raise ValueError(
+                        f"{last}: {name} tensor {key} does not fit in {dtype} (values up to "
+                        f"{value.abs().max().item():.3g}); pack with another --dtype"
+                    )
+                tensors[name][key] = cast
+    tensors.pop("optimizer", None)
+    step = state.pop("step")
+    state.update({"optimizer": None, PACKED: {"from_step": step, "dtype": str(dtype)}})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.packing-"))
+    try:
+        for path in sorted(run_dir.iterdir()):
+            if path.is_file() and path.suffix in (".json", ".jsonl"):
+                atomic_write_bytes(tmp / path.name, path.read_bytes())
+        config = last / "config.json"
+        texts = {"config.json": config.read_text(encoding="utf-8")} if config.is_file() else None
+        packed = save_checkpoint(tmp, step, tensors, state, keep=1, text_files=texts)
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out / packed.relative_to(tmp)

@@ -132,6 +132,14 @@ class CLIPTrainer(AcceleratedTrainer):
         stats = self.optimize({"loss": loss})
         return StepStats(self.step, stats["loss"], scale.item(), lr)
 
+    def validation_losses(self, model, batch, generator) -> dict[str, torch.Tensor]:
+        images, captions = batch  # the pairs as they are: no mirrored pairs, no hard negatives
+        text = self.tokenizer.encode(captions, self.model_config.text_seq_len).ids
+        with self.accelerator.autocast():
+            img, txt, scale = model(self.local_slice(images), self.local_slice(text))
+            loss = contrastive_loss(gather_features(img), gather_features(txt), scale.float())
+        return {"loss": loss}
+
     def sample(self) -> None:
         """Retrieval and zero-shot figures of the EMA weights on shapes test images, logged."""
         if not self.config.data.startswith("shapes"):

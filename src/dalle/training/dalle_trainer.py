@@ -121,6 +121,14 @@ class DalleTrainer(AcceleratedTrainer):
         stats = self.optimize(out)
         return StepStats(self.step, stats["loss"], stats["text_loss"], stats["image_loss"], lr)
 
+    def validation_losses(self, model, batch, generator) -> dict[str, torch.Tensor]:
+        tokens, captions = batch  # every caption kept (no dropout)
+        text = self.tokenizer.encode(captions, self.model_config.text_seq_len).ids
+        with self.accelerator.autocast():
+            return dalle_loss(
+                model, self.local_slice(text), self.local_slice(tokens), self.model_config
+            )
+
 
 # The bundled shapes model: 6,000 steps of 32 captions (~2.5 h on two CPU cores in bf16).
 DalleTrainConfig.register_preset(

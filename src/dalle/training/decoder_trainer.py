@@ -147,22 +147,25 @@ class _DiffusionTrainer(AcceleratedTrainer):
         super().__init__(UNet(model_config), model_config, config, run_dir, accelerator)
         self.schedule = make_schedule(self.unwrapped)
 
-    def diffusion_loss(self, x0: torch.Tensor, **conditions) -> torch.Tensor:
-        """MSE of the prediction at a random timestep; ``x0`` (B, 3, S, S) in [-1, 1] is the
-        global batch, the ``conditions`` this process's rows (on its device)."""
+    def diffusion_loss(
+        self, model, generator: torch.Generator, x0: torch.Tensor, **conditions
+    ) -> torch.Tensor:
+        """MSE of ``model``'s prediction at a random timestep (drawn, with the noise, from
+        ``generator``); ``x0`` (B, 3, S, S) in [-1, 1] is the global batch, the ``conditions``
+        this process's rows (on its device)."""
         n = x0.shape[0]
-        t = self.draw_timesteps(n)
-        noise = torch.randn(x0.shape, generator=self.generator)
+        t = self.draw_timesteps(n, generator)
+        noise = torch.randn(x0.shape, generator=generator)
         x0, t, noise = (self.local_slice(x) for x in (x0, t, noise))
         x_t = self.schedule.add_noise(x0, noise, t)
         target = self.schedule.target(x0, noise, t, self.model_config.prediction)
         with self.accelerator.autocast():
-            out = self.model(x_t, t, **conditions)
+            out = model(x_t, t, **conditions)
         return F.mse_loss(out.float(), target)
 
-    def draw_timesteps(self, n: int) -> torch.Tensor:
+    def draw_timesteps(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """(n,) training timesteps, uniform over the schedule."""
-        return training_timesteps(n, self.schedule.num_steps, self.generator)
+        return training_timesteps(n, self.schedule.num_steps, generator)
 
     def first_examples(self) -> tuple:
         """The first ``sample_images`` examples of the data, which every sample grid redraws:
@@ -213,10 +216,10 @@ class DecoderTrainer(_DiffusionTrainer):
     def extra_state(self) -> dict[str, str]:
         return {"clip": weights_id(self.clip)}  # a resumed run must read the same CLIP
 
-    def draw_timesteps(self, n: int) -> torch.Tensor:
+    def draw_timesteps(self, n: int, generator: torch.Generator) -> torch.Tensor:
         c = self.config
         return training_timesteps(
-            n, self.schedule.num_steps, self.generator, c.noisy_share, c.noisy_from
+            n, self.schedule.num_steps, generator, c.noisy_share, c.noisy_from
         )  # fmt: skip
 
     def batches(
@@ -225,11 +228,24 @@ class DecoderTrainer(_DiffusionTrainer):
         return self.data(start_step, position)
 
     def train_step(self, batch) -> StepStats:
-        images, embeds, captions = batch
         lr = self.set_lr()
+        c = self.config
+        loss = self.loss(self.model, batch, self.generator, c.clip_dropout, c.text_dropout)
+        stats = self.optimize({"loss": loss})
+        return StepStats(self.step, stats["loss"], lr)
+
+    def validation_losses(self, model, batch, generator) -> dict[str, torch.Tensor]:
+        return {"loss": self.loss(model, batch, generator, clip_dropout=0.0, text_dropout=0.0)}
+
+    def loss(
+        self, model, batch, generator: torch.Generator, clip_dropout: float, text_dropout: float
+    ) -> torch.Tensor:
+        """The diffusion loss on (images, CLIP embeddings, captions), the embedding and the
+        caption each replaced by its null with the given probabilities."""
+        images, embeds, captions = batch
         n, c = len(captions), self.model_config
-        keep_clip = torch.rand(n, generator=self.generator) >= self.config.clip_dropout
-        keep_text = torch.rand(n, generator=self.generator) >= self.config.text_dropout
+        keep_clip = torch.rand(n, generator=generator) >= clip_dropout
+        keep_text = torch.rand(n, generator=generator) >= text_dropout
         x0 = area_resize(images.float(), c.image_size) * 2 - 1
         ids, mask = caption_ids(self.tokenizer, captions[self.local_range(n)], c.text_seq_len)
         conditions = {
@@ -240,12 +256,10 @@ class DecoderTrainer(_DiffusionTrainer):
             "keep_text": self.local_slice(keep_text),
         }
         if c.inpaint:
-            draw = random_boxes(n, c.image_size, self.generator, self.config.inpaint_prob)
+            draw = random_boxes(n, c.image_size, generator, self.config.inpaint_prob)
             conditions["known"] = self.local_slice(x0)
             conditions["draw"] = self.local_slice(draw)
-        loss = self.diffusion_loss(x0, **conditions)
-        stats = self.optimize({"loss": loss})
-        return StepStats(self.step, stats["loss"], lr)
+        return self.diffusion_loss(model, generator, x0, **conditions)
 
     def pipeline(self) -> UnclipPipeline:
         """The frozen CLIP, its tokenizer and the EMA decoder."""
@@ -302,23 +316,25 @@ class UpsamplerTrainer(_DiffusionTrainer):
         c = self.config
         return StepBatches(self.dataset, c.batch_size, start_step, c.seed, self.skipped, position)
 
-    def low_res(self, images: torch.Tensor) -> torch.Tensor:
+    def low_res(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(B, 3, s, s) in [0, 1]: the images at the low resolution, blurred."""
         small = area_resize(images.float(), self.low_res_size)
         c = self.config
         sigma = c.blur_min + (c.blur_max - c.blur_min) * torch.rand(
-            len(images), generator=self.generator
+            len(images), generator=generator
         )
         return gaussian_blur(small, sigma) if c.blur_max > 0 else small
 
-    def _crop(self, x0: torch.Tensor, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _crop(
+        self, x0: torch.Tensor, low: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Random aligned crops (one position per sample) of the image and its low-res copy."""
         size, crop = self.model_config.image_size, self.config.crop_size
         if not crop or crop == size:
             return x0, low
         scale = size // self.low_res_size
         cells = (size - crop) // scale + 1  # crop positions on the low-res grid
-        pos = torch.randint(0, cells, (len(x0), 2), generator=self.generator).tolist()
+        pos = torch.randint(0, cells, (len(x0), 2), generator=generator).tolist()
         small = crop // scale
         x0 = torch.stack([x[:, i * scale : i * scale + crop, j * scale : j * scale + crop]
                           for x, (i, j) in zip(x0, pos, strict=True)])  # fmt: skip
@@ -330,11 +346,18 @@ class UpsamplerTrainer(_DiffusionTrainer):
         images, _ = batch
         lr = self.set_lr()
         x0 = area_resize(images.float(), self.model_config.image_size) * 2 - 1
-        low = self.low_res(images) * 2 - 1
-        x0, low = self._crop(x0, low)
-        loss = self.diffusion_loss(x0, low_res=self.local_slice(low))
+        low = self.low_res(images, self.generator) * 2 - 1
+        x0, low = self._crop(x0, low, self.generator)
+        loss = self.diffusion_loss(self.model, self.generator, x0, low_res=self.local_slice(low))
         stats = self.optimize({"loss": loss})
         return StepStats(self.step, stats["loss"], lr)
+
+    def validation_losses(self, model, batch, generator) -> dict[str, torch.Tensor]:
+        images, _ = batch  # blurred and cropped as in training
+        x0 = area_resize(images.float(), self.model_config.image_size) * 2 - 1
+        low = self.low_res(images, generator) * 2 - 1
+        x0, low = self._crop(x0, low, generator)
+        return {"loss": self.diffusion_loss(model, generator, x0, low_res=self.local_slice(low))}
 
     def sample(self) -> Path:
         """A grid: the low-resolution images (unblurred), the EMA upsampler's drawings from them,

@@ -131,24 +131,12 @@ class DVAETrainer(AcceleratedTrainer):
         self.usage.cursor = values["usage_cursor"]
 
     def train_step(self, batch: tuple[torch.Tensor, list[str]]) -> StepStats:
-        c = self.config
         images = batch[0]
         self._last_images = images
-        temperature, kl_weight = self.temperature_at(self.step), self.kl_weight_at(self.step)
+        temperature = self.temperature_at(self.step)
         lr = self.set_lr()
-        local = self.local_slice(images)
-        if c.channels_last:
-            local = local.contiguous(memory_format=torch.channels_last)
-        # the Gumbel noise of the whole global batch, so that every process draws what a single
-        # process would for its rows: data-parallel runs match one-process runs
-        grid, codes = self.model_config.grid_size, self.model_config.num_tokens
-        uniform = torch.rand((len(images), codes, grid, grid), generator=self.generator)
-        with self.accelerator.autocast():
-            out = elbo_loss(
-                self.model, local, temperature, kl_weight, nll_weight=self.nll_weight_at(self.step),
-                sq_weight=c.sq_weight, config=self.model_config,
-                uniform=self.local_slice(uniform),
-            )  # fmt: skip
+        weights = self.kl_weight_at(self.step), self.nll_weight_at(self.step)
+        out = self.losses(self.model, images, self.generator, temperature, *weights)
         self.usage.add(out["logits"].detach())
         stats = self.optimize({k: out[k] for k in ("loss", "nll", "kl", "mse")})
         perplexity, dead = self.usage.stats()
@@ -156,6 +144,33 @@ class DVAETrainer(AcceleratedTrainer):
             self.step, stats["loss"], stats["nll"], stats["kl"], stats["mse"], temperature,
             perplexity, dead, lr,
         )  # fmt: skip
+
+    def validation_losses(self, model, batch, generator) -> dict[str, torch.Tensor]:
+        # at the settings the run ends with (not this step's), so that the figures of two
+        # steps differ by the weights alone
+        c = self.config
+        out = self.losses(model, batch[0], generator, c.temperature_end, c.kl_weight, 1.0)
+        return {k: out[k] for k in ("loss", "nll", "kl", "mse")}
+
+    def losses(
+        self, model, images: torch.Tensor, generator: torch.Generator, temperature: float,
+        kl_weight: float, nll_weight: float,
+    ) -> dict:  # fmt: skip
+        """``elbo_loss`` of ``model`` on this process's rows of the global batch ``images`` at
+        the given temperature and weights, the Gumbel noise drawn from ``generator``."""
+        c = self.config
+        local = self.local_slice(images)
+        if c.channels_last:
+            local = local.contiguous(memory_format=torch.channels_last)
+        # the Gumbel noise of the whole global batch, so that every process draws what a single
+        # process would for its rows: data-parallel runs match one-process runs
+        grid, codes = self.model_config.grid_size, self.model_config.num_tokens
+        uniform = torch.rand((len(images), codes, grid, grid), generator=generator)
+        with self.accelerator.autocast():
+            return elbo_loss(
+                model, local, temperature, kl_weight, nll_weight=nll_weight,
+                sq_weight=c.sq_weight, config=self.model_config, uniform=self.local_slice(uniform),
+            )  # fmt: skip
 
     def sample(self) -> None:
         """Originals (top row) over EMA reconstructions (bottom row) of the last batch."""

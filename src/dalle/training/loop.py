@@ -29,6 +29,8 @@ from dalle.utils.device import default_device, use_bf16
 
 logger = logging.getLogger(__name__)
 
+VALIDATION_SEED = 7919  # validation's data order and draws: the same for every run
+
 
 @dataclass(frozen=True)
 class RunConfig(Config):
@@ -52,6 +54,9 @@ class RunConfig(Config):
     sample_every: int = 1000
     log_every: int = 10
     augment: Augmentation = Augmentation()  # random crop, rotation, noise, flips: none
+    val_data: str | None = None  # validation data (a data spec, like data); None: none
+    val_size: int = 256  # validation examples: its first ones, rounded up to whole batches
+    val_every: int = 0  # steps between validations; 0: at every checkpoint
 
 
 def scheduled_lr(config: RunConfig, anchor: tuple[int, float] | None, step: int) -> float:
@@ -64,6 +69,17 @@ def scheduled_lr(config: RunConfig, anchor: tuple[int, float] | None, step: int)
     if step < c.warmup_steps:
         return c.lr * (step + 1) / c.warmup_steps
     return cosine_anneal(step - c.warmup_steps, c.steps - c.warmup_steps, c.lr, c.lr_end)
+
+
+def rewarm_steps(config: RunConfig) -> int:
+    """Steps over which the learning rate is warmed up again after a resume from a packed
+    checkpoint (``checkpoint.pack_run``), whose optimizer starts afresh: twice the horizon of
+    AdamW's second-moment average, 1 / (1 - beta2) steps (50 at the presets' 0.96), so that the
+    full rate is not applied while the moments rest on a handful of gradients; at most the run's
+    own warm-up."""
+    if config.beta2 >= 1:
+        return max(1, config.warmup_steps)
+    return max(1, min(config.warmup_steps, round(2 / (1 - config.beta2))))
 
 
 def make_accelerator(bf16: bool | None) -> Accelerator:
@@ -120,6 +136,11 @@ class AcceleratedTrainer:
         # (step, lr): after a resume that changed the number of steps, the cosine goes on from
         # the learning rate the run had there, to lr_end at the new last step (no jump)
         self.lr_anchor: tuple[int, float] | None = None
+        # (step, steps): after a resume from a packed checkpoint (a fresh optimizer), the rate
+        # warms up again from that step over that many steps
+        self.rewarm: tuple[int, int] | None = None
+        # global batches of the validation data, as ``batches`` gives them (set by the caller)
+        self.val_batches: list[Any] | None = None
         self._batches: Iterator[Any] | None = None
 
     # -- for subclasses -------------------------------------------------------------------------
@@ -139,6 +160,15 @@ class AcceleratedTrainer:
     def begin(self) -> None:
         """Called once before the first step of a new run (not on resume): e.g. statistics the
         model keeps as buffers, measured on the data."""
+
+    def validation_losses(
+        self, model: nn.Module, batch: Any, generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        """The losses of ``model`` (the EMA weights, in eval mode) on one global batch of the
+        validation data, on this process's rows: what ``train_step`` computes, without what only
+        training does (caption and embedding dropout, hard negatives, random crops), every
+        random draw (noise, timesteps) taken from ``generator``."""
+        raise NotImplementedError(f"{type(self).__name__} has no validation losses")
 
     def extra_state(self) -> dict[str, Any]:
         """JSON-able facts saved with every checkpoint and checked on resume (e.g. which frozen
@@ -169,12 +199,37 @@ class AcceleratedTrainer:
         return self.accelerator.unwrap_model(self.model)
 
     def lr_at(self, step: int) -> float:
-        return scheduled_lr(self.config, self.lr_anchor, step)
+        lr = scheduled_lr(self.config, self.lr_anchor, step)
+        if self.rewarm is not None and step >= self.rewarm[0]:
+            lr *= min(1.0, (step - self.rewarm[0] + 1) / self.rewarm[1])
+        return lr
 
     def ema_model(self) -> nn.Module:
         """A copy of the model holding the EMA weights, for sampling and saving."""
         model = self.ema.copy_to(type(self.unwrapped)(self.model_config))
         return model.to(self.accelerator.device).eval()
+
+    def validate(self) -> dict[str, float]:
+        """The EMA weights' mean losses over ``val_batches`` (weighted by their examples), named
+        ``val_<loss>``. Every validation draws the same noise (a generator of a fixed seed), so
+        two steps' figures differ by the weights alone. Runs on every process (the losses are
+        averaged over them); each stage's loss runs under autocast as its training step does."""
+        if not self.val_batches:
+            raise ValueError("no validation batches")
+        generator = torch.Generator().manual_seed(VALIDATION_SEED)
+        sums: dict[str, float] = {}
+        total = 0
+        # the global RNG as it was (making the EMA copy initialises a model): validating leaves
+        # the run's own draws where they were, so a run trains the same with or without it
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            model = self.ema_model()
+            for batch in self.val_batches:
+                n = len(batch[-1])  # every stage's batches end with their captions
+                total += n
+                for name, loss in self.validation_losses(model, batch, generator).items():
+                    mean = self.accelerator.reduce(loss.detach().float(), "mean").item()
+                    sums[name] = sums.get(name, 0.0) + mean * n
+        return {f"val_{k}": v / total for k, v in sums.items()}
 
     def local_range(self, n: int) -> slice:
         """Which rows of a global batch of ``n`` are this process's."""
@@ -215,6 +270,7 @@ class AcceleratedTrainer:
             extra_state={**self.extra_state(), **self.state_values(),
                          "data_position": getattr(self._batches, "position", None),
                          "lr_anchor": list(self.lr_anchor) if self.lr_anchor else None,
+                         "rewarm": list(self.rewarm) if self.rewarm else None,
                          "bf16": self.accelerator.mixed_precision == "bf16"},
         )  # fmt: skip
 
@@ -251,6 +307,13 @@ class AcceleratedTrainer:
         self.step = state["step"]
         self.data_position = state.get("data_position")
         self.lr_anchor = tuple(state["lr_anchor"]) if state.get("lr_anchor") else None  # type: ignore[assignment]
+        self.rewarm = tuple(state["rewarm"]) if state.get("rewarm") else None  # type: ignore[assignment]
+        if state.get(ckpt.PACKED):
+            self.rewarm = (self.step, rewarm_steps(self.config))
+            logger.info(
+                "%s is packed (no optimizer moments): the optimizer starts afresh and the "
+                "learning rate warms up to the schedule's over %d steps", path, self.rewarm[1],
+            )  # fmt: skip
         self._rebase_schedule(state.get("train_config", {}))
         bf16 = self.accelerator.mixed_precision == "bf16"
         if "bf16" in state and state["bf16"] != bf16:
@@ -289,9 +352,14 @@ class AcceleratedTrainer:
         )  # fmt: skip
 
     def train(
-        self, on_step: Callable[[Any], None] | None = None, stop_at: int | None = None
+        self,
+        on_step: Callable[[Any], None] | None = None,
+        stop_at: int | None = None,
+        on_validation: Callable[[dict[str, float]], None] | None = None,
     ) -> None:
-        """Train up to ``stop_at`` (default: the configured steps), checkpointing on the way."""
+        """Train up to ``stop_at`` (default: the configured steps), checkpointing on the way;
+        with ``val_batches``, validate every ``val_every`` steps (0: at each checkpoint) and at
+        the last step, logging ``{"step", "val_...": ...}`` and calling ``on_validation``."""
         c = self.config
         stop_at = c.steps if stop_at is None else min(stop_at, c.steps)
         if c.batch_size % self.accelerator.num_processes:
@@ -317,6 +385,13 @@ class AcceleratedTrainer:
                 on_step(stats)
             if main and (self.step % c.sample_every == 0 or self.step == c.steps):
                 self.sample()
+            every = c.val_every or c.checkpoint_every
+            if self.val_batches and (self.step % every == 0 or self.step == c.steps):
+                record = {"step": self.step, **self.validate()}
+                if main:
+                    self.metrics.append(record)
+                    if on_validation is not None:
+                        on_validation(record)
             if self.step % c.checkpoint_every == 0 or self.step == stop_at:
                 self.save_checkpoint()
         logger.info("trained to step %d in %.1f s", self.step, time.perf_counter() - start)

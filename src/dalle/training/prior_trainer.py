@@ -94,21 +94,29 @@ class PriorTrainer(AcceleratedTrainer):
         self.ema.shadow["embed_std"] = self.unwrapped.embed_std.detach().clone().float()
 
     def train_step(self, batch: tuple[torch.Tensor, list[str]]) -> StepStats:
-        image, captions = batch  # (B, D) CLIP image embeddings
         lr = self.set_lr()
+        loss = self.loss(self.model, batch, self.generator, self.config.text_dropout)
+        stats = self.optimize({"loss": loss})
+        return StepStats(self.step, stats["loss"], lr)
+
+    def validation_losses(self, model, batch, generator) -> dict[str, torch.Tensor]:
+        return {"loss": self.loss(model, batch, generator, text_dropout=0.0)}
+
+    def loss(self, model, batch, generator: torch.Generator, text_dropout: float) -> torch.Tensor:
+        """MSE of the predicted (standardised) image embedding at a random timestep, the
+        captions dropped with probability ``text_dropout``; this process's rows."""
+        image, captions = batch  # (B, D) CLIP image embeddings
         n = len(captions)
-        t = torch.randint(0, self.schedule.num_steps, (n,), generator=self.generator)
-        noise = torch.randn(n, self.model_config.embed_dim, generator=self.generator)
-        keep = torch.rand(n, generator=self.generator) >= self.config.text_dropout
+        t = torch.randint(0, self.schedule.num_steps, (n,), generator=generator)
+        noise = torch.randn(n, self.model_config.embed_dim, generator=generator)
+        keep = torch.rand(n, generator=generator) >= text_dropout
         tokens, mask, text = self.encode_captions(captions[self.local_range(n)])
-        x0 = self.unwrapped.standardise(self.local_slice(image))
+        x0 = self.accelerator.unwrap_model(model).standardise(self.local_slice(image))
         t, noise, keep = (self.local_slice(x) for x in (t, noise, keep))
         x_t = self.schedule.add_noise(x0, noise, t)
         with self.accelerator.autocast():
-            pred = self.model(x_t, t, tokens, text, mask, keep)
-        loss = F.mse_loss(pred.float(), x0)
-        stats = self.optimize({"loss": loss})
-        return StepStats(self.step, stats["loss"], lr)
+            pred = model(x_t, t, tokens, text, mask, keep)
+        return F.mse_loss(pred.float(), x0)
 
     def pipeline(self, settings: PriorSettings | None = None) -> UnclipPipeline:
         """The EMA prior with the frozen CLIP and its tokenizer."""
