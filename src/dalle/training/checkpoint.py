@@ -170,7 +170,7 @@ def save_training_checkpoint(
 
 
 def newest_readable_checkpoint(
-    run_dir: str | os.PathLike,
+    run_dir: str | os.PathLike, purpose: str = "using"
 ) -> tuple[Path, dict[str, dict[str, torch.Tensor]], dict] | None:
     """The newest checkpoint of a run that reads whole (its path, tensors and state); None if
     the run has none. A checkpoint damaged after it was written (a truncated or corrupt file,
@@ -195,7 +195,7 @@ def newest_readable_checkpoint(
     else:
         raise ValueError("no checkpoint of the run can be read: " + "; ".join(damaged))
     if damaged:
-        logger.warning("using %s: the newer checkpoint could not be read", path)
+        logger.warning("%s %s: the newer checkpoint could not be read", purpose, path)
     return path, tensors, state
 
 
@@ -210,7 +210,7 @@ def load_training_checkpoint(
     """Restore the newest readable checkpoint of a run (``newest_readable_checkpoint``) into
     the given objects; None if there is none. Returns its path, tensors and state (the step is
     ``state["step"]``) for any extras."""
-    found = newest_readable_checkpoint(run_dir)
+    found = newest_readable_checkpoint(run_dir, "resuming from")
     if found is None:
         return None
     path, tensors, state = found
@@ -245,7 +245,7 @@ def pack_run(
         raise ValueError("pack a run into another folder than its own")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"{out} is not an empty folder: pack into a new one")
-    found = newest_readable_checkpoint(run_dir)
+    found = newest_readable_checkpoint(run_dir, "packing")
     if found is None:
         raise ValueError(f"{run_dir} holds no checkpoint to pack")
     last, tensors, state = found
