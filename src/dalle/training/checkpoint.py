@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from dalle.config import dict_changes
-from dalle.utils.io import atomic_write_bytes
+from dalle.utils.io import atomic_write_bytes, current_umask
 
 STATE_FILE = "trainer_state.json"
 REQUIRED_TENSORS = ("model", "ema", "optimizer", "rng")  # what every training checkpoint holds
@@ -274,6 +274,7 @@ def pack_run(
         if out.exists():
             out.rmdir()  # empty (checked above)
         os.replace(tmp, out)
+        out.chmod(0o777 & ~current_umask())  # a folder like any other (mkdtemp makes it private)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

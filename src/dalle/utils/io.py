@@ -24,14 +24,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         # mkstemp makes the file private (0600), and writers such as safetensors may replace
         # it: give the result the mode a plain open() would
-        tmp_path.chmod(0o666 & ~_umask())
+        tmp_path.chmod(0o666 & ~current_umask())
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
