@@ -29,7 +29,7 @@ import torch.nn.functional as F  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_generate import cpu_name  # noqa: E402
 
-from dalle.models.layers import fused_decode_kernel  # noqa: E402
+from dalle.models.layers import fused_decode_kernel, matmul_attention  # noqa: E402
 
 HEADS, DIM, TEXT, GRID = 4, 64, 24, 16
 
@@ -41,13 +41,6 @@ def timed(fn, reps: int) -> float:
     for _ in range(reps):
         fn()
     return (time.perf_counter() - start) / reps * 1e3
-
-
-def matmuls(q, k, v, mask):
-    scores = (q @ k.transpose(-1, -2)).float() * q.shape[-1] ** -0.5
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return scores.softmax(-1).to(v.dtype) @ v
 
 
 def cases(rows: int, dtype: torch.dtype, g: torch.Generator) -> dict:
@@ -79,7 +72,7 @@ def main() -> int:
             for name, (q, k, v, mask) in cases(rows, dtype, g).items():
                 fused = timed(lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask),  # noqa: B023
                               args.reps)  # fmt: skip
-                products = timed(lambda: matmuls(q, k, v, mask), args.reps)  # noqa: B023
+                products = timed(lambda: matmul_attention(q, k, v, mask), args.reps)  # noqa: B023
                 picked = "fused" if fused_decode_kernel(q, k, v) else "matrix products"
                 results.append({"dtype": str(dtype).removeprefix("torch."), "rows": rows,
                                  "case": name, "fused_ms": fused, "matmul_ms": products,

@@ -165,6 +165,14 @@ def decode_attention(
     boolean (1, m) of the keys it may see. The softmax runs in float32 at least."""
     if fused_decode_kernel(q, k, v):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return matmul_attention(q, k, v, mask)
+
+
+def matmul_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Softmax attention as two matrix products, the softmax in float32 at least; ``mask``
+    None or boolean, broadcast against the (..., queries, keys) scores."""
     scores = (q @ k.transpose(-1, -2)).float() * q.shape[-1] ** -0.5
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
