@@ -36,3 +36,21 @@ def test_atomic_files_get_the_mode_of_a_plain_open(tmp_path):
         assert target.stat().st_mode & 0o777 == 0o644
     finally:
         os.umask(mask)
+
+
+def test_folders_renamed_into_place_get_the_mode_of_a_plain_mkdir(tmp_path):
+    import os
+
+    import torch
+
+    from dalle.training.checkpoint import save_checkpoint
+    from dalle.utils.io import temp_dir
+
+    mask = os.umask(0o022)
+    try:
+        assert temp_dir(tmp_path, ".x.").stat().st_mode & 0o777 == 0o755
+        step = save_checkpoint(tmp_path / "run", 3, {"model": {"w": torch.ones(2)}}, {})
+        assert step.name == "step_0000003" and step.stat().st_mode & 0o777 == 0o755
+        assert (step / "model.safetensors").stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(mask)

@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from dalle.config import dict_changes
-from dalle.utils.io import atomic_write_bytes, current_umask
+from dalle.utils.io import atomic_write_bytes, current_umask, temp_dir
 
 STATE_FILE = "trainer_state.json"
 REQUIRED_TENSORS = ("model", "ema", "optimizer", "rng")  # what every training checkpoint holds
@@ -67,7 +66,7 @@ def save_checkpoint(
     for stale in root.glob(".step_*"):  # only the main process saves, one save at a time
         shutil.rmtree(stale, ignore_errors=True)
     final = root / f"step_{step:07d}"
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".step_{step:07d}."))
+    tmp = temp_dir(root, f".step_{step:07d}.")
     try:
         for name, tensors in tensor_files.items():
             save_file(
@@ -76,6 +75,8 @@ def save_checkpoint(
         (tmp / STATE_FILE).write_text(json.dumps({**state, "step": step}, indent=1))
         for name, text in (text_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
+        for path in tmp.iterdir():  # safetensors makes its files private (0600)
+            path.chmod(0o666 & ~current_umask())
         for path in [*tmp.iterdir(), tmp]:  # on the disk before the rename makes it a checkpoint
             _fsync(path)
         if final.exists():
@@ -263,7 +264,7 @@ def pack_run(
     step = state.pop("step")
     state.update({"optimizer": None, PACKED: {"from_step": step, "dtype": str(dtype)}})
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.packing-"))
+    tmp = temp_dir(out.parent, f".{out.name}.packing-")
     try:
         for path in sorted(run_dir.iterdir()):
             if path.is_file() and path.suffix in (".json", ".jsonl"):
@@ -274,7 +275,6 @@ def pack_run(
         if out.exists():
             out.rmdir()  # empty (checked above)
         os.replace(tmp, out)
-        out.chmod(0o777 & ~current_umask())  # a folder like any other (mkdtemp makes it private)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -37,6 +37,14 @@ def current_umask() -> int:
     return mask
 
 
+def temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
+    """A new empty folder in ``parent`` to fill and then rename into place, with the mode a plain
+    ``mkdir`` would give it (``tempfile.mkdtemp`` makes folders private, 0700)."""
+    path = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    path.chmod(0o777 & ~current_umask())
+    return path
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
