@@ -54,3 +54,15 @@ def test_folders_renamed_into_place_get_the_mode_of_a_plain_mkdir(tmp_path):
         assert (step / "model.safetensors").stat().st_mode & 0o777 == 0o644
     finally:
         os.umask(mask)
+
+
+def test_the_umask_is_read_as_the_os_has_it():
+    import os
+
+    from dalle.utils.io import current_umask
+
+    mask = os.umask(0o027)
+    try:
+        assert current_umask() == 0o027 and current_umask() == 0o027
+    finally:
+        os.umask(mask)

@@ -18,8 +18,9 @@ def test_validation_is_the_ema_weights_losses_logged_as_training_goes(tmp_path):
     tokens = pictures.flatten(1)  # (4, 64), as the batches give them
     trainer.val_batches = [(tokens, CAPTIONS), (tokens.flip(0), CAPTIONS[::-1])]
     seen = []
+    trainer.train(on_validation=seen.append, stop_at=75)  # stopped mid-run: validated there too
     trainer.train(on_validation=seen.append)
-    assert [r["step"] for r in seen] == [50, 100, 150]
+    assert [r["step"] for r in seen] == [50, 75, 100, 150]
     logged = [r for r in MetricsLog(tmp_path / "metrics.jsonl").records() if "val_loss" in r]
     assert logged == seen
     assert seen[-1]["val_image_loss"] < seen[0]["val_image_loss"] / 3  # it learns the pictures
@@ -40,10 +41,18 @@ def test_validating_does_not_change_what_a_run_trains(tmp_path):
     torch.set_num_threads(1)
     plain, pictures = toy_setup(tmp_path / "plain", steps=12)
     plain.train()
+    after_plain = torch.get_rng_state()
     validated, _ = toy_setup(tmp_path / "validated", steps=12)
-    validated.config = validated.config.replace(val_every=3)
+    validated.config = validated.config.replace(val_every=3, sample_every=4)
     validated.val_batches = [(pictures.flatten(1), CAPTIONS)]
+    drawn = []
+    validated.sample = lambda: drawn.append(torch.rand(3))  # a grid's draws, say
     validated.train()
+    assert len(drawn) == 3 and all(torch.equal(d, drawn[0]) for d in drawn)
+    # the global RNG (dropout's) is where training alone leaves it
+    assert torch.equal(torch.get_rng_state(), after_plain)
+    validated.validate()
+    assert torch.equal(torch.get_rng_state(), after_plain)
     for (name, a), b in zip(
         plain.unwrapped.state_dict().items(), validated.unwrapped.state_dict().values()
     ):
@@ -99,3 +108,30 @@ def test_a_small_folder_validates_on_each_of_its_examples_once(tmp_path, capsys)
     assert "validation: 6 examples of" in capsys.readouterr().out
     four = SimpleNamespace(num_processes=4, is_main_process=True)  # the rest splits evenly
     assert [len(b[1]) for b in validation_batches(config.replace(val_size=5), 16, four)] == [4]
+
+
+def test_unreadable_validation_files_are_skipped_counted_and_never_repeat_an_example(
+    tmp_path, capsys
+):
+    from types import SimpleNamespace
+
+    from dalle.cli.train_args import validation_batches
+    from dalle.training.dvae_trainer import DVAETrainConfig
+
+    from .cli_runs import caption_folder
+
+    data = caption_folder(tmp_path / "data", 5, broken=3, size=16)  # 8 files, 3 unreadable
+    config = DVAETrainConfig(batch_size=4, val_data=str(data), val_size=256)
+    one = SimpleNamespace(num_processes=1, is_main_process=True)
+    batches = validation_batches(config, 16, one)
+    captions = [c for b in batches for c in b[1]]
+    assert sorted(captions) == sorted(f"a red circle number {i}" for i in range(5))  # each once
+    assert [len(b[1]) for b in batches] == [4, 1]
+    printed = capsys.readouterr().out
+    assert "validation: 5 examples of" in printed and "skipped 3 unreadable files" in printed
+    only_bad = caption_folder(tmp_path / "bad", 0, broken=2, size=16)
+    with pytest.raises(ValueError, match="no readable examples"):
+        validation_batches(config.replace(val_data=str(only_bad)), 16, one)
+    four = SimpleNamespace(num_processes=4, is_main_process=True)
+    with pytest.raises(ValueError, match="fewer than the 4 processes"):
+        validation_batches(config.replace(val_size=3), 16, four)  # at most 3 readable

@@ -88,12 +88,14 @@ def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], out: str) 
     )  # fmt: skip
     p.add_argument(
         "--val-size", type=positive_int, default=None, metavar="N",
-        help="validation examples: the first N of --val-data, rounded up to whole batches "
-        "(default 256)",
+        help="validation examples: the first N of --val-data read once, unreadable files "
+        "skipped (the last, smaller batch a multiple of the processes); of a stream, N rounded "
+        "up to whole batches (default 256)",
     )  # fmt: skip
     p.add_argument(
         "--val-every", type=positive_int, default=None, metavar="N",
-        help="validate every N steps (default: at every checkpoint) and at the last step",
+        help="validate every N steps (default: at every checkpoint) and at the last step "
+        "(--stop-at's too)",
     )  # fmt: skip
     p.add_argument(
         "--stop-at",
@@ -234,10 +236,10 @@ def validation_batches(
     partition; a seed of its own, the same for every run. Read once, kept in memory."""
     import math
 
-    from torch.utils.data import IterableDataset, Subset
+    from torch.utils.data import IterableDataset
 
     from dalle.data import open_dataset
-    from dalle.data.base import SkipReport
+    from dalle.data.base import BadFile, SkipReport
     from dalle.data.registry import validation_split
     from dalle.data.shards import WebDatasetShards
     from dalle.training.batches import StepBatches
@@ -250,19 +252,27 @@ def validation_batches(
     dataset = open_dataset(spec, image_size=image_size, split=validation_split(spec), seed=seed)
     if isinstance(dataset, WebDatasetShards):
         dataset.rank, dataset.world_size = 0, 1  # every process reads the whole set
+    report, found = SkipReport(), []
     batch, processes = config.batch_size, accelerator.num_processes
     if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
         parts = [(dataset, batch, math.ceil(size / batch))]
-    else:
-        n = min(size, len(dataset))
-        full, rest = divmod(n, batch)
+    else:  # each of the first examples read once; unreadable ones skipped and counted
+        items = [dataset[i] for i in range(min(size, len(dataset)))]
+        for bad in (item for item in items if isinstance(item, BadFile)):
+            report.add(bad)
+        items = [item for item in items if not isinstance(item, BadFile)]
+        full, rest = divmod(len(items), batch)
         rest -= rest % processes
-        parts = [(Subset(dataset, range(full * batch)), batch, full)] if full else []
+        parts = [(items[: full * batch], batch, full)] if full else []
         if rest:
-            parts.append((Subset(dataset, range(full * batch, full * batch + rest)), rest, 1))
+            parts.append((items[full * batch : full * batch + rest], rest, 1))
         if not parts:
-            raise ValueError(f"the validation data {spec} has no examples")
-    report, found = SkipReport(), []
+            raise ValueError(
+                f"the validation data {spec} has {len(items)} readable examples of the first "
+                f"{min(size, len(dataset))}: fewer than the {processes} processes"
+                if items
+                else f"the validation data {spec} has no readable examples"
+            )
     for source, size_of_batch, count in parts:
         if encoder is not None:
             batches = EncodedBatches(

@@ -75,8 +75,9 @@ def save_checkpoint(
         (tmp / STATE_FILE).write_text(json.dumps({**state, "step": step}, indent=1))
         for name, text in (text_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
+        mode = 0o666 & ~current_umask()
         for path in tmp.iterdir():  # safetensors makes its files private (0600)
-            path.chmod(0o666 & ~current_umask())
+            path.chmod(mode)
         for path in [*tmp.iterdir(), tmp]:  # on the disk before the rename makes it a checkpoint
             _fsync(path)
         if final.exists():

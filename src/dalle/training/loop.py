@@ -55,7 +55,7 @@ class RunConfig(Config):
     log_every: int = 10
     augment: Augmentation = Augmentation()  # random crop, rotation, noise, flips: none
     val_data: str | None = None  # validation data (a data spec, like data); None: none
-    val_size: int = 256  # validation examples: its first ones, rounded up to whole batches
+    val_size: int = 256  # validation examples: the first ones (of a stream: whole batches)
     val_every: int = 0  # steps between validations; 0: at every checkpoint
 
 
@@ -359,7 +359,7 @@ class AcceleratedTrainer:
     ) -> None:
         """Train up to ``stop_at`` (default: the configured steps), checkpointing on the way;
         with ``val_batches``, validate every ``val_every`` steps (0: at each checkpoint) and at
-        the last step, logging ``{"step", "val_...": ...}`` and calling ``on_validation``."""
+        the last (``stop_at``), logging ``{"step", "val_...": ...}``, calling ``on_validation``."""
         c = self.config
         stop_at = c.steps if stop_at is None else min(stop_at, c.steps)
         if c.batch_size % self.accelerator.num_processes:
@@ -383,15 +383,17 @@ class AcceleratedTrainer:
                 )
             if on_step is not None and main:
                 on_step(stats)
+            # the checkpoint first: samples or a validation that fail lose no training
+            if self.step % c.checkpoint_every == 0 or self.step == stop_at:
+                self.save_checkpoint()
             if main and (self.step % c.sample_every == 0 or self.step == c.steps):
-                self.sample()
+                with torch.random.fork_rng(devices=[]):  # the run's draws stay where they were
+                    self.sample()
             every = c.val_every or c.checkpoint_every
-            if self.val_batches and (self.step % every == 0 or self.step == c.steps):
+            if self.val_batches and (self.step % every == 0 or self.step == stop_at):
                 record = {"step": self.step, **self.validate()}
                 if main:
                     self.metrics.append(record)
                     if on_validation is not None:
                         on_validation(record)
-            if self.step % c.checkpoint_every == 0 or self.step == stop_at:
-                self.save_checkpoint()
         logger.info("trained to step %d in %.1f s", self.step, time.perf_counter() - start)

@@ -32,6 +32,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def current_umask() -> int:
+    """The process's umask, read without changing it where the OS tells (Linux 4.7+): setting
+    it to read it, the portable way, is not thread-safe (a file another thread creates in
+    between gets the wrong mode)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
