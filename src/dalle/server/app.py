@@ -579,7 +579,7 @@ def _generation_job(req: ImageRequest, settings: dict[str, Any]) -> Job:
 
     def draw(prompts, seeds, on_partial):
         if kind == "DallePipeline":
-            previews = _previews(req, on_partial) if on_partial else None
+            previews = _previews(req, on_partial)[0] if on_partial else None
             return pipe.draw_pixels(prompts, seeds, on_token=previews, **settings)  # type: ignore[attr-defined]
         on_step, on_upsampler_step = (
             _previews(req, on_partial, upsampler=True) if on_partial else (None, None)
@@ -600,12 +600,12 @@ def _previews(
     req: ImageRequest, on_partial, source: Image.Image | None = None, region=None,
     upsampler: bool = False,
 ):  # fmt: skip
-    """A pipeline callback that hands ``req.partial_images`` previews to ``on_partial``: for
+    """Pipeline callbacks that hand ``req.partial_images`` previews to ``on_partial``: for
     DALL·E the rows of tokens drawn so far (decoded; rows to come black), for unCLIP the
     decoder's estimate of the image at that step. For an edit (``source`` and its ``region``,
-    True = repainted) the source's pixels stand outside the region, as in the result. unCLIP
-    with ``upsampler`` (generation): a pair of callbacks, the decoder's and the upsampler's, the
-    previews spread over both stages' steps (None for the upsampler's if there is none)."""
+    True = repainted) the source's pixels stand outside the region, as in the result. A pair:
+    the sampler's callback and, for unCLIP with ``upsampler`` (generation), the upsampler's,
+    the previews spread over both stages' steps (else None)."""
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -643,7 +643,7 @@ def _previews(
                 todo = F.interpolate(todo, size=size, mode="nearest")[0, 0].bool()
                 send(marks[k], pipe.decode_pixels(tokens.clone()).float().cpu(), todo)  # type: ignore[attr-defined]
 
-        return on_token
+        return on_token, None
     steps = pipe.decoder_settings(steps=req.steps).steps  # type: ignore[attr-defined]
     up_steps = 0
     if upsampler and pipe.upsampler is not None:  # type: ignore[attr-defined]
@@ -655,8 +655,6 @@ def _previews(
             pixels = ((x0.float().clamp(-1, 1) + 1) / 2).cpu()
             send(marks[i], F.interpolate(pixels, size=size, mode="nearest"), None)
 
-    if not upsampler:
-        return on_step
     return on_step, (lambda i, x0: on_step(steps + i, x0)) if up_steps else None
 
 
@@ -705,7 +703,7 @@ async def _mask_region(form: dict[str, Any], image: Image.Image, model: ServedMo
 def _inpaint(req: ImageRequest, image: Image.Image, region, on_partial=None) -> list[Image.Image]:
     from dalle.pipelines import editing
 
-    previews = _previews(req, on_partial, image, region) if on_partial else None
+    previews = _previews(req, on_partial, image, region)[0] if on_partial else None
     settings, sampling = None, None
     if req.model.kind == "UnclipPipeline":
         settings = editing.InpaintSettings(steps=req.steps, guidance=req.guidance)
