@@ -257,10 +257,12 @@ def validation_batches(
     if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
         parts = [(dataset, batch, math.ceil(size / batch))]
     else:  # each of the first examples read once; unreadable ones skipped and counted
-        items = [dataset[i] for i in range(min(size, len(dataset)))]
-        for bad in (item for item in items if isinstance(item, BadFile)):
-            report.add(bad)
-        items = [item for item in items if not isinstance(item, BadFile)]
+        n, items = min(size, len(dataset)), []
+        for item in (dataset[i] for i in range(n)):
+            if isinstance(item, BadFile):
+                report.add(item)
+            else:
+                items.append(item)
         full, rest = divmod(len(items), batch)
         rest -= rest % processes
         parts = [(items[: full * batch], batch, full)] if full else []
@@ -269,7 +271,7 @@ def validation_batches(
         if not parts:
             raise ValueError(
                 f"the validation data {spec} has {len(items)} readable examples of the first "
-                f"{min(size, len(dataset))}: fewer than the {processes} processes"
+                f"{n}: fewer than the {processes} processes"
                 if items
                 else f"the validation data {spec} has no readable examples"
             )

@@ -76,10 +76,10 @@ def save_checkpoint(
         for name, text in (text_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
         mode = 0o666 & ~current_umask()
-        for path in tmp.iterdir():  # safetensors makes its files private (0600)
-            path.chmod(mode)
-        for path in [*tmp.iterdir(), tmp]:  # on the disk before the rename makes it a checkpoint
-            _fsync(path)
+        for path in tmp.iterdir():
+            path.chmod(mode)  # safetensors makes its files private (0600)
+            _fsync(path)  # on the disk before the rename makes it a checkpoint
+        _fsync(tmp)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
