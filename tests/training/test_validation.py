@@ -135,3 +135,21 @@ def test_unreadable_validation_files_are_skipped_counted_and_never_repeat_an_exa
     four = SimpleNamespace(num_processes=4, is_main_process=True)
     with pytest.raises(ValueError, match="fewer than the 4 processes"):
         validation_batches(config.replace(val_size=3), 16, four)  # at most 3 readable
+
+
+@pytest.mark.slow
+def test_two_processes_validate_like_one(tmp_path):
+    """Under torchrun each process scores its share of the validation examples; the shares'
+    losses, weighted by their examples, give the one-process figures."""
+    from .cli_runs import one_and_two_processes
+
+    one_and_two_processes("dalle", "dalle-tiny", tmp_path, 6, "--val-data", "shapes:test",
+                          "--val-size", "8", "--val-every", "3")  # fmt: skip
+    one, two = (
+        [r for r in MetricsLog(tmp_path / run / "metrics.jsonl").records() if "val_loss" in r]
+        for run in ("one", "two")
+    )
+    assert [r["step"] for r in one] == [r["step"] for r in two] == [3, 6]
+    for a, b in zip(one, two, strict=True):
+        assert a.keys() == b.keys()
+        assert all(a[k] == pytest.approx(b[k], rel=1e-4) for k in a), (a, b)
