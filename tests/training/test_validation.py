@@ -11,6 +11,11 @@ from dalle.training.metrics_log import MetricsLog
 from .test_dalle_training import CAPTIONS, toy_setup
 
 
+def validation_records(run) -> list[dict]:
+    """The validation records of the run folder ``run``'s metrics log."""
+    return [r for r in MetricsLog(run / "metrics.jsonl").records() if "val_loss" in r]
+
+
 def test_validation_is_the_ema_weights_losses_logged_as_training_goes(tmp_path):
     torch.set_num_threads(1)
     trainer, pictures = toy_setup(tmp_path, steps=150)
@@ -21,7 +26,7 @@ def test_validation_is_the_ema_weights_losses_logged_as_training_goes(tmp_path):
     trainer.train(on_validation=seen.append, stop_at=75)  # stopped mid-run: validated there too
     trainer.train(on_validation=seen.append)
     assert [r["step"] for r in seen] == [50, 75, 100, 150]
-    logged = [r for r in MetricsLog(tmp_path / "metrics.jsonl").records() if "val_loss" in r]
+    logged = validation_records(tmp_path)
     assert logged == seen
     assert seen[-1]["val_image_loss"] < seen[0]["val_image_loss"] / 3  # it learns the pictures
     # the EMA weights' own losses on the batches (every caption kept), averaged over batches
@@ -83,7 +88,7 @@ def test_every_stage_validates_on_the_val_data(stage, tiny_clip, tmp_path, capsy
     printed = capsys.readouterr().out
     assert "validation: 8 examples of shapes:test" in printed  # 6, rounded up to whole batches
     assert "step 4: validation loss" in printed
-    records = [r for r in MetricsLog(out / "metrics.jsonl").records() if "val_loss" in r]
+    records = validation_records(out)
     assert [r["step"] for r in records] == [2, 4]
     for record in records:
         assert set(record) == {"step"} | keys
@@ -145,10 +150,7 @@ def test_two_processes_validate_like_one(tmp_path):
 
     one_and_two_processes("dalle", "dalle-tiny", tmp_path, 6, "--val-data", "shapes:test",
                           "--val-size", "8", "--val-every", "3")  # fmt: skip
-    one, two = (
-        [r for r in MetricsLog(tmp_path / run / "metrics.jsonl").records() if "val_loss" in r]
-        for run in ("one", "two")
-    )
+    one, two = (validation_records(tmp_path / run) for run in ("one", "two"))
     assert [r["step"] for r in one] == [r["step"] for r in two] == [3, 6]
     for a, b in zip(one, two, strict=True):
         assert a.keys() == b.keys()
