@@ -246,15 +246,20 @@ def write_pipeline(
     return directory
 
 
+def part_setting(root: Path, index: PipelineIndex, part: str, key: str) -> Any:
+    """One field of a pipeline part's config.json, read without loading the part."""
+    path = root / index.parts[part].path / CONFIG_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))[key]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: cannot read its {key} ({e!r})") from None
+
+
 def output_size(name_or_dir: str | os.PathLike) -> int:
     """The size of the images a pipeline draws, read from its parts' config.json (nothing
     loaded): the upsampler's or decoder's for unCLIP, the dVAE's for DALL·E."""
     root, index = read_index(name_or_dir)
     for part in ("upsampler", "decoder", "vae"):
         if part in index.parts:
-            path = root / index.parts[part].path / CONFIG_FILE
-            try:
-                return int(json.loads(path.read_text(encoding="utf-8"))["image_size"])
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                raise ValueError(f"{path}: cannot read the image size ({e})") from None
+            return int(part_setting(root, index, part, "image_size"))
     raise ValueError(f"{root}: the pipeline has no part that draws images")

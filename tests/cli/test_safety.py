@@ -108,6 +108,24 @@ def test_a_folder_of_an_earlier_run_is_refused_unless_replaced(tmp_path, capsys)
     assert sorted(p.name for p in out.iterdir()) == ["0000_00.png", "notes.txt"]
 
 
+def test_a_run_that_fails_after_loading_loses_no_earlier_image(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    for j in range(4):
+        save_png(Image.new("RGB", (64, 64)), out / f"0000_{j:02d}.png", {"prompt": "a blue square"})
+    image = tmp_path / "x.png"
+    Image.new("RGB", (64, 64)).save(image)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    args = ["complete", str(image), "a red circle", "--out", str(out), "--replace"]
+    assert main([*args, "--rows", "99"]) == 2  # found only once the model is loaded
+    assert "rows must be in 0 .. 15" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # a run that succeeds replaces: its two images new, the earlier two it did not write gone
+    assert main([*args, "--rows", "14", "--num-images", "2"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["0000_00.png", "0000_01.png"]
+    assert {Image.open(p).text["prompt"] for p in out.iterdir()} == {"a red circle"}
+
+
 def test_scoring_refuses_images_drawn_for_other_prompts(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()

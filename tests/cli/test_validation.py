@@ -177,7 +177,7 @@ def test_the_tokenizer_floor_the_cli_checks_is_the_library_s():
 def test_prompts_are_checked_by_the_library_too():
     from dalle.text.prompts import MAX_PROMPT_CHARS, check_prompts
 
-    assert check_prompts(["a red\tcircle"]) == ["a red circle"]
+    assert check_prompts(["a red\tcircle", "a red\r\ncircle"]) == ["a red circle", "a red  circle"]
     for bad, message in ((" ", "empty"), ("a\x00b", "U\\+0000"), ("a\ud800", "surrogate"),
                          ("x" * (MAX_PROMPT_CHARS + 1), "characters")):  # fmt: skip
         with pytest.raises(ValueError, match=message):

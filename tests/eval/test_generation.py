@@ -43,3 +43,12 @@ def test_eval_generation_command(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert '"seen": {"images": 1' in out and '"held_out": {"images": 1' in out
+    # --replace: an earlier run's image this one does not overwrite (of a longer prompt list)
+    # is deleted once the new images are written, before scoring
+    gen = tmp_path / "gen"
+    (gen / "0005_00.png").write_bytes((gen / "0000_00.png").read_bytes())
+    args = ["eval", "generation", "--model", str(pipe_dir), "--prompts", str(prompts),
+            "--num-images", "1", "--out", str(gen), "--json"]  # fmt: skip
+    assert main(args) == 2 and "holds 3 images of an earlier run" in capsys.readouterr().err
+    assert main([*args, "--replace"]) == 0
+    assert sorted(p.name for p in gen.glob("*.png")) == ["0000_00.png", "0001_00.png"]

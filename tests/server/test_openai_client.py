@@ -97,6 +97,20 @@ def test_generations_as_base64_and_urls(server, tiny_unclip):
     assert png(alias.data[0].b64_json).size == (16, 16)
 
 
+def test_revised_prompt_is_what_the_model_read(server):
+    from dalle.pipelines.dalle_pipeline import DallePipeline
+
+    client = server.client()
+    long = "a small red circle above " + "a large blue square and " * 12
+    tokenizer = DallePipeline.from_pretrained("shapes").tokenizer
+    read = tokenizer.decode(tokenizer.encode(long, 24).ids[0])  # the shapes model reads 24
+    result = client.images.generate(model="shapes", prompt=long, n=1)
+    assert result.data[0].revised_prompt == read and len(read) < len(long) // 2
+    # a prompt typed over two lines (the page's text box) is one prompt, its breaks spaces
+    result = client.images.generate(model="shapes", prompt="a red\ncircle", n=1)
+    assert result.data[0].revised_prompt == "a red circle"
+
+
 def test_streaming_sends_partial_images_then_the_images(server):
     client = server.client()
     events = list(client.images.generate(model="shapes", prompt="a green cross", n=1,
@@ -219,6 +233,13 @@ def test_bad_requests_are_400_in_openai_s_shape(server, tiny_unclip):
         dict(model="shapes", prompt="a red circle", extra_body={"guidance": -1}),
         dict(model="shapes", prompt="a red circle", extra_body={"steps": 5}),
         dict(model="shapes", prompt="a red circle", response_format="svg"),
+        dict(model="shapes", prompt="a red circle", extra_body={"response_format": False}),
+        dict(
+            model="shapes",
+            prompt="a red circle",
+            n=1,
+            extra_body={"candidates": 4, "partial_images": 1},
+        ),  # reranked: nothing to preview
     ]
     for kwargs in cases:
         with pytest.raises(openai.BadRequestError) as err:

@@ -434,6 +434,8 @@ def test_options_are_checked_before_loading_or_deleting(tiny_unclip, tmp_path, c
         (["--top-k", "3"], "DALL·E sampling options"),
         (["--decoder-guidance", "inf"], "guidance"),
         (["--num-images", "2", "--candidates", "1"], "--candidates 1"),
+        (["--decoder-steps", "101"], "--decoder-steps"),  # the tiny decoder has 100 timesteps
+        (["--prior-steps", "101"], "--prior-steps: the prior's steps (101) exceed the 100"),
     ]
     for extra, message in bad:
         code = main(["generate", "a red circle", "--model", str(tiny_unclip), "--out", str(out),

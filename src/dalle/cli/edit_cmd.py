@@ -33,7 +33,9 @@ from dalle.pipelines.editing import (
     EditSettings,
     variation_candidates,
 )
+from dalle.text.prompts import check_prompt
 from dalle.utils.images import image_grid, output_name, save_png
+from dalle.utils.io import remove_unwritten
 
 FRAME_NAME = "{:02d}.png"
 
@@ -233,10 +235,7 @@ def _write(args: argparse.Namespace, out: Path, files: list[tuple[str, object, d
     earlier = earlier_run(out, ours) if args.replace else []
     for name, image, fields in files:
         save_png(image, out / name, fields)
-    written = {name for name, _, _ in files}
-    for path in earlier:
-        if path.name not in written:
-            path.unlink()
+    remove_unwritten(earlier, {name for name, _, _ in files})
 
 
 def _is_frame(name: str) -> bool:
@@ -337,9 +336,10 @@ def _edit(args: argparse.Namespace) -> int:
     settings = _settings(args, args.eta)
     if not (math.isfinite(args.amount) and 0 <= args.amount <= 1):
         raise ValueError(f"--amount must be a number in [0, 1], got {args.amount}")
-    for option, text in (("--from", args.source), ("--to", args.target)):
-        if not text.strip():
-            raise ValueError(f"{option} is empty: a text difference needs two captions")
+    args.source, args.target = (
+        check_prompt(args.source, "--from"),
+        check_prompt(args.target, "--to"),
+    )
     names = [output_name(0, j) for j in range(args.num_images)]
     out, _ = _prepare(args, names, [args.image])
     (image,) = _square(input_images([args.image]), [args.image])
@@ -363,8 +363,7 @@ def _inpaint(args: argparse.Namespace) -> int:
     from dalle.folders import output_size
     from dalle.pipelines.editing import InpaintSettings, inpaint, read_mask
 
-    if not args.prompt.strip():
-        raise ValueError("the prompt is empty: it describes the whole resulting image")
+    args.prompt = check_prompt(args.prompt)  # it describes the whole resulting image
     names = [output_name(0, j) for j in range(args.num_images)]
     kinds = ("UnclipPipeline", "DallePipeline")
     out, kind = _prepare(args, names, [args.image, args.mask], kinds)

@@ -18,7 +18,7 @@ from dalle.cli.sampling_args import (
 from dalle.cli.validate import (
     add_replace_argument,
     check_candidates,
-    clear_earlier_run,
+    earlier_run,
     non_negative_int,
     output_folder,
     positive_int,
@@ -379,14 +379,14 @@ def _eval_generation(args: argparse.Namespace) -> int:
     )
     out = output_folder(args.out, replace=args.replace)
     check_pipeline_args(args)
-    if args.replace:  # every option checked: the earlier run's images can go
-        clear_earlier_run(out)
+    earlier = earlier_run(out) if args.replace else []  # deleted once the new ones are written
     pipe, sampling, settings = load_pipeline(args)
     drawn = len(prompts) * (args.candidates or args.num_images)
     with tqdm(total=drawn, desc="generate", unit="img") as bar:
         report = shapes_generation_report(
-            pipe, prompts, args.out, args.num_images, args.seed, on_image=bar.update, **sampling
-        )
+            pipe, prompts, args.out, args.num_images, args.seed, on_image=bar.update,
+            earlier=earlier, **sampling,
+        )  # fmt: skip
     summary = {
         **report.to_dict(), "settings": settings, "model": args.model,
         "candidates": args.candidates,

@@ -17,13 +17,14 @@ from dalle.cli.sampling_args import (
 )
 from dalle.cli.validate import (
     add_replace_argument,
-    clear_earlier_run,
+    earlier_run,
     input_images,
     output_folder,
     refuse_overwriting,
 )
-from dalle.text.prompts import check_prompts
+from dalle.text.prompts import check_prompt, check_prompts
 from dalle.utils.images import output_name, save_png
+from dalle.utils.io import remove_unwritten
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -94,11 +95,12 @@ def _generate(args: argparse.Namespace) -> int:
     prompts = _read_prompts(args)
     out = output_folder(args.out, replace=args.replace)
     check_pipeline_args(args)
-    if args.replace:  # every option checked: the earlier run's images can go
-        clear_earlier_run(out)
+    # with --replace, the earlier run's images the new ones do not overwrite go at the end
+    earlier = earlier_run(out) if args.replace else []
     pipe, sampling, settings = load_pipeline(args)
     total = len(prompts) * args.num_images
     drawn = len(prompts) * (args.candidates or args.num_images)
+    written = set()
     with tqdm(total=drawn, desc="generate", unit="img") as bar:
         found = pipe.iter_images(
             prompts, args.num_images, args.seed, on_image=bar.update, **sampling
@@ -110,19 +112,21 @@ def _generate(args: argparse.Namespace) -> int:
                     fields.update(candidates=args.candidates, candidate=image.info["candidate"],
                                   clip_score=f"{image.info['clip_score']:.4f}")  # fmt: skip
                 save_png(image, out / output_name(i, j), fields)
+                written.add(output_name(i, j))
+    remove_unwritten(earlier, written)
     print(f"wrote {total} images ({len(prompts)} prompts x {args.num_images}) to {out}/")
     return 0
 
 
 def _complete(args: argparse.Namespace) -> int:
+    args.prompt = check_prompt(args.prompt)
     written = [Path(args.out) / output_name(0, j) for j in range(args.num_images)]
     refuse_overwriting(written, [args.image])
     out = output_folder(args.out, replace=args.replace)
     if check_pipeline_args(args) != "DallePipeline":
         raise ValueError(f"--model {args.model}: `dalle complete` needs a DALL·E pipeline")
     (image,) = input_images([args.image])
-    if args.replace:  # every option and the input checked: the earlier run's images can go
-        clear_earlier_run(out)
+    earlier = earlier_run(out) if args.replace else []  # deleted once the new ones are written
     pipe, sampling, settings = load_pipeline(args)
     images = pipe.complete(
         image, args.rows, args.prompt, args.num_images, args.seed, sampling["settings"], args.bf16
@@ -130,5 +134,6 @@ def _complete(args: argparse.Namespace) -> int:
     for j, result in enumerate(images):
         fields = {**_fields(args, args.prompt, j, settings), "rows": args.rows, "image": args.image}
         save_png(result, out / output_name(0, j), fields)
+    remove_unwritten(earlier, {output_name(0, j) for j in range(len(images))})
     print(f"wrote {len(images)} completions of {args.image} to {out}/")
     return 0

@@ -139,7 +139,8 @@ def check_pipeline_args(args: argparse.Namespace) -> str:
     """Check every sampling option against the pipeline ``--model`` names, reading only its
     model_index.json (no weights): before any output is touched or a model loaded. Returns the
     pipeline's class name."""
-    from dalle.folders import read_index
+    from dalle.folders import part_setting, read_index
+    from dalle.pipelines.unclip_pipeline import check_steps
 
     if args.num_images < 1 or (args.batch_size is not None and args.batch_size < 1):
         raise ValueError("--num-images and --batch-size must be at least 1")
@@ -160,6 +161,13 @@ def check_pipeline_args(args: argparse.Namespace) -> str:
             raise ValueError(
                 f"{root} has no {' or '.join(missing)}: it cannot draw images from text"
             )
+        for stage, values in unclip.items():
+            if "steps" in values and stage in index.parts:
+                most = part_setting(root, index, stage, "num_timesteps")
+                try:
+                    check_steps(stage, values["steps"], most)
+                except ValueError as e:
+                    raise ValueError(f"--{stage}-steps: {e}") from None
     else:
         stated = [f"--{stage}-*" for stage, values in unclip.items() if values]
         if stated:

@@ -94,8 +94,8 @@ def output_folder(
     """The folder generated images go to, checked and created before any model is loaded (so
     that no drawing is lost). A folder already holding generated images (``NNNN_NN.png``) is
     refused, since the new run's files would mix with the earlier run's and be scored together,
-    unless ``replace`` (then :func:`clear_earlier_run` deletes them once every other option has
-    been checked). ``names`` says which file names a run writes (default ``NNNN_NN.png``)."""
+    unless ``replace`` (then the command deletes those its new files do not overwrite, once
+    they are written: ``dalle.utils.io.remove_unwritten``). ``names`` says which file names a run writes (default ``NNNN_NN.png``)."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{option} {path}: exists and is not a folder")
@@ -112,13 +112,6 @@ def output_folder(
             "...): choose another folder, or pass --replace to delete them first"
         )
     return out
-
-
-def clear_earlier_run(out: Path, names: Callable[[str], bool] | None = None) -> None:
-    """Delete the generated images (``NNNN_NN.png``, or the ``names``) in ``out``, and nothing
-    else."""
-    for p in earlier_run(out, names):
-        p.unlink()
 
 
 def earlier_run(out: Path, names: Callable[[str], bool] | None = None) -> list[Path]:

@@ -103,9 +103,14 @@ class DallePipeline:
     def device(self) -> torch.device:
         return self.transformer.image_emb.weight.device
 
+    @property
+    def text_seq_len(self) -> int:
+        """Caption tokens the transformer reads (``<eot>`` included)."""
+        return self.transformer.config.text_seq_len
+
     def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
         """(B, T) caption ids; over-long prompts are truncated with a ``TruncationWarning``."""
-        ids = self.tokenizer.encode(list(prompts), self.transformer.config.text_seq_len).ids
+        ids = self.tokenizer.encode(list(prompts), self.text_seq_len).ids
         return ids.to(self.device)
 
     def null_text(self) -> torch.Tensor:

@@ -130,6 +130,16 @@ def caption_ids(
     return encoded.ids, ~encoded.pad_mask
 
 
+def check_steps(stage: str, steps: int, num_timesteps: int, which: str = "") -> None:
+    """A ValueError unless ``steps`` sampling steps fit the ``num_timesteps`` the ``stage``'s
+    model was trained with (``which``: "default " for a pipeline's recorded defaults)."""
+    if steps > num_timesteps:
+        raise ValueError(
+            f"the {stage}'s {which}steps ({steps}) exceed the {num_timesteps} timesteps it was "
+            f"trained with: at most {num_timesteps}"
+        )
+
+
 class UnclipPipeline:
     def __init__(
         self,
@@ -173,6 +183,12 @@ class UnclipPipeline:
                     f"the upsampler enlarges {u.low_res_size} x {u.low_res_size} images; the "
                     f"decoder draws {decoder.config.image_size} x {decoder.config.image_size}"
                 )
+        for stage, model, settings in (
+            ("prior", prior, prior_defaults), ("decoder", decoder, decoder_defaults),
+            ("upsampler", upsampler, upsampler_defaults),
+        ):  # fmt: skip
+            if model is not None:
+                check_steps(stage, settings.steps, model.config.num_timesteps, "default ")
         self.tokenizer, self.clip, self.prior = tokenizer, clip.eval(), prior
         self.decoder = None if decoder is None else decoder.eval()
         self.upsampler = None if upsampler is None else upsampler.eval()
@@ -214,10 +230,13 @@ class UnclipPipeline:
         return self.clip.logit_scale.device
 
     # -- CLIP ---------------------------------------------------------------------------------
+    @property
+    def text_seq_len(self) -> int:
+        """Caption tokens CLIP and the prior read (``<eot>`` included)."""
+        return self.clip.config.text_seq_len
+
     def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
-        return self.tokenizer.encode(list(prompts), self.clip.config.text_seq_len).ids.to(
-            self.device
-        )
+        return self.tokenizer.encode(list(prompts), self.text_seq_len).ids.to(self.device)
 
     @torch.no_grad()
     def text_embeddings(self, prompts: Sequence[str]) -> torch.Tensor:

@@ -170,7 +170,8 @@ def parse_request(fields: dict[str, Any], registry: ModelRegistry, needs_prompt:
             400, f"size {size!r} is not supported by {model.name}: it draws {model.size_text}",
             "size",
         )  # fmt: skip
-    response_format = fields.get("response_format") or "b64_json"
+    response_format = fields.get("response_format")
+    response_format = "b64_json" if response_format is None else response_format
     if response_format not in ("b64_json", "url"):
         raise APIError(400, "'response_format' must be 'b64_json' or 'url'", "response_format")
     if fields.get("output_format") not in (None, "png"):
@@ -196,6 +197,9 @@ def parse_request(fields: dict[str, Any], registry: ModelRegistry, needs_prompt:
     candidates = None if candidates is None else _int(candidates, "candidates", n, 64)
     if candidates is not None and candidates > n and getattr(model.pipeline, "clip", None) is None:
         raise APIError(400, f"{model.name} has no CLIP to rank candidates", "candidates")
+    if partial and candidates is not None and candidates > n:
+        raise APIError(400, "'partial_images' with reranking: which candidates are kept is known "
+                       "only at the end, so there is nothing to preview", "partial_images")  # fmt: skip
     for name in ("quality", "style", "user", "background", "moderation"):
         if fields.get(name) is not None and not isinstance(fields.get(name), str):
             raise APIError(400, f"'{name}' must be a string", name)
@@ -494,6 +498,8 @@ def create_app(
             if await request.is_disconnected():  # the client left: its place is freed
                 job.cancelled.set()
                 raise APIError(499, "the client closed the request")
+        if waiting.cancelled():  # the worker stopped before taking the job
+            raise APIError(503, "the server is shutting down", type_="server_error")
         return waiting.result()  # the inputs were checked: a failure here is the server's
 
     async def _respond(request: Request, req: ImageRequest, images, text) -> dict[str, Any]:
@@ -501,14 +507,17 @@ def create_app(
             lambda: [png_bytes(image, {**text, "image_index": j}) for j, image in enumerate(images)]
         )
         data = []
+        pipe = req.model.pipeline
+        # what the model read: an over-long prompt is cut to the tokens it reads
+        read = pipe.tokenizer.read_part(req.prompt, pipe.text_seq_len) if req.prompt else None
         for png in pngs:
             if req.response_format == "url":
                 key = store.put(png)
                 item = {"url": f"{str(request.base_url).rstrip('/')}/v1/images/files/{key}.png"}
             else:
                 item = {"b64_json": base64.b64encode(png).decode()}
-            if req.prompt:
-                item["revised_prompt"] = req.prompt
+            if read is not None:
+                item["revised_prompt"] = read
             data.append(item)
         return {"created": int(time.time()), "data": data, "size": req.model.size_text,
                 "output_format": "png"}  # fmt: skip
@@ -543,11 +552,16 @@ def create_app(
                         for image in images:
                             yield await event("partial_image", image, partial_image_index=index)
                         continue
+                    message = "drawing failed"
                     try:
                         final = finished.result()
-                    except Exception:  # the error as an event the client raises
+                    except asyncio.CancelledError:  # the worker stopped before taking the job
+                        final, message = None, "the server is shutting down"
+                    except Exception:
                         logger.exception("drawing failed")
-                        error = {"type": "error", "error": {"message": "drawing failed",
+                        final = None
+                    if final is None:  # the error as an event the client raises
+                        error = {"type": "error", "error": {"message": message,
                                  "type": "server_error", "param": None, "code": None}}  # fmt: skip
                         yield f"event: error\ndata: {json.dumps(error)}\n\n"
                         return
@@ -593,6 +607,7 @@ def _generation_job(req: ImageRequest, settings: dict[str, Any]) -> Job:
 
 def _marks(total: int, count: int) -> dict[int, int]:
     """``count`` evenly spaced steps of ``total`` at which previews are sent: {step: index}."""
+    count = min(count, total)  # at most one preview a step
     return {round(total * (i + 1) / (count + 1)) - 1: i for i in range(count)}
 
 

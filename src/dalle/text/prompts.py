@@ -9,34 +9,37 @@ from collections.abc import Sequence
 MAX_PROMPT_CHARS = 10_000  # far beyond any caption a model reads; past it, a mistake
 
 
+WHITESPACE_CONTROLS = "\t\n\r"  # read as spaces: a prompt typed over several lines is one prompt
+
+
+def check_prompt(prompt: str, name: str = "the prompt") -> str:
+    """The prompt, or a ValueError naming it (``name``): empty or blank (every image is drawn
+    for a prompt), holding control characters other than tabs and line breaks (which read as
+    spaces) or lone surrogates (not text: they cannot be written as UTF-8), or over
+    ``MAX_PROMPT_CHARS`` characters. (Prompts over the model's token length are truncated with a
+    warning by the tokenizer.)"""
+    if not isinstance(prompt, str):
+        raise ValueError(f"{name} is not text: {type(prompt).__name__}")
+    if not prompt.strip():
+        raise ValueError(f"{name} is empty: every image is drawn for a prompt")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise ValueError(
+            f"{name} has {len(prompt):,} characters; prompts are at most {MAX_PROMPT_CHARS:,}"
+        )
+    bad = next((c for c in prompt if unicodedata.category(c) in ("Cc", "Cs")
+                and c not in WHITESPACE_CONTROLS), None)  # fmt: skip
+    if bad is not None:
+        what = "a lone surrogate" if unicodedata.category(bad) == "Cs" else "the control character"
+        raise ValueError(f"{name} holds {what} U+{ord(bad):04X}: prompts are text")
+    for c in WHITESPACE_CONTROLS:
+        prompt = prompt.replace(c, " ")
+    return prompt
+
+
 def check_prompts(prompts: Sequence[str]) -> list[str]:
-    """The prompts, or a ValueError naming the first bad one: empty or blank (every image is
-    drawn for a prompt), holding control characters (other than tabs, which read as spaces) or
-    lone surrogates (not text: they cannot be written as UTF-8),
-    or over ``MAX_PROMPT_CHARS`` characters. (Prompts over the model's token length are
-    truncated with a warning by the tokenizer.)"""
-    out = []
-    for i, prompt in enumerate(prompts):
-        if not isinstance(prompt, str):
-            raise ValueError(f"prompt {i} is not text: {type(prompt).__name__}")
-        if not prompt.strip():
-            raise ValueError(f"prompt {i} is empty: every image is drawn for a prompt")
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise ValueError(
-                f"prompt {i} has {len(prompt):,} characters; prompts are at most "
-                f"{MAX_PROMPT_CHARS:,}"
-            )
-        bad = next((c for c in prompt if unicodedata.category(c) in ("Cc", "Cs") and c != "\t"),
-                   None)  # fmt: skip
-        if bad is not None:
-            what = (
-                "a lone surrogate" if unicodedata.category(bad) == "Cs" else "the control character"
-            )
-            raise ValueError(
-                f"prompt {i} holds {what} U+{ord(bad):04X}: prompts are one line of text"
-            )
-        out.append(prompt.replace("\t", " "))
-    return out
+    """The prompts, each checked by :func:`check_prompt`; the error names the first bad one by
+    its index."""
+    return [check_prompt(prompt, f"prompt {i}") for i, prompt in enumerate(prompts)]
 
 
 def read_prompts(path: str | os.PathLike) -> list[str]:

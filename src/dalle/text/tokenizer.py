@@ -264,6 +264,12 @@ class TextTokenizer:
             )
         return self._pack(rows, text_seq_len)
 
+    def read_part(self, text: str, text_seq_len: int) -> str:
+        """What a model reading ``text_seq_len`` tokens (``<eot>`` included) reads of ``text``:
+        the text itself when it fits, else its first ``text_seq_len - 1`` tokens decoded."""
+        ids = self._encoder(0.0).encode(_valid_unicode(text), add_special_tokens=False).ids
+        return text if len(ids) < text_seq_len else self.decode(ids[: text_seq_len - 1])
+
     def _pack(self, rows: list[list[int]], text_seq_len: int) -> TokenizedText:
         """Cut each row to ``text_seq_len - 1`` tokens, append ``<eot>``, pad to the full length."""
         ids = torch.full((len(rows), text_seq_len), self.pad_id, dtype=torch.long)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 
@@ -64,3 +64,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def remove_unwritten(earlier: Iterable[Path], written: Collection[str]) -> None:
+    """Delete the files of an earlier run (``earlier``, listed before the new run wrote
+    anything) whose names the new run did not write (``written``): called once every new file
+    is on disk, so that a run that fails loses neither its own files nor the earlier ones."""
+    for path in earlier:
+        if path.name not in written:
+            path.unlink(missing_ok=True)
