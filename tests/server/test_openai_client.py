@@ -330,6 +330,41 @@ def test_api_key_body_limit_and_a_full_queue(registry):
         worker.stop()
 
 
+def test_a_request_waiting_when_the_server_stops_is_answered_503(registry):
+    gate = threading.Event()
+    worker = Worker(max_queue=2)
+    worker.submit(Job(key=None, images=1, run=lambda: (gate.wait(30), [])[1]))  # busy
+    live = LiveServer(create_app(registry, worker=worker))
+    answers = []
+
+    def ask() -> None:
+        try:
+            live.client().images.generate(model="shapes", prompt="a red circle")
+        except openai.APIStatusError as e:
+            answers.append((e.status_code, e.body["message"]))
+
+    try:
+        waiting = threading.Thread(target=ask, daemon=True)
+        waiting.start()
+        deadline = time.time() + 10
+        while worker.waiting < 1 and time.time() < deadline:
+            time.sleep(0.05)
+        threading.Thread(target=worker.stop, daemon=True).start()  # cancels what waits
+        waiting.join(timeout=20)
+        assert answers == [(503, "the server is shutting down")]
+    finally:
+        gate.set()
+        live.stop()
+
+
+def test_previews_are_spread_over_the_steps_one_at_most_per_step():
+    from dalle.server.app import _marks
+
+    assert _marks(10, 4) == {1: 0, 3: 1, 5: 2, 7: 3}
+    assert _marks(3, 5) == {0: 0, 1: 1}  # only two steps before the last
+    assert _marks(1, 2) == {}
+
+
 def test_waiting_requests_for_the_same_settings_are_drawn_as_one_batch(registry):
     gate = threading.Event()
     worker = Worker(max_queue=8)

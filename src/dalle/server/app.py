@@ -606,8 +606,9 @@ def _generation_job(req: ImageRequest, settings: dict[str, Any]) -> Job:
 
 
 def _marks(total: int, count: int) -> dict[int, int]:
-    """``count`` evenly spaced steps of ``total`` at which previews are sent: {step: index}."""
-    count = min(count, total)  # at most one preview a step
+    """``count`` evenly spaced steps of ``total`` at which previews are sent: {step: index}; fewer
+    when there are not that many steps before the last."""
+    count = min(count, total - 1)  # marks at least a step apart, before the last (the result)
     return {round(total * (i + 1) / (count + 1)) - 1: i for i in range(count)}
 
 
