@@ -39,6 +39,23 @@ def test_generate_writes_numbered_pngs_with_text_chunks(tmp_path, pipe_dir, caps
     assert np.array_equal(a, b)
 
 
+def test_generate_s_sampling_options_reach_the_pixels(tmp_path, pipe_dir):
+    pipe = tiny_pipeline(SamplingSettings(top_k=4))
+    prompts = ["a red circle", "a blue square"]
+    given = {"temperature": 0.7, "top_p": 0.9, "guidance": 2.5, "top_k": 3}
+    options = [f"--{k.replace('_', '-')}={v}" for k, v in given.items()]
+    out = tmp_path / "out"
+    assert main(["generate", *prompts, "--model", str(pipe_dir), "--num-images", "2", "--seed",
+                 "5", "--no-bf16", "--out", str(out), *options]) == 0  # fmt: skip
+    drawn = [np.asarray(Image.open(out / f"{i:04d}_{j:02d}.png")) for i in range(2)
+             for j in range(2)]  # fmt: skip
+    library = pipe(prompts, 2, seed=5, bf16=False, **given)
+    defaults = pipe(prompts, 2, seed=5, bf16=False)
+    for a, b in zip(drawn, library, strict=True):
+        assert np.array_equal(a, np.asarray(b))
+    assert any(not np.array_equal(a, np.asarray(b)) for a, b in zip(drawn, defaults, strict=True))
+
+
 def test_generate_without_prompts_is_an_error(tmp_path, pipe_dir, capsys):
     assert main(["generate", "--model", str(pipe_dir), "--out", str(tmp_path)]) == 2
     assert "no prompts" in capsys.readouterr().err

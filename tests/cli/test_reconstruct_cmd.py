@@ -5,7 +5,11 @@ import torch
 from PIL import Image
 
 from dalle.cli import main
+from dalle.data.images import load_image
+from dalle.data.transforms import ImageTransform, TransformConfig
+from dalle.eval.reconstruction import psnr
 from dalle.models.dvae import DiscreteVAE, DVAEConfig
+from dalle.utils.images import to_uint8
 
 
 def tiny_model(path):
@@ -32,7 +36,26 @@ def test_reconstruct_writes_same_names_and_reports(tmp_path, capsys):
     assert Image.open(tmp_path / "out" / "b.jpg").format == "JPEG"
     assert Image.open(tmp_path / "out" / "a.png").size == (16, 16)
     assert "tokens per image 64 (8 x 8, vocabulary 32)" in out
-    assert "mean PSNR" in out and "skipped 1 unreadable" in out
+    assert "skipped 1 unreadable" in out
+    # each file is the dVAE's decoding of its tokens, and the PSNR printed is theirs
+    vae = DiscreteVAE.from_pretrained(model)
+    transform = ImageTransform(TransformConfig(image_size=16))
+    names = ("a.png", "b.jpg", "c.png")  # one batch, in the command's order
+    inputs = torch.stack([transform(load_image(src / n), "", np.random.default_rng(0))[0]
+                          for n in names])  # fmt: skip
+    recon = vae.decode(vae.encode(inputs))
+    for i in (0, 2):  # the PNGs (the JPEG is lossy)
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / names[i])),
+                              to_uint8(recon)[i])  # fmt: skip
+    assert not np.array_equal(to_uint8(recon)[0], to_uint8(inputs)[0])  # not the input itself
+    assert f"mean PSNR {psnr(recon, inputs).mean().item():.2f} dB" in out
+
+
+def test_psnr_by_hand():
+    target = torch.zeros(2, 3, 4, 4)
+    recon = torch.stack([torch.full((3, 4, 4), 0.1), torch.full((3, 4, 4), 0.01)])
+    torch.testing.assert_close(psnr(recon, target), torch.tensor([20.0, 40.0]))  # 10 log10(1/mse)
+    assert psnr(target, target).isinf().all()
 
 
 def test_reconstruct_missing_folder_or_model(tmp_path, capsys):

@@ -148,6 +148,13 @@ def test_loss_terms_combine_as_weighted_sum():
     target = logit_laplace.map_pixels(x)
     expected = ((torch.sigmoid(mu) - target) ** 2).sum() / (2 * 16 * 16)
     assert torch.allclose(mixed["sq"], expected, rtol=1e-5)
-    # only sq and KL carry gradient when the NLL is switched off
+    # only sq and KL carry gradient when the NLL is switched off: the head's log-scale outputs
+    # (its second half of channels) are read by the NLL alone, so their weights get none
     mixed["loss"].backward()
-    assert all(p.grad is not None for p in vae.parameters())
+    head = vae.decoder.head
+    c = vae.config.channels
+    assert head.weight.grad[c:].abs().max() == 0 and head.bias.grad[c:].abs().max() == 0
+    assert head.weight.grad[:c].abs().max() > 0  # the means carry sq's gradient
+    vae.zero_grad()
+    paper["loss"].backward()
+    assert head.weight.grad[c:].abs().max() > 0  # with the NLL on, the scales learn

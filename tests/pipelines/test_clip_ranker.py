@@ -22,6 +22,21 @@ def with_clip(pipe: DallePipeline) -> DallePipeline:
     return pipe
 
 
+def test_cosine_is_the_angle_between_the_image_and_text_embeddings():
+    pipe = with_clip(tiny_pipeline())
+    clip, size = pipe.clip.clip, pipe.clip.clip.config.image_size
+    texts = ["a red circle", "a blue square", "a green triangle"]
+    images = torch.rand(3, 3, size, size, generator=torch.Generator().manual_seed(0))
+    ids = pipe.tokenizer.encode(texts, clip.config.text_seq_len).ids
+    with torch.no_grad():  # the towers' raw outputs, normalised here
+        img, txt = clip.vision(images).float(), clip.text(ids).float()
+    expected = torch.nn.functional.cosine_similarity(img, txt, dim=-1)
+    torch.testing.assert_close(pipe.clip.cosine(images, texts), expected, atol=1e-5, rtol=0)
+    # twice the size: area-averaged down to the CLIP's input first
+    big = images.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    torch.testing.assert_close(pipe.clip.cosine(big, texts), expected, atol=1e-5, rtol=0)
+
+
 def test_reranking_keeps_the_best_candidates_sorted():
     pipe = with_clip(tiny_pipeline())
     prompts = ["a red circle", "a blue square"]

@@ -31,7 +31,7 @@ def test_folder_layout_and_round_trip(pipeline_dir):
     b = loaded(["a red circle", "a blue square"], num_images_per_prompt=2, seed=3)
     assert len(a) == 4 and all(isinstance(im, Image.Image) for im in a)
     assert a[0].size == (16, 16)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert np.array_equal(np.asarray(x), np.asarray(y))
 
 
@@ -39,7 +39,7 @@ def test_images_do_not_depend_on_batch_size():
     pipe = tiny_pipeline()
     a = pipe(["a red circle", "a blue square"], 3, seed=1, batch_size=6)
     b = pipe(["a red circle", "a blue square"], 3, seed=1, batch_size=2)
-    assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b))
+    assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b, strict=True))
     c = pipe(["a red circle", "a blue square"], 3, seed=2)
     assert any(not np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, c))
     assert image_seed(0, 1, 2) != image_seed(0, 2, 1)

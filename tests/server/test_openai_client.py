@@ -357,6 +357,22 @@ def test_a_request_waiting_when_the_server_stops_is_answered_503(registry):
         live.stop()
 
 
+def test_url_store_forgets_after_its_time_and_beyond_its_capacity(monkeypatch):
+    import types
+
+    from dalle.server import app
+
+    now = [100.0]  # the store's clock, not the process's (the servers' event loops read that)
+    monkeypatch.setattr(app, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    store = app.UrlStore(capacity=2, ttl=10)
+    a, b = store.put(b"a"), store.put(b"b")
+    assert store.get(a) == b"a" and store.get(b) == b"b" and a != b
+    c = store.put(b"c")  # a third: the oldest goes
+    assert store.get(a) is None and store.get(b) == b"b" and store.get(c) == b"c"
+    now[0] += 10.5  # past the time to live
+    assert store.get(b) is None and store.get(c) is None
+
+
 def test_previews_are_spread_over_the_steps_one_at_most_per_step():
     from dalle.server.app import _marks
 
@@ -374,24 +390,31 @@ def test_waiting_requests_for_the_same_settings_are_drawn_as_one_batch(registry)
     results = {}
 
     def ask(i: int) -> None:
+        given = {"guidance": 3.0} if i == 3 else {}  # other settings: never in the same batch
         results[i] = client.images.generate(model="shapes", prompt=f"a red circle {i}",
-                                            extra_body={"seed": i})  # fmt: skip
+                                            extra_body={"seed": i, **given})  # fmt: skip
 
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
     try:
         for t in threads:
             t.start()
         deadline = time.time() + 10
-        while worker.waiting < 3 and time.time() < deadline:
+        while worker.waiting < 4 and time.time() < deadline:
             time.sleep(0.05)
         gate.set()
         for t in threads:
             t.join(60)
-        assert worker.batches_run >= 1 and len(results) == 3
+        assert worker.batches_run >= 1 and len(results) == 4
         alone = client.images.generate(model="shapes", prompt="a red circle 1",
                                        extra_body={"seed": 1})  # fmt: skip
         merged = np.asarray(png(results[1].data[0].b64_json)).astype(int)
         assert np.abs(merged - np.asarray(png(alone.data[0].b64_json)).astype(int)).max() <= 1
+        # the request with its own guidance drew what the library draws with it
+        library = registry.get("shapes").pipeline
+        want = [np.asarray(library(["a red circle 3"], 1, seed=3, guidance=g)[0]).astype(int)
+                for g in (3.0, None)]  # fmt: skip
+        served = np.asarray(png(results[3].data[0].b64_json)).astype(int)
+        assert np.abs(served - want[0]).max() <= 1 and np.abs(served - want[1]).max() > 1
     finally:
         gate.set()
         live.stop()

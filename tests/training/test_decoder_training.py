@@ -466,3 +466,23 @@ def test_train_decoder_inpaint_from_a_pipeline_s_decoder(tiny_clip, tiny_unclip,
     assert (weight[:, :3] - plain.input.weight).abs().max() < 0.1
     assert main(["train", "decoder", "--preset", "decoder-tiny", "--clip", str(tiny_clip),
                  "--inpaint-prob", "1.5", "--out", str(tmp_path / "bad")]) == 2  # fmt: skip
+
+
+def test_prior_guidance_is_uncond_plus_scale_times_the_difference():
+    from dalle.pipelines.unclip_pipeline import guided_prior
+
+    calls = []
+
+    class Stub(torch.nn.Module):  # with the caption: x + 1; caption dropped: x - 1
+        def forward(self, x, t, tokens, text, mask, keep=None):
+            calls.append(keep)
+            kept = torch.ones(len(x), dtype=torch.bool) if keep is None else keep
+            return x + torch.where(kept, 1.0, -1.0)[:, None]
+
+    x, t = torch.zeros(2, 8), torch.zeros(2, dtype=torch.long)
+    tokens, text, mask = torch.zeros(2, 3, 4), torch.zeros(2, 4), torch.ones(2, 3) > 0
+    for g, want in ((0.0, -1.0), (1.0, 1.0), (1.5, 2.0), (3.0, 5.0)):
+        out = guided_prior(Stub(), tokens, mask, text, g)(x, t)
+        torch.testing.assert_close(out, torch.full_like(x, want))
+    assert calls[1] is None  # g = 1: the conditional prediction alone, one pass
+    assert calls[-1].tolist() == [True, True, False, False]  # one batch: [cond; uncond]

@@ -82,7 +82,9 @@ def pick_tokens(
 
 
 def guide(logits: torch.Tensor, guidance: float) -> torch.Tensor:
-    """Classifier-free guidance on a (2B, V) batch of [conditional; unconditional] logits."""
+    """Classifier-free guidance, uncond + g (cond - uncond), on a (2B, ...) batch of
+    [conditional; unconditional] predictions (the transformer's logits, a diffusion model's
+    outputs)."""
     cond, uncond = logits.chunk(2)
     return uncond + guidance * (cond - uncond)
 

@@ -29,6 +29,7 @@ from dalle.models.clip import CLIP
 from dalle.models.prior import DiffusionPrior
 from dalle.models.unet import UNet
 from dalle.pipelines.clip_ranker import ClipRanker
+from dalle.pipelines.sampling import guide
 from dalle.pipelines.seeds import seed_of
 from dalle.pipelines.text_to_image import images_by_prompt
 from dalle.text.tokenizer import TextTokenizer
@@ -293,28 +294,11 @@ class UnclipPipeline:
         ]  # fmt: skip
         sampler = make_sampler(settings.sampler, make_schedule(prior))
         x = sampler.init_noise((len(generators), prior.config.embed_dim), generators)
-        model_fn = autocast_fn(self._prior_fn(tokens, mask, text_rep, settings.guidance), bf16)
+        model_fn = autocast_fn(guided_prior(prior, tokens, mask, text_rep, settings.guidance), bf16)
         x = sample(model_fn, sampler, x.to(self.device), settings.steps, generators)
         draws = prior.unstandardise(x).view(len(prompts), k, -1)
         best = (draws * text[:, None]).sum(-1).argmax(1)  # (B,)
         return draws[torch.arange(len(prompts)), best].cpu()
-
-    def _prior_fn(self, tokens, mask, text, guidance: float):
-        prior = self.prior
-
-        def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            if guidance == 1.0:
-                return prior(x, t, tokens, text, mask)
-            b = x.shape[0]
-            keep = torch.cat([torch.ones(b, dtype=torch.bool), torch.zeros(b, dtype=torch.bool)])
-            out = prior(
-                torch.cat([x, x]), torch.cat([t, t]), torch.cat([tokens, tokens]),
-                torch.cat([text, text]), torch.cat([mask, mask]), keep.to(x.device),
-            )  # fmt: skip
-            cond, uncond = out.chunk(2)  # [conditional; unconditional] in one batch
-            return uncond + guidance * (cond - uncond)
-
-        return model_fn
 
     # -- the decoder and the upsampler --------------------------------------------------------
     @torch.no_grad()
@@ -545,7 +529,24 @@ def guided_decoder(
             torch.cat([ids, ids]), torch.cat([mask, mask]), keep_clip=keep, keep_text=keep_text,
             **given,
         )  # fmt: skip
-        cond, uncond = out.float().chunk(2)
-        return uncond + guidance * (cond - uncond)
+        return guide(out.float(), guidance)
+
+    return model_fn
+
+
+def guided_prior(prior: DiffusionPrior, tokens, mask, text, guidance: float):
+    """The prior's prediction, guided: uncond + g (cond - uncond), the unconditional half with
+    the caption dropped (the prior's learned null), both halves in one batch."""
+
+    def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if guidance == 1.0:
+            return prior(x, t, tokens, text, mask)
+        b = x.shape[0]
+        keep = torch.cat([torch.ones(b, dtype=torch.bool), torch.zeros(b, dtype=torch.bool)])
+        out = prior(
+            torch.cat([x, x]), torch.cat([t, t]), torch.cat([tokens, tokens]),
+            torch.cat([text, text]), torch.cat([mask, mask]), keep.to(x.device),
+        )  # fmt: skip
+        return guide(out, guidance)  # [conditional; unconditional]
 
     return model_fn
