@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from dalle.cli import main
+from dalle.config import replace_given
 from dalle.pipelines import editing as E
 from dalle.pipelines.unclip_pipeline import UnclipPipeline
 
@@ -255,6 +256,18 @@ def test_the_editing_commands(tiny_unclip, tmp_path, capsys):
     assert main(["vary", str(a), "--num-images", "1", "--candidates", "1", "--out", str(out),
                  *model]) == 0  # fmt: skip
     assert "candidates" not in Image.open(out / "0000_00.png").text  # not reranked
+    # the options reach the pixels: the library's variation with the same settings
+    out = tmp_path / "vary_eta"
+    assert main(["vary", str(a), "--num-images", "1", "--candidates", "1", "--eta", "0.5",
+                 "--seed", "2", "--no-bf16", "--out", str(out), *model]) == 0  # fmt: skip
+    pipe = UnclipPipeline.from_pretrained(tiny_unclip)
+    settings = replace_given(E.variation_settings(steps=6), {"eta": 0.5})
+    mine = E.variations(pipe, [Image.open(a).convert("RGB")], 1, 2, settings, False)[0][0]
+    drawn = np.asarray(Image.open(out / "0000_00.png").convert("RGB"))
+    assert np.array_equal(drawn, np.asarray(mine))
+    default_eta = E.variations(pipe, [Image.open(a).convert("RGB")], 1, 2,
+                               E.variation_settings(steps=6), False)[0][0]  # fmt: skip
+    assert not np.array_equal(drawn, np.asarray(default_eta))
     out = tmp_path / "interp"
     assert main(["interpolate", str(a), str(b), "--steps", "3", "--out", str(out), *model]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["00.png", "01.png", "02.png", "strip.png"]
