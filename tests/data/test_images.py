@@ -52,6 +52,13 @@ def test_pixel_limit_is_checked_from_the_header_before_decoding():
     assert reason_of(data, max_pixels=100_000_000) in ("corrupt image", "truncated image")
 
 
+def test_a_thin_strip_is_refused_before_it_is_scaled_up(img):
+    # 1 x 20,000 is a few bytes, but scaled to a shorter side of 256 it would be 1.3 gigapixels
+    assert reason_of(png_header_only(1, 20_000)) == "too thin"
+    assert reason_of(png_header_only(3300, 100)) == "too thin"  # over 32 : 1
+    assert load_image(img.to_bytes(img.random(0, (320, 10)))).size == (320, 10)  # 32 : 1 is fine
+
+
 def test_pil_decompression_bomb_is_too_many_pixels():
     assert reason_of(png_header_only(20_000, 20_000), max_pixels=10**12) == "too many pixels"
 

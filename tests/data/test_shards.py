@@ -51,6 +51,19 @@ def test_env_rank_and_world_size_partition_the_shards(shard_dir, good_shard_capt
     assert sorted(per_rank[0] + per_rank[1]) == good_shard_captions
 
 
+def test_a_training_run_reads_every_shard_in_every_process(shard_dir, good_shard_captions,
+                                                           monkeypatch):  # fmt: skip
+    from dalle.cli.train_args import open_training_data
+    from dalle.training.loop import RunConfig
+
+    # the training loop gives each process its slice of one global batch, so every process must
+    # read the same stream: a split by process would throw away all but 1/N of what each reads
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    dataset = open_training_data(RunConfig(data=str(shard_dir)), 16)
+    assert sorted(read_all(dataset)[0]) == good_shard_captions
+
+
 def test_explicit_rank_and_world_size(shard_dir, monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("WORLD_SIZE", raising=False)

@@ -102,6 +102,9 @@ def test_finite_data_is_tokenized_once_and_cached(tmp_path):
     tokens, captions, _ = load_cache(cache, dvae_tokens(DiscreteVAE.from_pretrained("shapes")))
     assert tokens.shape == (6, 256) and tokens.dtype == torch.long
     assert sorted(captions)[0] == "a red circle number 0"
+    # a cache cut short (a disk filled up) is read as no cache: encoded again, with a warning
+    cache.write_bytes(cache.read_bytes()[:100])
+    assert load_cache(cache, dvae_tokens(DiscreteVAE.from_pretrained("shapes"))) is None
 
 
 @pytest.mark.slow

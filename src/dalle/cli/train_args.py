@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -12,6 +13,8 @@ from typing import TYPE_CHECKING, TypeVar
 from dalle.cli.sampling_args import BF16_UNITS
 from dalle.cli.validate import fraction, non_negative_int, positive_float, positive_int
 from dalle.config import Config
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import torch
@@ -172,7 +175,15 @@ def open_training_data(config, image_size: int):
         if config.data == "shapes" or config.data.startswith("shapes:"):
             raise ValueError("the shapes world renders exact images: it takes no augmentation")
         transform = config.augment.transform(image_size)
-    return open_dataset(config.data, image_size=image_size, seed=config.seed, transform=transform)
+    from dalle.data.shards import WebDatasetShards
+
+    dataset = open_dataset(
+        config.data, image_size=image_size, seed=config.seed, transform=transform
+    )
+    if isinstance(dataset, WebDatasetShards):
+        # every process reads the same global batches and takes its slice (dalle.training.loop)
+        dataset.rank, dataset.world_size = 0, 1
+    return dataset
 
 
 def prepare_tokenizer(given: str | None, config, dataset, out: Path, accelerator):
@@ -207,6 +218,11 @@ def encoded_batches(config, dataset, encoder, out: Path, accelerator, with_image
 
     report, cache = SkipReport(), None
     if is_finite(dataset):
+        if config.augment.random:
+            logger.warning(
+                "random augmentation with encodings cached once: each image is encoded with one "
+                "draw of it (epoch 0's) for the whole run"
+            )
         path = out / encoder.cache_file
         data = f"{config.data} ({len(dataset)} examples)"
         found = load_cache(path, encoder, data) if accelerator.is_main_process else None
@@ -294,9 +310,10 @@ def validation_batches(
     return found
 
 
-def run_folder(args: argparse.Namespace) -> Path:
+def run_folder(args: argparse.Namespace, config: Config) -> Path:
     """``--out``, refused if it already holds a run (a complete checkpoint) and ``--resume`` was
-    not given."""
+    not given; on ``--resume``, the run's settings checked against ``config`` at once, before
+    any data is read or encoded (:func:`check_resumed_config`)."""
     from dalle.training.checkpoint import checkpoints
 
     out = Path(args.out)
@@ -304,13 +321,16 @@ def run_folder(args: argparse.Namespace) -> Path:
         raise ValueError(
             f"{out} already holds a run: pass --resume to continue it, or another --out"
         )
+    if args.resume:
+        check_resumed_config(out, config, getattr(args, "allow_changes", False), main=False)
     return out
 
 
-# settings that do not alter the run (a resume may change them freely)
+# settings that do not alter the run (a resume may change them freely); bf16 is the machine's
+# (a run moved between a CPU with bf16 units and one without goes on in the dtype each does best)
 HARMLESS_CHANGES = {
     "checkpoint_every", "sample_every", "sample_steps", "log_every", "val_data", "val_size",
-    "val_every",
+    "val_every", "bf16",
 }  # fmt: skip
 
 

@@ -51,7 +51,7 @@ def _train_clip(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = run_config(CLIPTrainConfig, args)
-    out = run_folder(args)
+    out = run_folder(args, config)
     accelerator = make_accelerator(config.bf16)
     base = CLIPConfig.from_preset(args.preset)
     dataset = open_training_data(config, base.image_size)

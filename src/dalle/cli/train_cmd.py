@@ -83,7 +83,7 @@ def _train_dvae(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     model_config = DVAEConfig.from_preset(args.preset)
     config = run_config(DVAETrainConfig, args)
-    out = run_folder(args)
+    out = run_folder(args, config)
     accelerator = make_accelerator(config.bf16)
     dataset = open_training_data(config, model_config.image_size)
     out.mkdir(parents=True, exist_ok=True)

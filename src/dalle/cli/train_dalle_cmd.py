@@ -88,7 +88,7 @@ def _train_dalle(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = run_config(DalleTrainConfig, args)
-    out = run_folder(args)
+    out = run_folder(args, config)
     accelerator = make_accelerator(config.bf16)
     vae = DiscreteVAE.from_pretrained(config.vae, accelerator.device)
     dataset = open_training_data(config, vae.config.image_size)

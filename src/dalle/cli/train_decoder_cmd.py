@@ -122,7 +122,7 @@ def _train_decoder(args: argparse.Namespace) -> int:
     base = UNetConfig.from_preset(config.unet)
     if base.low_res_channels or not base.embed_dim:
         raise ValueError(f"--unet {config.unet} is not a decoder (it reads no CLIP embedding)")
-    out = run_folder(args)
+    out = run_folder(args, config)
     accelerator = make_accelerator(config.bf16)
     ranker = ClipRanker.from_pretrained(config.clip, str(accelerator.device))
     clip = ranker.clip.config
@@ -173,7 +173,7 @@ def _train_upsampler(args: argparse.Namespace) -> int:
     model_config = UNetConfig.from_preset(config.unet)
     if not model_config.low_res_channels:
         raise ValueError(f"--unet {config.unet} is not an upsampler (no low-resolution input)")
-    out = run_folder(args)
+    out = run_folder(args, config)
     accelerator = make_accelerator(config.bf16)
     dataset = open_training_data(config, model_config.image_size)
     out.mkdir(parents=True, exist_ok=True)

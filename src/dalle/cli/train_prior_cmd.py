@@ -51,7 +51,7 @@ def _train_prior(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     config = run_config(PriorTrainConfig, args)
     base = PriorConfig.from_preset(args.preset)
-    out = run_folder(args)
+    out = run_folder(args, config)
     accelerator = make_accelerator(config.bf16)
     ranker = ClipRanker.from_pretrained(config.clip, str(accelerator.device))
     clip = ranker.clip.config

@@ -158,7 +158,9 @@ def make_loader(
 
 
 def caption_lines(text: str) -> list[str]:
-    """The non-empty, stripped lines of a caption file: alternative captions for one image."""
+    """The non-empty, stripped lines of a caption file: alternative captions for one image (a
+    byte-order mark, which editors on Windows write, is not part of the first)."""
+    text = text.removeprefix("\ufeff")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 

@@ -18,6 +18,10 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 # text-to-image pipeline needs, small enough that a decompression bomb cannot exhaust memory.
 # PIL's own guard (2 * Image.MAX_IMAGE_PIXELS, ~179 MP) still applies above this.
 DEFAULT_MAX_PIXELS = 64_000_000
+# Longer side over shorter side. Images are scaled so that their shorter side fits the model, so
+# a thin strip grows to hundreds of megapixels (1 x 20,000 at 256: 256 x 5,120,000) before it is
+# cropped; past 32 : 1 (a banner is about 8 : 1) an image holds no square picture anyway.
+MAX_ASPECT_RATIO = 32
 
 
 class BadImageError(ValueError):
@@ -39,8 +43,8 @@ def load_image(
 
     The size is checked from the header before any pixel is decoded, so an image over
     ``max_pixels`` (width * height) costs nothing. Raises :class:`BadImageError` with reason
-    "missing file", "unreadable file", "not an image", "too many pixels", "truncated image",
-    "corrupt image" or "unsupported mode".
+    "missing file", "unreadable file", "not an image", "too many pixels", "too thin" (over
+    ``MAX_ASPECT_RATIO`` : 1), "truncated image", "corrupt image" or "unsupported mode".
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _decode(io.BytesIO(bytes(source)), max_pixels, keep_alpha)
@@ -71,6 +75,8 @@ def _decode(f: io.IOBase, max_pixels: int, keep_alpha: bool = False) -> Image.Im
                 raise BadImageError("too many pixels", f"{width}x{height} > {max_pixels}")
             if width == 0 or height == 0:
                 raise BadImageError("corrupt image", f"empty size {width}x{height}")
+            if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+                raise BadImageError("too thin", f"{width}x{height}: over {MAX_ASPECT_RATIO} : 1")
             try:
                 image.load()
                 image = _apply_exif_orientation(image)

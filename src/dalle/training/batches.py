@@ -53,13 +53,13 @@ def _samples(dataset: Dataset | IterableDataset, start: int, seed: int, report: 
                 position += 1
                 yield position, item
             if seen == 0:
-                raise ValueError("the data set yielded no readable samples")
+                raise ValueError(f"the data set yielded no readable samples ({report.summary()})")
             epoch += 1
     else:
         n = len(dataset)  # type: ignore[arg-type]
         if n == 0:
             raise ValueError("the data set is empty")
-        current = None
+        current, bad_run = None, 0
         for position, index in enumerate(_map_indices(n, start, seed), start + 1):
             epoch = (position - 1) // n
             if epoch != current and hasattr(dataset, "set_epoch"):
@@ -68,7 +68,12 @@ def _samples(dataset: Dataset | IterableDataset, start: int, seed: int, report: 
             item = dataset[index]
             if isinstance(item, BadFile):
                 report.add(item)
+                bad_run += 1
+                if bad_run >= 2 * n:  # a whole epoch lies within: no file is readable
+                    raise ValueError(f"none of the data set's {n} files is readable "
+                                     f"({report.summary()})")  # fmt: skip
                 continue
+            bad_run = 0
             yield position, item
 
 

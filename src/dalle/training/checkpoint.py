@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from dalle.config import dict_changes
-from dalle.utils.io import atomic_write_bytes, current_umask, temp_dir
+from dalle.utils.io import atomic_write_bytes, current_umask, fsync_path, temp_dir
 
 STATE_FILE = "trainer_state.json"
 REQUIRED_TENSORS = ("model", "ema", "optimizer", "rng")  # what every training checkpoint holds
@@ -78,32 +78,18 @@ def save_checkpoint(
         mode = 0o666 & ~current_umask()
         for path in tmp.iterdir():
             path.chmod(mode)  # safetensors makes its files private (0600)
-            _fsync(path)  # on the disk before the rename makes it a checkpoint
-        _fsync(tmp)
+            fsync_path(path)  # on the disk before the rename makes it a checkpoint
+        fsync_path(tmp)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync(root)
+        fsync_path(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     for old in sorted(root.glob("step_*"))[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file's or a folder's contents to the disk (folders: where the OS allows it)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some platforms cannot fsync a folder
-    finally:
-        os.close(fd)
 
 
 def checkpoints(run_dir: str | os.PathLike) -> list[Path]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset, IterableDataset
 
@@ -136,17 +136,21 @@ def load_cache(path: Path, encoder: FrozenEncoder, data: str | None = None) -> E
     if ``data`` is given, for this data set)."""
     if not path.is_file():
         return None
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    if meta.get(encoder.kind) != encoder.model_id:
-        logger.warning("%s was made with another %s; encoding again", path, encoder.kind)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if meta.get(encoder.kind) != encoder.model_id:
+            logger.warning("%s was made with another %s; encoding again", path, encoder.kind)
+            return None
+        if data is not None and meta.get("data", data) != data:
+            logger.warning("%s was made from %s, not %s; encoding again", path, meta["data"], data)
+            return None
+        tensors = load_file(str(path))
+        encoded = tensors[encoder.tensor_key].flatten(1).to(encoder.dtype)
+        return EncodedCache(encoded, json.loads(meta["captions"]), tensors.get("indices"))
+    except (SafetensorError, OSError, KeyError, ValueError) as e:  # cut short, or not ours
+        logger.warning("%s cannot be read (%s); encoding again", path, e)
         return None
-    if data is not None and meta.get("data", data) != data:
-        logger.warning("%s was made from %s, not %s; encoding again", path, meta["data"], data)
-        return None
-    tensors = load_file(str(path))
-    encoded = tensors[encoder.tensor_key].flatten(1).to(encoder.dtype)
-    return EncodedCache(encoded, json.loads(meta["captions"]), tensors.get("indices"))
 
 
 class EncodedBatches:

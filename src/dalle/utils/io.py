@@ -25,10 +25,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         # mkstemp makes the file private (0600), and writers such as safetensors may replace
         # it: give the result the mode a plain open() would
         tmp_path.chmod(0o666 & ~current_umask())
+        fsync_path(tmp_path)  # on the disk before the rename makes it the file
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file's or a folder's contents to the disk (folders: where the OS allows it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some platforms cannot fsync a folder
+    finally:
+        os.close(fd)
 
 
 def current_umask() -> int:
@@ -56,10 +71,7 @@ def temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
