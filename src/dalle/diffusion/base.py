@@ -94,4 +94,8 @@ class Sampler:
         return x0 if self.clip_x0 is None else x0.clamp(-self.clip_x0, self.clip_x0)
 
     def _epsilon(self, model_output: torch.Tensor, x: torch.Tensor, abar: float) -> torch.Tensor:
-        return epsilon_from(model_output, x, self._rows(abar, x), self.prediction)
+        """The predicted noise; with ``clip_x0``, the noise consistent with the clipped x0,
+        (x_t - sqrt(abar) x0) / sqrt(1 - abar), as a step that reads the clipped x0 implies."""
+        if self.clip_x0 is None:
+            return epsilon_from(model_output, x, self._rows(abar, x), self.prediction)
+        return epsilon_from(self._x0(model_output, x, abar), x, self._rows(abar, x), "x0")

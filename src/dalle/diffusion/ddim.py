@@ -17,7 +17,7 @@ import torch
 from dalle.diffusion.base import Sampler
 from dalle.diffusion.loop import ModelFn
 from dalle.diffusion.noise import Generators, randn
-from dalle.diffusion.predictions import Prediction, epsilon_from
+from dalle.diffusion.predictions import Prediction
 from dalle.diffusion.schedules import NoiseSchedule
 
 
@@ -46,10 +46,7 @@ class DDIMSampler(Sampler):
         """x at the next (less noisy) timestep by eq. 12."""
         _, abar_t, abar_s = self._lookup(t, model_output, x)
         x0 = self._x0(model_output, x, abar_t)
-        if self.clip_x0 is None:
-            eps = self._epsilon(model_output, x, abar_t)
-        else:  # the eps consistent with the clipped x0: (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t)
-            eps = epsilon_from(x0, x, self._rows(abar_t, x), "x0")
+        eps = self._epsilon(model_output, x, abar_t)  # with clip_x0: the clipped x0's
         eta = self.eta if self.eta_below is None or t < self.eta_below else 0.0
         sigma = eta * math.sqrt((1 - abar_s) / (1 - abar_t) * (1 - abar_t / abar_s))
         out = math.sqrt(abar_s) * x0 + math.sqrt(max(1 - abar_s - sigma**2, 0.0)) * eps
@@ -68,7 +65,9 @@ class DDIMInverter(Sampler):
     previous level. This is the usual approximation eps(x_t, t) ~ eps(x_prev, t) (exact as the
     steps shrink); :class:`DDIMSampler` (eta = 0) with the same number of steps undoes it.
     :meth:`invert` refines each step by fixed-point iteration (eps read again at the x_t found),
-    which makes the round trip much closer at the same number of steps.
+    which makes the round trip much closer at the same number of steps. It reads the model's
+    eps as it is: solving for a sampler that clips x0 (eps from the clipped x0) converges more
+    slowly, and at one refinement round-tripped worse on a toy (docs/editing.md).
     """
 
     descending = False
