@@ -34,6 +34,11 @@ def test_fid_with_clip_features(folders, capsys, tmp_path):
     same = fid_json(capsys, folders / "a", folders / "a")
     assert same["fid"] == pytest.approx(0, abs=1e-4) and same["n_real"] == same["n_gen"] == 40
     assert set(same) == {"fid", "kid", "kid_std", "n_real", "n_gen", "features"}
+    assert same["fid"] >= 0  # never the small negative rounding gives
+    assert same["kid_std"] is None  # 40 and 40 images: every subset is both sets whole
+    capsys.readouterr()
+    assert main(["eval", "fid", str(folders / "a"), str(folders / "a")]) == 0
+    assert "no spread" in capsys.readouterr().out
     other = fid_json(capsys, folders / "a", folders / "b")  # two samples of the test split
     blur = fid_json(capsys, folders / "a", folders / "blurred")
     assert 0 < other["fid"] < blur["fid"]

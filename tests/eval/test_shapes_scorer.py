@@ -138,3 +138,14 @@ def test_mildly_blurred_renders_still_score():
 def test_unreadable_prompt_is_an_error():
     with pytest.raises(ValueError, match="cannot read"):
         score_image(np.zeros((64, 64, 3), np.uint8), "a banana")
+
+
+def test_retrieval_counts_an_image_that_fits_the_prompt_as_right():
+    from dalle.eval.prior_eval import depiction, render_prompts
+    from dalle.shapes.captions import parse_caption
+
+    prompts = ["a small red circle above a large blue square",
+               "a large blue square below a small red circle", "a large red circle"]  # fmt: skip
+    depicts = depiction(render_prompts(prompts), [parse_caption(p) for p in prompts])
+    assert depicts(0, 1) and depicts(1, 0)  # the same scene said the other way round
+    assert not depicts(2, 0) and not depicts(0, 2)

@@ -325,7 +325,11 @@ def _eval_fid(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({k: v for k, v in report.items() if k != "skipped"}))
         return 0
-    kid = "-" if report["kid"] is None else f"{report['kid']:.6f} +- {report['kid_std']:.6f}"
+    kid = "-" if report["kid"] is None else f"{report['kid']:.6f}"
+    if report["kid"] is not None:
+        spread = report["kid_std"]
+        kid += (f" +- {spread:.6f}" if spread is not None
+                else " (the smaller set is read whole in every subset: no spread)")  # fmt: skip
     print(f"features        {report['features']}")
     print(
         f"images          real {report['n_real'] or 'statistics'}, generated {report['n_gen'] or 'statistics'}"

@@ -58,7 +58,8 @@ def frechet_distance(
     middle = root @ sigma2 @ root
     trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
+    # at least 0: identical statistics give -1e-7 or so by rounding
+    return max(float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt), 0.0)
 
 
 def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:

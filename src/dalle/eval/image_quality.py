@@ -145,7 +145,8 @@ def fid_report(
 ) -> dict:
     """``{"fid", "kid", "kid_std", "n_real", "n_gen", "features"}`` between two folders (or a
     folder and a statistics file: then ``kid`` is None). KID's subsets are at most as large
-    as the smaller set."""
+    as the smaller set; when that set is read whole in every subset, its spread is not measured
+    and ``kid_std`` is None (torch-fidelity refuses such sets)."""
     f1, mu1, s1, n1, found1 = _side(real, net, batch_size, on_batch)
     f2, mu2, s2, n2, found2 = _side(generated, net, batch_size, on_batch)
     if mu1.shape != mu2.shape:
@@ -156,6 +157,8 @@ def fid_report(
     if f1 is not None and f2 is not None:
         size = min(kid_subset_size, len(f1), len(f2))
         kid, kid_std = fid_math.kernel_inception_distance(f1, f2, subset_size=size)
+        if size == min(len(f1), len(f2)):  # the same images in every subset: no spread to show
+            kid_std = None
     skipped = [s for f in (found1, found2) if f is not None for s in f.skipped]
     return {
         "fid": fid_math.frechet_distance(mu1, s1, mu2, s2), "kid": kid, "kid_std": kid_std,
