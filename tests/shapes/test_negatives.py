@@ -60,3 +60,17 @@ def test_hard_negatives_only_add_image_to_text_columns():
     close = torch.eye(3, 6)  # negatives identical to the positives: each image is torn in two
     torn = contrastive_loss(feats, feats, torch.tensor(50.0), close).item()
     assert abs(torn - np.log(2) / 2) < 1e-4  # log 2 on the image side, 0 on the text side
+
+
+def test_negatives_of_training_captions_never_name_a_held_out_pair():
+    from dalle.shapes.dataset import shapes_example
+
+    rng = np.random.default_rng(0)
+    named = 0
+    for index in range(600):
+        caption = shapes_example("train", index, seed=3).text
+        for negative in (hard_negative(caption, rng), relation_negative(caption, rng)):
+            if negative is not None:
+                named += 1
+                assert not parse_caption(negative).held_out, (caption, negative)
+    assert named > 600  # a negative for every caption, a relation one for the two-object ones

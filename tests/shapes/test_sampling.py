@@ -181,3 +181,24 @@ def test_stream_mix_options_are_checked(spec):
 
     with pytest.raises(ValueError, match="two_objects|size_words|probability"):
         open_dataset(spec, image_size=64)
+
+
+def test_numpy_integers_key_the_same_examples_as_python_s():
+    import numpy as np
+
+    from dalle.shapes.dataset import shapes_example
+
+    for index in range(20):
+        a = shapes_example("train", index, 0)
+        b = shapes_example("train", np.int64(index), np.int64(0))
+        assert (a.text, a.canonical, a.scene) == (b.text, b.canonical, b.scene)
+
+
+def test_asking_for_more_prompts_than_a_mix_holds_is_an_error_not_a_hang():
+    import pytest
+
+    from dalle.shapes.prompts import evaluation_prompts
+
+    assert len(evaluation_prompts(192)) == 192
+    with pytest.raises(ValueError, match="ask for at most 192"):
+        evaluation_prompts(193)

@@ -64,6 +64,9 @@ def _balanced_prompt(i: int, rng: HashRandom) -> Prompt:
     return _pair(rng, held, (False, False))
 
 
+MAX_TRIES = 2_000  # draws of one slot's kind that all repeat an earlier prompt: none is left
+
+
 def evaluation_prompts(n: int = 128, seed: int = 0, mix: str = "users") -> list[str]:
     """``n`` distinct canonical prompts of the given mix (see the module's docstring)."""
     if mix not in MIXES:
@@ -74,8 +77,16 @@ def evaluation_prompts(n: int = 128, seed: int = 0, mix: str = "users") -> list[
     key = ("shapes-eval-prompts", seed) if mix == "balanced" else ("shapes-eval-users", seed)
     rng = HashRandom(*key)
     prompts: list[str] = []
+    seen, tries = set(), 0
     while len(prompts) < n:
         text = make(len(prompts), rng).canonical()
-        if text not in prompts:
+        if text not in seen:
             prompts.append(text)
+            seen.add(text)
+            tries = 0
+        elif (tries := tries + 1) > MAX_TRIES:  # this slot's kind of prompt is used up
+            raise ValueError(
+                f"the {mix} mix holds {len(prompts)} distinct prompts with its proportions, not "
+                f"{n}: ask for at most {len(prompts)}"
+            )
     return prompts

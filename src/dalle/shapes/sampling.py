@@ -7,6 +7,7 @@ depends on numpy's or Python's generator versions, on the platform, or on any ot
 from __future__ import annotations
 
 import hashlib
+import numbers
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeVar
 
@@ -38,6 +39,10 @@ class HashRandom:
     """A tiny, platform-independent random stream: BLAKE2b(key || counter)."""
 
     def __init__(self, *key: object) -> None:
+        # a key's integers by value: numpy's (whose repr differs, and between numpy versions)
+        # key the same stream as Python's
+        key = tuple(int(k) if isinstance(k, numbers.Integral) and not isinstance(k, bool) else k
+                    for k in key)  # fmt: skip
         self._key = repr(key).encode("utf-8")
         self._counter = 0
 
