@@ -321,6 +321,15 @@ def test_the_pipeline_draws_each_image_from_its_own_seed(tiny_unclip):
     assert not np.array_equal(np.asarray(other), arrays[0])
 
 
+def test_the_prior_draws_the_same_embedding_whatever_the_batch(tiny_unclip):
+    pipe = UnclipPipeline.from_pretrained(tiny_unclip)
+    prompts = ["a red circle", "a small blue square above a large green cross", "a white cross"]
+    together = pipe._prior_draws(prompts, [(5, i) for i in range(3)], pipe.prior_defaults)
+    alone = torch.cat([pipe._prior_draws([p], [(5, i)], pipe.prior_defaults)
+                       for i, p in enumerate(prompts)])  # fmt: skip
+    torch.testing.assert_close(together, alone, rtol=0, atol=1e-5)  # fp32 whatever the machine
+
+
 def test_decoder_guidance_is_uncond_plus_scale_times_the_difference():
     from dalle.pipelines.unclip_pipeline import guided_decoder
 

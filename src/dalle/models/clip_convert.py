@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -22,7 +23,7 @@ from tokenizers import Tokenizer
 
 from dalle.models.clip import CLIP, CLIPConfig
 from dalle.models.layers import Activation
-from dalle.text.tokenizer import TokenizedText
+from dalle.text.tokenizer import TokenizedText, TruncationWarning
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -167,10 +168,15 @@ class ExternalClipTokenizer:
             texts = [texts]
         ids = torch.zeros(len(texts), text_seq_len, dtype=torch.long)
         lengths = torch.empty(len(texts), dtype=torch.long)
+        cut = 0
         for i, text in enumerate(texts):
             body = [t for t in self.tokenizer.encode(text).ids if t not in (self.sot, self.eot)]
+            cut += len(body) > text_seq_len - 2
             row = [self.sot, *body[: text_seq_len - 2], self.eot]
             ids[i, : len(row)] = torch.tensor(row)
             lengths[i] = len(row)
+        if cut:  # as the project's own tokenizer reports it
+            warnings.warn(f"{cut} of {len(texts)} captions exceeded text_seq_len={text_seq_len} "
+                          "and were truncated", TruncationWarning, stacklevel=2)  # fmt: skip
         pad_mask = torch.arange(text_seq_len)[None, :] >= lengths[:, None]
         return TokenizedText(ids=ids, pad_mask=pad_mask, lengths=lengths)

@@ -521,7 +521,7 @@ def inpaint_unclip(
         raise ValueError(f"this pipeline inpaints {size} x {size} images; got {image.size}")
     source = pil_to_tensor(image.convert("RGB"))[None]  # (1, 3, H, W) in [0, 1]
     seeds = [image_seed(seed, 0, j) for j in range(num_images)]
-    z = pipe._prior_draws([prompt] * num_images, [(s, 1) for s in seeds], pipe.prior_defaults, bf16)
+    z = pipe._prior_draws([prompt] * num_images, [(s, 1) for s in seeds], pipe.prior_defaults)
     decoder = pipe.decoder
     s_dec = decoder.config.image_size  # type: ignore[union-attr]
     small_region = touched_cells(region, s_dec)  # the decoder's pixels the region touches

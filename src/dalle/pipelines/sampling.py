@@ -78,7 +78,8 @@ def pick_tokens(
     if settings.temperature == 0:
         return logits.argmax(dim=-1)
     logits = filter_logits(logits / settings.temperature, settings.top_k, settings.top_p)
-    return (logits + gumbel_noise(generators, logits.shape[-1])).argmax(dim=-1)
+    noise = gumbel_noise(generators, logits.shape[-1])  # drawn on the CPU generators
+    return (logits + noise.to(logits.device)).argmax(dim=-1)
 
 
 def guide(logits: torch.Tensor, guidance: float) -> torch.Tensor:

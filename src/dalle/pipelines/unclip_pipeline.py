@@ -279,10 +279,10 @@ class UnclipPipeline:
         return self._prior_draws(prompts, keys, settings or self.prior_defaults)
 
     def _prior_draws(
-        self, prompts: Sequence[str], keys: Sequence[tuple[int, ...]], settings: PriorSettings,
-        bf16: bool = False,
-    ) -> torch.Tensor:  # fmt: skip
-        """The prior's embeddings, draw k of row i seeded by ``seed_of(*keys[i], k, 2)``."""
+        self, prompts: Sequence[str], keys: Sequence[tuple[int, ...]], settings: PriorSettings
+    ) -> torch.Tensor:
+        """The prior's embeddings, draw k of row i seeded by ``seed_of(*keys[i], k, 2)``, in fp32
+        (whatever the batch, the same embedding)."""
         if self.prior is None:
             raise ValueError("this pipeline has no prior: train one with `dalle train prior`")
         prior, k = self.prior, settings.best_of
@@ -294,7 +294,7 @@ class UnclipPipeline:
         ]  # fmt: skip
         sampler = make_sampler(settings.sampler, make_schedule(prior))
         x = sampler.init_noise((len(generators), prior.config.embed_dim), generators)
-        model_fn = autocast_fn(guided_prior(prior, tokens, mask, text_rep, settings.guidance), bf16)
+        model_fn = guided_prior(prior, tokens, mask, text_rep, settings.guidance)
         x = sample(model_fn, sampler, x.to(self.device), settings.steps, generators)
         draws = prior.unstandardise(x).view(len(prompts), k, -1)
         best = (draws * text[:, None]).sum(-1).argmax(1)  # (B,)
@@ -381,8 +381,9 @@ class UnclipPipeline:
             missing = "prior" if self.prior is None else "decoder"
             raise ValueError(f"this pipeline has no {missing}: it cannot draw images from text")
         bf16 = use_bf16(bf16, self.device)
-        embeds = self._prior_draws(prompts, [(s, 1) for s in seeds], prior or self.prior_defaults,
-                                   bf16)  # fmt: skip
+        # the prior always in fp32: it is small, and its bf16 rounding depended on the batch (an
+        # image of three drawn together came out up to 72 levels from the same image alone)
+        embeds = self._prior_draws(prompts, [(s, 1) for s in seeds], prior or self.prior_defaults)
         images = self.decode(embeds, prompts, [seed_of(s, 2) for s in seeds],
                              decoder or self.decoder_defaults, bf16, on_step)  # fmt: skip
         if self.upsampler is not None:

@@ -36,8 +36,11 @@ def bf16_is_fast(device: str | torch.device = "cpu") -> bool:
     """Whether bf16 matrix products beat fp32 ones on ``device``: a CUDA GPU that supports bf16,
     or a CPU with AMX or AVX512-BF16 units. (Arm CPUs and Apple GPUs: no, to be safe.)"""
     device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # bf16 in hardware (Ampere on): emulated bf16 is slow (T4, V100)
+        if not torch.cuda.is_available():
+            return False
+        with torch.cuda.device(device):
+            return torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type == "cpu":
         return bool(cpu_flags() & BF16_CPU_FLAGS)
     return False
