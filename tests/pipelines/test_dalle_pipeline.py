@@ -37,10 +37,11 @@ def test_folder_layout_and_round_trip(pipeline_dir):
 
 def test_images_do_not_depend_on_batch_size():
     pipe = tiny_pipeline()
-    a = pipe(["a red circle", "a blue square"], 3, seed=1, batch_size=6)
-    b = pipe(["a red circle", "a blue square"], 3, seed=1, batch_size=2)
+    # exactly so in fp32 (in bf16 the kernels round by batch shape: docs/transformer.md)
+    a = pipe(["a red circle", "a blue square"], 3, seed=1, batch_size=6, bf16=False)
+    b = pipe(["a red circle", "a blue square"], 3, seed=1, batch_size=2, bf16=False)
     assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b, strict=True))
-    c = pipe(["a red circle", "a blue square"], 3, seed=2)
+    c = pipe(["a red circle", "a blue square"], 3, seed=2, bf16=False)
     assert any(not np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, c))
     assert image_seed(0, 1, 2) != image_seed(0, 2, 1)
 
