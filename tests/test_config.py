@@ -1,3 +1,4 @@
+import shutil
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -88,3 +89,48 @@ def test_fixed_length_tuples_round_trip():
         WithTuple.from_dict({"mean": [0.1, 0.2]})
     with pytest.raises(ConfigError, match=r"mean\[1\]"):
         WithTuple.from_dict({"mean": [0.1, "x", 0.3]})
+
+
+def test_model_configs_refuse_nonsense_when_made():
+    from dalle.models.clip import CLIPConfig
+    from dalle.models.dvae import DVAEConfig
+    from dalle.models.prior import PriorConfig
+    from dalle.models.transformer import DalleConfig
+    from dalle.models.unet import UNetConfig
+
+    cases = [
+        (DalleConfig, {"num_heads": 0}, "DalleConfig.num_heads must be above 0"),
+        (DalleConfig, {"head_dim": 0}, "DalleConfig.head_dim must be above 0"),
+        (DalleConfig, {"dropout": -0.1}, r"DalleConfig.dropout must be in \[0, 1\)"),
+        (DVAEConfig, {"num_groups": 0}, "DVAEConfig.num_groups must be above 0"),
+        (DVAEConfig, {"eps": 0.6}, "eps must be below 0.5"),
+        (DVAEConfig, {"hidden_dim": 2}, "multiple of 4"),
+        (CLIPConfig, {"text_heads": 0}, "CLIPConfig.text_heads must be above 0"),
+        (CLIPConfig, {"init_temperature": 0.0}, "init_temperature must be above 0"),
+        (UNetConfig, {"base_channels": 50, "num_groups": 5, "head_dim": 16}, "heads of 16"),
+        (UNetConfig, {"base_channels": 48, "num_groups": 32}, "num_groups 32"),
+        (UNetConfig, {"prediction": "eps"}, "prediction must be one of epsilon, x0, v"),
+        (UNetConfig, {"schedule": "cosin"}, "schedule must be one of cosine, linear"),
+        (PriorConfig, {"schedule": "cosin"}, "schedule must be one of cosine, linear"),
+        (PriorConfig, {"num_layers": 0}, "PriorConfig.num_layers must be above 0"),
+    ]
+    for cls, fields, message in cases:
+        with pytest.raises(ValueError, match=message):
+            cls(**fields)
+    for cls in (DalleConfig, DVAEConfig, CLIPConfig, UNetConfig, PriorConfig):
+        for name in cls.presets:  # every preset is valid
+            cls.from_preset(name)
+
+
+def test_a_part_whose_config_is_nonsense_is_one_error_naming_it(tmp_path):
+    import json
+
+    from dalle.folders import ASSETS
+    from dalle.pipelines.dalle_pipeline import DallePipeline
+
+    folder = tmp_path / "pipe"
+    shutil.copytree(ASSETS / "shapes", folder)
+    config = json.loads((folder / "transformer" / "config.json").read_text())
+    (folder / "transformer" / "config.json").write_text(json.dumps({**config, "num_layers": 0}))
+    with pytest.raises(ValueError, match=r"transformer.*num_layers must be above 0"):
+        DallePipeline.from_pretrained(folder)

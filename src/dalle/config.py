@@ -127,6 +127,23 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return _to_jsonable(self)
 
+    def require(
+        self, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = (),
+        fractions: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
+        """A ConfigError naming the first field out of its range: ``positive`` ones above 0,
+        ``non_negative`` ones at least 0, ``fractions`` in [0, 1). Called by a config's
+        ``__post_init__``, so that nonsense fails when the config is made, not deep in a
+        forward pass."""
+        for names, ok, what in (
+            (positive, lambda v: v > 0, "above 0"), (non_negative, lambda v: v >= 0, "at least 0"),
+            (fractions, lambda v: 0 <= v < 1, "in [0, 1)"),
+        ):  # fmt: skip
+            for name in names:
+                value = getattr(self, name)
+                if not ok(value):
+                    raise ConfigError(f"{type(self).__name__}.{name} must be {what}, got {value!r}")
+
     def changes(self, other: Any) -> str:
         """What differs from ``other``, as ``"name old -> new, ..."`` (for error messages)."""
         if other is None or type(other) is not type(self):

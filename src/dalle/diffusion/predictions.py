@@ -16,6 +16,7 @@ from typing import Literal, get_args
 import torch
 
 Prediction = Literal["epsilon", "x0", "v"]
+PREDICTIONS: tuple[str, ...] = get_args(Prediction)
 PREDICTION_TYPES: tuple[str, ...] = get_args(Prediction)
 
 

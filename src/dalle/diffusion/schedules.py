@@ -23,6 +23,8 @@ from dalle.diffusion.predictions import (
     x0_from,
 )
 
+SCHEDULES = ("cosine", "linear")  # the noise schedules a model config may name
+
 
 def cosine_betas(
     num_train_timesteps: int, s: float = 0.008, max_beta: float = 0.999

@@ -44,6 +44,10 @@ class CLIPConfig(Config):
     max_logit_scale: float = 100.0
 
     def __post_init__(self) -> None:
+        self.require(positive=("embed_dim", "num_text_tokens", "text_seq_len", "text_dim",
+                               "text_layers", "text_heads", "image_size", "patch_size",
+                               "vision_dim", "vision_layers", "vision_heads", "init_temperature",
+                               "max_logit_scale"), non_negative=("eot_id",))  # fmt: skip
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not a multiple of {self.patch_size}")
         for dim, heads, what in (

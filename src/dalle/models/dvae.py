@@ -32,6 +32,15 @@ class DVAEConfig(Config):
     min_log_scale: float = -3.0  # floor of log b for the logit-Laplace scale
 
     def __post_init__(self) -> None:
+        self.require(positive=("image_size", "channels", "num_tokens", "hidden_dim", "num_groups",
+                               "blocks_per_group", "codebook_dim", "eps"))  # fmt: skip
+        if not self.eps < 0.5:
+            raise ValueError(
+                f"eps must be below 0.5 (pixels live in (eps, 1 - eps)), got {self.eps}"
+            )
+        if self.hidden_dim % 4:
+            raise ValueError(f"hidden_dim {self.hidden_dim} must be a multiple of 4 (its blocks "
+                             "run at a quarter of the width)")  # fmt: skip
         factor = 2 ** (self.num_groups - 1)
         if self.image_size % factor:
             raise ValueError(

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dalle.config import Config
+from dalle.diffusion.schedules import SCHEDULES
 from dalle.models.layers import Block, timestep_embedding
 from dalle.models.pretrained import PretrainedMixin
 
@@ -37,6 +38,14 @@ class PriorConfig(Config):
     ff_mult: int = 4
     num_timesteps: int = 1000  # of the training schedule
     schedule: str = "cosine"  # "cosine" or "linear" (dalle.diffusion.NoiseSchedule)
+
+    def __post_init__(self) -> None:
+        self.require(positive=("embed_dim", "text_dim", "text_seq_len", "dim", "num_layers",
+                               "num_heads", "head_dim", "ff_mult", "num_timesteps"))  # fmt: skip
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
+            )
 
     @property
     def seq_len(self) -> int:

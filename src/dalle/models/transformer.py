@@ -45,6 +45,13 @@ class DalleConfig(Config):
     dropout: float = 0.0
     pad_id: int = 0  # the tokenizer's <pad>, replaced by the per-position pad tokens
 
+    def __post_init__(self) -> None:
+        self.require(
+            positive=("num_text_tokens", "text_seq_len", "num_image_tokens", "image_grid", "dim",
+                      "num_layers", "num_heads", "head_dim", "ff_mult", "conv_kernel"),
+            non_negative=("full_every", "pad_id"), fractions=("dropout",),
+        )  # fmt: skip
+
     @property
     def image_seq_len(self) -> int:
         return self.image_grid**2

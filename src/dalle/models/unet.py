@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dalle.config import Config
+from dalle.diffusion.predictions import PREDICTIONS
+from dalle.diffusion.schedules import SCHEDULES
 from dalle.models.layers import Block, built_like, timestep_embedding
 from dalle.models.pretrained import PretrainedMixin
 
@@ -56,7 +58,36 @@ class UNetConfig(Config):
     inpaint: bool = False  # GLIDE's inpainting input: the known pixels and a mask, 4 channels
 
     def __post_init__(self) -> None:
+        self.require(
+            positive=("image_size", "in_channels", "out_channels", "base_channels",
+                      "num_res_blocks", "head_dim", "num_groups", "num_timesteps", "clip_tokens",
+                      "text_dim", "text_layers", "text_heads"),
+            non_negative=("embed_dim", "num_text_tokens", "text_seq_len", "low_res_channels",
+                          "low_res_size"),
+            fractions=("dropout",),
+        )  # fmt: skip
+        if not self.channel_mults or min(self.channel_mults) < 1:
+            raise ValueError(f"channel_mults must be positive, got {self.channel_mults}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
+            )
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(
+                f"prediction must be one of {', '.join(PREDICTIONS)}, got {self.prediction!r}"
+            )
         levels = [self.image_size // 2**i for i in range(len(self.channel_mults))]
+        widths = [self.base_channels * m for m in self.channel_mults]
+        bad = sorted({w for w in widths if w % min(self.num_groups, w)})
+        if bad:
+            raise ValueError(f"channel widths {bad} do not split into num_groups {self.num_groups}")
+        attended = [
+            w for w, r in zip(widths, levels, strict=True) if r in self.attention_resolutions
+        ]
+        attended += widths[-1:] if self.attention_resolutions else []  # the middle block's
+        bad = sorted({w for w in attended if w >= self.head_dim and w % self.head_dim})
+        if bad:
+            raise ValueError(f"attention widths {bad} do not split into heads of {self.head_dim}")
         if self.image_size % 2 ** (len(self.channel_mults) - 1):
             raise ValueError(f"image_size {self.image_size} does not halve {len(levels) - 1} times")
         unknown = set(self.attention_resolutions) - set(levels)
