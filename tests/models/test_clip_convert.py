@@ -135,3 +135,30 @@ def test_external_clip_tokenizer_format(tmp_path):
         [0, 2, 3, 3, 1],
     ]  # cut, still ends in <|endoftext|>
     assert clip_tok.eot_id == 1
+
+
+def test_a_broken_or_misread_checkpoint_is_one_error_naming_the_file(tmp_path):
+    sd = openai_state_dict()
+    path = tmp_path / "clip.safetensors"
+    save_file(sd, str(path))
+    path.write_bytes(path.read_bytes()[:200])  # cut short
+    with pytest.raises(ValueError, match="clip.safetensors: not a readable safetensors file"):
+        load_openai_clip(path)
+    save_file({k: v for k, v in sd.items() if k != "text_projection"}, str(path))
+    with pytest.raises(ValueError, match="clip.safetensors: not a complete .*text_projection"):
+        load_openai_clip(path)
+    bad = dict(sd)
+    bad["ln_final.weight"] = torch.full_like(sd["ln_final.weight"], float("nan"))
+    save_file(bad, str(path))
+    with pytest.raises(ValueError, match="clip.safetensors: .*NaN"):
+        load_openai_clip(path)
+    save_file(sd, str(path))
+    with pytest.raises(ValueError, match="not a whole number of 48-wide heads"):
+        load_openai_clip(path, head_width=48)
+    # the head width is not in the file: read as two heads of 32, the weights load and the
+    # features differ from the one 64-wide head they were made with
+    two = load_openai_clip(path, head_width=32)
+    assert two.config.text_heads == two.config.vision_heads == 2
+    text = torch.tensor([[VOCAB - 2, 5, 7, VOCAB - 1, 0, 0]])
+    with torch.no_grad():
+        assert not torch.allclose(two.encode_text(text), reference_text(sd, text), atol=1e-3)

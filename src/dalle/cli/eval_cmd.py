@@ -235,6 +235,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--clip-act", default="quick_gelu", choices=("quick_gelu", "gelu"),
         help="the MLP activation of those weights (OpenAI's: quick_gelu)",
     )  # fmt: skip
+    score.add_argument(
+        "--clip-head-width", type=positive_int, default=64,
+        help="the width of those weights' attention heads, which the file does not record "
+        "(OpenAI's: 64; open_clip's ViT-H-14: 80)",
+    )  # fmt: skip
     score.add_argument("--json", action="store_true", help="print the result as one JSON line")
     score.set_defaults(func=_eval_clipscore)
 
@@ -507,7 +512,8 @@ def _eval_clipscore(args: argparse.Namespace) -> int:
     if bool(args.clip_weights) != bool(args.clip_tokenizer):
         raise ValueError("--clip-weights and --clip-tokenizer go together")
     if args.clip_weights:
-        ranker = ClipRanker.from_openai(args.clip_weights, args.clip_tokenizer, args.clip_act)
+        ranker = ClipRanker.from_openai(args.clip_weights, args.clip_tokenizer, args.clip_act,
+                                        args.clip_head_width)  # fmt: skip
     else:
         ranker = ClipRanker.from_pretrained(args.clip)
     prompts = read_prompts(args.prompts) if args.prompts else None

@@ -18,11 +18,11 @@ import warnings
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from tokenizers import Tokenizer
 
 from dalle.models.clip import CLIP, CLIPConfig
 from dalle.models.layers import Activation
+from dalle.models.pretrained import checked_state, read_weights
 from dalle.text.tokenizer import TokenizedText, TruncationWarning
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -69,9 +69,10 @@ def _count_blocks(state: dict[str, torch.Tensor], visual: bool) -> int:
 
 
 def config_from_openai(
-    state: dict[str, torch.Tensor], act: Activation = "quick_gelu"
+    state: dict[str, torch.Tensor], act: Activation = "quick_gelu", head_width: int = 64
 ) -> CLIPConfig:
-    """The :class:`CLIPConfig` a ViT checkpoint was built with (heads of width 64, as OpenAI's)."""
+    """The :class:`CLIPConfig` a ViT checkpoint was built with, its heads ``head_width`` wide
+    (64 as OpenAI's; the checkpoint does not record it)."""
     state = _clean(state)
     if "visual.conv1.weight" not in state:
         raise ValueError(
@@ -86,13 +87,13 @@ def config_from_openai(
         text_seq_len=state["positional_embedding"].shape[0],
         text_dim=text_width,
         text_layers=_count_blocks(state, visual=False),
-        text_heads=max(1, text_width // 64),
+        text_heads=_heads(text_width, head_width, "text"),
         eot_id=vocab - 1,  # <|endoftext|> is the last id of OpenAI's vocabulary
         image_size=patch * grid,
         patch_size=patch,
         vision_dim=vision_width,
         vision_layers=_count_blocks(state, visual=True),
-        vision_heads=max(1, vision_width // 64),
+        vision_heads=_heads(vision_width, head_width, "vision"),
         act=act,
         image_mean=OPENAI_MEAN,
         image_std=OPENAI_STD,
@@ -129,22 +130,36 @@ def convert_openai_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch
     return out
 
 
+def _heads(width: int, head_width: int, tower: str) -> int:
+    if width % head_width:
+        raise ValueError(
+            f"the {tower} tower is {width} wide: not a whole number of {head_width}-wide heads "
+            "(give the model's head width: 64 for OpenAI's, 80 for open_clip's ViT-H-14)"
+        )
+    return width // head_width
+
+
 def load_openai_clip(
-    path: str | os.PathLike, act: Activation = "quick_gelu", device: str | torch.device = "cpu"
-) -> CLIP:
-    """A CLIP from an OpenAI- or open_clip-layout ViT state dict stored as safetensors."""
+    path: str | os.PathLike, act: Activation = "quick_gelu", device: str | torch.device = "cpu",
+    head_width: int = 64,
+) -> CLIP:  # fmt: skip
+    """A CLIP from an OpenAI- or open_clip-layout ViT state dict stored as safetensors; its
+    attention heads ``head_width`` wide (64 in OpenAI's models; the file does not say)."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(
             f"{path}: only .safetensors files are loaded (pickled checkpoints can run code); "
             "convert it once with safetensors.torch.save_file"
         )
-    state = load_file(str(path))
-    model = CLIP(config_from_openai(state, act))
-    converted = convert_openai_state_dict(state)
-    expected = model.state_dict()
-    converted = {k: v.to(expected[k].dtype) if k in expected else v for k, v in converted.items()}
-    model.load_state_dict(converted)
+    state = read_weights(path)
+    try:
+        model = CLIP(config_from_openai(state, act, head_width))
+        converted = convert_openai_state_dict(state)
+    except KeyError as e:
+        raise ValueError(f"{path}: not a complete CLIP ViT state dict (no {e})") from None
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    model.load_state_dict(checked_state(converted, model, path, "an OpenAI-layout CLIP ViT"))
     return model.to(device).eval()
 
 

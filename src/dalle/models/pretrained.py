@@ -23,17 +23,24 @@ M = TypeVar("M", bound="PretrainedMixin")
 WEIGHTS_FILE = "model.safetensors"
 
 
-def _checked_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
-    """The tensors of ``path``, checked against the model its config.json builds: one clear
-    error naming the file for anything unreadable, missing, extra, misshapen or not finite."""
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, on the CPU (nothing is ever unpickled): one clear error
+    naming the file if it is missing or unreadable."""
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: missing (a model folder holds config.json and {path.name})"
         )
     try:
-        state = load_file(str(path))  # to the CPU; never unpickles anything
+        return load_file(str(path))
     except Exception as e:  # safetensors raises its own error type for every malformed file
         raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def checked_state(
+    state: dict[str, torch.Tensor], model: nn.Module, path: Path, made_by: str
+) -> dict[str, torch.Tensor]:
+    """``state`` in the model's dtypes, checked against ``model`` (which ``made_by`` built): one
+    clear error naming ``path`` for tensors missing, extra, misshapen or not finite."""
     expected = model.state_dict()
     problems = []
     missing, extra = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
@@ -44,17 +51,20 @@ def _checked_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
     for key in sorted(expected.keys() & state.keys()):
         if state[key].shape != expected[key].shape:
             problems.append(
-                f"{key} is {tuple(state[key].shape)}, the config makes {tuple(expected[key].shape)}"
+                f"{key} is {tuple(state[key].shape)}, {made_by} makes {tuple(expected[key].shape)}"
             )
             break
         if state[key].is_floating_point() and not bool(state[key].isfinite().all()):
             problems.append(f"{key} holds NaN or infinite values")
             break
     if problems:
-        raise ValueError(
-            f"{path}: the weights do not match {path.parent / CONFIG_FILE}: {'; '.join(problems)}"
-        )
+        raise ValueError(f"{path}: the weights do not match {made_by}: {'; '.join(problems)}")
     return {k: v.to(expected[k].dtype) for k, v in state.items()}
+
+
+def _checked_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors of ``path``, checked against the model its config.json builds."""
+    return checked_state(read_weights(path), model, path, str(path.parent / CONFIG_FILE))
 
 
 def weights_id(model: nn.Module) -> str:

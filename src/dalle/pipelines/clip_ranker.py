@@ -52,12 +52,15 @@ class ClipRanker:
 
     @classmethod
     def from_openai(
-        cls, weights: str | os.PathLike, tokenizer: str | os.PathLike, act: str = "quick_gelu"
-    ) -> ClipRanker:
-        """An OpenAI- or open_clip-layout ViT state dict (safetensors) and its tokenizer.json."""
+        cls, weights: str | os.PathLike, tokenizer: str | os.PathLike, act: str = "quick_gelu",
+        head_width: int = 64,
+    ) -> ClipRanker:  # fmt: skip
+        """An OpenAI- or open_clip-layout ViT state dict (safetensors) and its tokenizer.json;
+        ``head_width``: its attention heads' width (64 in OpenAI's models)."""
         from dalle.models.clip_convert import ExternalClipTokenizer, load_openai_clip
 
-        return cls(load_openai_clip(weights, act), ExternalClipTokenizer(tokenizer))  # type: ignore[arg-type]
+        clip = load_openai_clip(weights, act, head_width=head_width)  # type: ignore[arg-type]
+        return cls(clip, ExternalClipTokenizer(tokenizer))  # type: ignore[arg-type]
 
     def save_pretrained(
         self, directory: str | os.PathLike, dtype: torch.dtype | None = None
