@@ -3,7 +3,8 @@
 Features come from a bundled CLIP's image tower (the default: no download, works on any machine
 here) or from the FID Inception-v3 with the standard weights file the user provides
 (``dalle.models.inception``). Images are read as 8-bit RGB and resized with PIL's bicubic filter
-to the network's input size, as clean-fid recommends (Parmar et al. 2022); JPEG files are
+to the network's input size, as clean-fid recommends (Parmar et al. 2022), on the 8-bit image
+(clean-fid resizes each channel in float: the results differ by the rounding); JPEG files are
 counted and warned about, since their compression shifts FID. Either side of an FID may be a
 saved statistics file (``.npz`` with ``mu`` and ``sigma``, pytorch-fid's format), which has no
 features to compute KID from.
