@@ -134,3 +134,13 @@ def test_a_malformed_model_index_names_its_file(tmp_path, pipe_dir, capsys):
     (pipe_dir / "model_index.json").write_text("{not json")
     assert main(["generate", "a red circle", "--model", str(pipe_dir), "--out", str(tmp_path)]) == 2
     assert str(pipe_dir / "model_index.json") in capsys.readouterr().err
+
+
+def test_unquoted_words_are_noted(tmp_path, pipe_dir, capsys):
+    out = tmp_path / "out"
+    assert main(["generate", "red", "circle", "--model", str(pipe_dir), "--num-images", "1",
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert "2 prompts of one word each" in capsys.readouterr().err
+    assert main(["generate", "a red circle", "a blue square", "--model", str(pipe_dir),
+                 "--num-images", "1", "--out", str(tmp_path / "two")]) == 0  # fmt: skip
+    assert "one word" not in capsys.readouterr().err

@@ -51,6 +51,14 @@ def test_reconstruct_writes_same_names_and_reports(tmp_path, capsys):
     assert f"mean PSNR {psnr(recon, inputs).mean().item():.2f} dB" in out
 
 
+def test_reconstruct_of_a_folder_without_images_is_an_error(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.txt").write_text("no images here")
+    assert main(["reconstruct", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--model",
+                 str(tiny_model(tmp_path / "vae"))]) == 2  # fmt: skip
+    assert "no readable image to reconstruct" in capsys.readouterr().err
+
+
 def test_psnr_by_hand():
     target = torch.zeros(2, 3, 4, 4)
     recon = torch.stack([torch.full((3, 4, 4), 0.1), torch.full((3, 4, 4), 0.01)])

@@ -52,3 +52,20 @@ def test_eval_generation_command(tmp_path, capsys):
     assert main(args) == 2 and "holds 3 images of an earlier run" in capsys.readouterr().err
     assert main([*args, "--replace"]) == 0
     assert sorted(p.name for p in gen.glob("*.png")) == ["0000_00.png", "0001_00.png"]
+
+
+def test_eval_generation_refuses_prompts_the_scorer_cannot_read_before_drawing(tmp_path, capsys,
+                                                                             monkeypatch):  # fmt: skip
+    import dalle.cli.eval_cmd as eval_cmd
+
+    def no_loading(args):
+        raise AssertionError("a model was loaded before the prompts were checked")
+
+    monkeypatch.setattr(eval_cmd, "load_pipeline", no_loading)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red circle\na cat on a mat\n")
+    code = main(["eval", "generation", "--prompts", str(prompts), "--out", str(tmp_path / "g")])
+    assert (
+        code == 2
+        and "prompt 1, 'a cat on a mat', is not a shapes caption" in capsys.readouterr().err
+    )

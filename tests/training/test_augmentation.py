@@ -67,3 +67,6 @@ def test_resume_checks_the_settings_before_reading_any_data(tmp_path):
     args.allow_changes = True
     assert run_folder(args, RunConfig(data="shapes:train")) == out
     assert not list(out.glob("train_config.until_*"))  # kept only once the run goes on
+    fresh = argparse.Namespace(out=str(tmp_path / "new"), resume=False, init=str(tmp_path / "no"))
+    with pytest.raises(ValueError, match="--init: no model at"):
+        run_folder(fresh, RunConfig(data="shapes"))  # before any data is read

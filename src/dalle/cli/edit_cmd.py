@@ -60,7 +60,12 @@ def _common(p: argparse.ArgumentParser, model: str = "shapes-unclip") -> None:
         "--bf16", action=argparse.BooleanOptionalAction, default=None,
         help="bf16 autocast (default: where the machine has bf16 matrix units)",
     )  # fmt: skip
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch CPU threads (default: torch's: the physical cores, or OMP_NUM_THREADS)",
+    )
     add_replace_argument(p)
 
 

@@ -379,6 +379,7 @@ def _eval_generation(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from dalle.eval.generation import shapes_generation_report
+    from dalle.shapes.captions import try_parse_caption
     from dalle.shapes.prompts import evaluation_prompts
 
     prompts = (
@@ -386,6 +387,9 @@ def _eval_generation(args: argparse.Namespace) -> int:
         if args.prompts
         else evaluation_prompts(args.n_prompts, args.prompts_seed, args.mix)
     )
+    for i, prompt in enumerate(prompts):  # the scorer reads them: before any image is drawn
+        if try_parse_caption(prompt) is None:
+            raise ValueError(f"{args.prompts}: prompt {i}, {prompt!r}, is not a shapes caption")
     out = output_folder(args.out, replace=args.replace)
     check_pipeline_args(args)
     earlier = earlier_run(out) if args.replace else []  # deleted once the new ones are written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -73,6 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _read_prompts(args: argparse.Namespace) -> list[str]:
     prompts = list(args.prompts)
+    if len(prompts) > 1 and not any(" " in p.strip() for p in prompts):  # `generate red circle`
+        print(f"dalle generate: note: {len(prompts)} prompts of one word each ({prompts[0]!r}, "
+              f"...); quote a prompt of several words", file=sys.stderr)  # fmt: skip
     if args.prompts_file:
         from dalle.text.prompts import read_prompts
 

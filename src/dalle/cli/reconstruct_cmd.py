@@ -73,6 +73,11 @@ def _reconstruct(args: argparse.Namespace) -> int:
             fmt = Image.registered_extensions().get(Path(name).suffix.lower(), "PNG")
             with atomic_path(out_dir / name) as tmp:
                 Image.fromarray(array).save(tmp, format=fmt)
+    if not scores:
+        raise ValueError(
+            f"{in_dir}: no readable image to reconstruct ({len(skipped)} unreadable; images are "
+            f"{', '.join(IMAGE_EXTENSIONS)})"
+        )
     grid = vae.config.grid_size
     finite = [s for s in scores if math.isfinite(s)]
     print(f"reconstructed {len(scores)} images into {out_dir}")

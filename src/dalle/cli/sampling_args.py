@@ -33,7 +33,12 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
         f"(--no-bf16: fp32). Default: bf16 where the machine has {BF16_UNITS}, fp32 "
         "elsewhere (on other CPUs bf16 is many times slower)",
     )  # fmt: skip
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch CPU threads (default: torch's: the physical cores, or OMP_NUM_THREADS)",
+    )
 
 
 def add_settings_arguments(p: argparse.ArgumentParser, default: str = "the model's") -> None:

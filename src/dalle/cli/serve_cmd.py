@@ -39,7 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "unlike an option, other users of the machine cannot read from the process list)",
     )  # fmt: skip
     p.add_argument("--max-queue", type=positive_int, default=16, help="waiting requests (16)")
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch CPU threads (default: torch's: the physical cores, or OMP_NUM_THREADS)",
+    )
     p.set_defaults(func=_serve)
 
 

@@ -29,7 +29,7 @@ def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], out: str) 
     p.add_argument(
         "--preset",
         default="shapes",
-        help=f"model and training preset (known: {', '.join(presets)})",
+        help=f"model and training preset (default shapes; known: {', '.join(presets)})",
     )
     p.add_argument(
         "--data",
@@ -49,9 +49,21 @@ def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], out: str) 
         help="with --resume: continue although settings differ from the run's train_config.json "
         "(e.g. more --steps); the earlier file is kept beside the new one",
     )
-    p.add_argument("--steps", type=positive_int, default=None, help="total optimizer steps")
-    p.add_argument("--batch-size", type=positive_int, default=None, help="(global) batch size")
-    p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate")
+    p.add_argument(
+        "--steps",
+        type=positive_int,
+        default=None,
+        help="total optimizer steps (default the preset's)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="(global) batch size (default the preset's)",
+    )
+    p.add_argument(
+        "--lr", type=positive_float, default=None, help="peak learning rate (default the preset's)"
+    )
     p.add_argument(
         "--warmup-steps", type=non_negative_int, default=None,
         help="linear warm-up to --lr over this many steps (default the preset's)",
@@ -82,7 +94,12 @@ def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], out: str) 
         "--seed", type=non_negative_int, default=None,
         help="seed of the initialisation, the data order and the noise (default the preset's)",
     )  # fmt: skip
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch CPU threads (default: torch's: the physical cores, or OMP_NUM_THREADS)",
+    )
     p.add_argument(
         "--val-data", default=None, metavar="SPEC",
         help="validation data (any --data spec, e.g. shapes:test or a folder): the EMA weights' "
@@ -125,7 +142,8 @@ def add_init_argument(p: argparse.ArgumentParser, what: str, grows: str) -> None
         help=f"start from this {what}'s weights instead of a random initialisation (fine-tuning, "
         f"or a longer run on from a finished one). It may be smaller than the run's model "
         f"({grows}): what the run's model adds starts as the identity, so training starts from "
-        f"what the given weights draw. Anything else must match (give its --tokenizer too)",
+        f"what the given weights draw. Anything else must match (its tokenizer and, for "
+        f"a decoder, its CLIP)",
     )  # fmt: skip
 
 
@@ -313,7 +331,7 @@ def validation_batches(
 def run_folder(args: argparse.Namespace, config: Config) -> Path:
     """``--out``, refused if it already holds a run (a complete checkpoint) and ``--resume`` was
     not given; on ``--resume``, the run's settings checked against ``config`` at once, before
-    any data is read or encoded (:func:`check_resumed_config`)."""
+    any data is read or encoded (:func:`check_resumed_config`); else ``--init`` found."""
     from dalle.training.checkpoint import checkpoints
 
     out = Path(args.out)
@@ -323,6 +341,13 @@ def run_folder(args: argparse.Namespace, config: Config) -> Path:
         )
     if args.resume:
         check_resumed_config(out, config, getattr(args, "allow_changes", False), main=False)
+    elif getattr(args, "init", None):  # found before any data is read (a resume does not read it)
+        from dalle.folders import resolve
+
+        try:
+            resolve(args.init)
+        except FileNotFoundError as e:
+            raise ValueError(f"--init: {e}") from None
     return out
 
 
