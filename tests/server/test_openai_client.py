@@ -512,6 +512,10 @@ def test_dalle_serve_starts_and_answers(tmp_path):
         )
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k3y")
         assert [m.id for m in client.models.list()] == ["shapes"]
+        # a second server on the same port: one line saying so, exit 2, before loading anything
+        second = subprocess.run([sys.executable, "-m", "dalle", "serve", "--port", str(port)],
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert second.returncode == 2 and f"cannot serve at 127.0.0.1:{port}" in second.stderr
     finally:
         proc.terminate()
         proc.wait(10)

@@ -58,6 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.port > 65535:
         raise ValueError(f"--port must be at most 65535, got {args.port}")
+    _check_port_free(args.host, args.port)  # before the models load, and said plainly
     if args.threads:
         torch.set_num_threads(args.threads)
     api_key = args.api_key or os.environ.get("DALLE_API_KEY") or None
@@ -84,3 +85,22 @@ def _serve(args: argparse.Namespace) -> int:
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A ValueError if ``host:port`` cannot be listened on (in use, or not this machine's)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise ValueError(f"--host {host}: not an address of this machine ({e})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as e:
+            raise ValueError(
+                f"cannot serve at {host}:{port}: {e.strerror} (another server there? --port)"
+            ) from None
