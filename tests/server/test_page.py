@@ -109,3 +109,28 @@ def test_an_uploaded_image_of_another_size_is_fitted_and_inpainted(browser, live
                or d.find_element(By.ID, "error").text)  # fmt: skip
     assert browser.find_element(By.ID, "error").text == ""
     assert len(browser.find_elements(By.CSS_SELECTOR, "#results .card img")) >= 1
+
+
+def test_one_drawing_at_a_time_and_a_cancel_that_frees_the_page(browser, live):
+    browser.get(live.base + "/")
+    wait = WebDriverWait(browser, 120)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
+    browser.find_element(By.ID, "prompt").send_keys("a red circle")
+    n = browser.find_element(By.ID, "n")
+    n.clear()
+    n.send_keys("10")
+    go, cancel = browser.find_element(By.ID, "go"), browser.find_element(By.ID, "cancel")
+    assert not cancel.is_displayed()
+    browser.execute_script("document.getElementById('go').click(); "
+                           "document.getElementById('go').click();")  # fmt: skip
+    assert go.get_attribute("disabled") is not None and cancel.is_displayed()
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#results .card")) == 10  # one request
+    cancel.click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "Cancelled."))
+    assert go.get_attribute("disabled") is None and not cancel.is_displayed()
+    assert browser.find_element(By.ID, "error").text == ""
+    # the page draws again at once
+    n.clear()
+    n.send_keys("1")
+    go.click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .card a[download]")) == 1)
