@@ -51,7 +51,7 @@ def checked_state(
     for key in sorted(expected.keys() & state.keys()):
         if state[key].shape != expected[key].shape:
             problems.append(
-                f"{key} is {tuple(state[key].shape)}, {made_by} makes {tuple(expected[key].shape)}"
+                f"{key} is {tuple(state[key].shape)}, the config makes {tuple(expected[key].shape)}"
             )
             break
         if state[key].is_floating_point() and not bool(state[key].isfinite().all()):
