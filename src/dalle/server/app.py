@@ -189,10 +189,12 @@ def parse_request(fields: dict[str, Any], registry: ModelRegistry, needs_prompt:
     if steps is not None and model.kind != "UnclipPipeline":
         raise APIError(400, "'steps' sets the decoder's steps of unCLIP pipelines", "steps")
     if steps is not None and model.pipeline.decoder is not None:  # type: ignore[attr-defined]
-        most = model.pipeline.decoder.config.num_timesteps  # type: ignore[attr-defined]
-        if steps > most:
-            raise APIError(400, f"'steps' must be at most {most}: {model.name}'s decoder was "
-                           f"trained with {most} timesteps", "steps")  # fmt: skip
+        from dalle.pipelines.unclip_pipeline import check_steps
+
+        try:  # the pipeline's own check: at most the timesteps the decoder was trained with
+            check_steps("decoder", steps, model.pipeline.decoder.config.num_timesteps)  # type: ignore[attr-defined]
+        except ValueError as e:
+            raise APIError(400, f"'steps': {e}", "steps") from None
     candidates = fields.get("candidates")
     candidates = None if candidates is None else _int(candidates, "candidates", n, 64)
     if candidates is not None and candidates > n and getattr(model.pipeline, "clip", None) is None:
