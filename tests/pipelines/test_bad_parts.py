@@ -54,6 +54,17 @@ def _other_config(path):
     (path.parent / "config.json").write_text(json.dumps(config))
 
 
+def _other_heads(path):  # every tensor keeps its shape: only the saved config can tell
+    config = json.loads((path.parent / "config.json").read_text())
+    config["num_heads"], config["head_dim"] = config["num_heads"] * 2, config["head_dim"] // 2
+    (path.parent / "config.json").write_text(json.dumps(config))
+
+
+def _older_file_other_config(path):  # written before the config went into the metadata
+    save_file(_tensors(path), str(path), metadata={"format": "pt"})
+    _other_config(path)
+
+
 def _bad_config_json(path):
     (path.parent / "config.json").write_text("{ not json")
 
@@ -64,7 +75,17 @@ CASES = {
     "pickle": ("transformer", _pickle, "not a readable safetensors file"),
     "missing tensor": ("vae", _drop_tensor, "tensors missing"),
     "NaN": ("transformer", _nan, "NaN or infinite"),
-    "config not matching the weights": ("transformer", _other_config, "the config makes"),
+    "config not matching the weights": ("transformer", _other_config, "does not describe"),
+    "config keeping every shape": (
+        "transformer",
+        _other_heads,
+        r"num_heads \d+ \(the weights: \d+\)",
+    ),
+    "older file, config not matching": (
+        "transformer",
+        _older_file_other_config,
+        "the config makes",
+    ),
     "malformed config.json": ("vae", _bad_config_json, "not valid JSON|invalid JSON"),
 }
 

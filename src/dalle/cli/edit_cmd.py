@@ -11,9 +11,9 @@ from tqdm.auto import tqdm
 
 from dalle import __version__
 from dalle.cli.validate import (
+    OutputFolder,
     add_replace_argument,
     check_candidates,
-    earlier_run,
     input_images,
     int_at_least,
     non_negative_int,
@@ -35,7 +35,6 @@ from dalle.pipelines.editing import (
 )
 from dalle.text.prompts import check_prompt
 from dalle.utils.images import image_grid, output_name, save_png
-from dalle.utils.io import remove_unwritten
 
 FRAME_NAME = "{:02d}.png"
 
@@ -208,7 +207,7 @@ def _settings(args: argparse.Namespace, eta: float = 0.0):
 def _prepare(
     args: argparse.Namespace, outputs: list[str], inputs: list[str],
     kinds: tuple[str, ...] = ("UnclipPipeline",), ours=None,
-) -> tuple[Path, str]:  # fmt: skip
+) -> tuple[OutputFolder, str]:  # fmt: skip
     """Check the output folder, the inputs and the kind of pipeline before any model is loaded;
     the folder and the pipeline's class. ``ours(name)`` says which files in the folder are an
     earlier run of this command (default ``NNNN_NN.png``): without ``--replace`` they are
@@ -217,8 +216,8 @@ def _prepare(
     from dalle.folders import read_index
 
     refuse_overwriting([Path(args.out) / name for name in outputs], inputs)
-    out = output_folder(args.out, replace=args.replace, names=ours)
-    for earlier in earlier_run(out, ours):
+    folder = output_folder(args.out, replace=args.replace, names=ours)
+    for earlier in folder.earlier:
         if any(Path(i).exists() and earlier.samefile(i) for i in inputs):
             raise ValueError(
                 f"--replace would delete {earlier}, an input of this command: copy it out of "
@@ -230,17 +229,16 @@ def _prepare(
         raise ValueError(f"--model {args.model}: this edit needs {need} pipeline")
     if args.threads:
         torch.set_num_threads(args.threads)
-    return out, kind
+    return folder, kind
 
 
-def _write(args: argparse.Namespace, out: Path, files: list[tuple[str, object, dict]], ours=None):
-    """Write ``(name, image, text chunks)`` to ``out``, each atomically; with ``--replace`` the
-    earlier run's files (``ours``, as in :func:`_prepare`) that the new ones did not overwrite
-    are deleted after every new file is on disk, so that a failed write loses neither run."""
-    earlier = earlier_run(out, ours) if args.replace else []
+def _write(folder: OutputFolder, files: list[tuple[str, object, dict]]) -> None:
+    """Write ``(name, image, text chunks)`` to the folder, each atomically; with ``--replace``
+    the earlier run's files that the new ones did not overwrite are deleted after every new
+    file is on disk (``OutputFolder.finish``), so that a failed write loses neither run."""
     for name, image, fields in files:
-        save_png(image, out / name, fields)
-    remove_unwritten(earlier, {name for name, _, _ in files})
+        save_png(image, folder.path / name, fields)
+    folder.finish({name for name, _, _ in files})
 
 
 def _is_frame(name: str) -> bool:
@@ -291,7 +289,7 @@ def _vary(args: argparse.Namespace) -> int:
     )
     check_candidates(args.candidates, args.num_images)
     names = [output_name(k, j) for k in range(len(args.images)) for j in range(args.num_images)]
-    out, _ = _prepare(args, names, args.images)
+    folder, _ = _prepare(args, names, args.images)
     images = _square(input_images(args.images), args.images)
     pipe = _unclip(args)
     with _step_bar("vary", edit_steps(settings, len(images))) as bar:
@@ -306,8 +304,8 @@ def _vary(args: argparse.Namespace) -> int:
                               candidate=image.info["candidate"],
                               clip_score=f"{image.info['clip_score']:.4f}")  # fmt: skip
             files.append((output_name(k, j), image, {"edit": "variation", **fields}))
-    _write(args, out, files)
-    print(f"wrote {len(names)} variations of {len(args.images)} images to {out}/")
+    _write(folder, files)
+    print(f"wrote {len(names)} variations of {len(args.images)} images to {folder.path}/")
     return 0
 
 
@@ -316,7 +314,7 @@ def _interpolate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     names = [FRAME_NAME.format(k) for k in range(args.steps)] + ["strip.png"]
-    out, _ = _prepare(args, names, [args.image_a, args.image_b], ours=_is_frame)
+    folder, _ = _prepare(args, names, [args.image_a, args.image_b], ours=_is_frame)
     a, b = _square(input_images([args.image_a, args.image_b]), [args.image_a, args.image_b])
     pipe = _unclip(args)
     with _step_bar("interpolate", edit_steps(settings)) as bar:
@@ -328,8 +326,8 @@ def _interpolate(args: argparse.Namespace) -> int:
              for k, frame in enumerate(frames)]  # fmt: skip
     files.append(("strip.png", image_grid(frames, len(frames)),
                   {"edit": "interpolation strip", **described}))  # fmt: skip
-    _write(args, out, files, _is_frame)
-    print(f"wrote {len(frames)} frames and strip.png to {out}/")
+    _write(folder, files)
+    print(f"wrote {len(frames)} frames and strip.png to {folder.path}/")
     return 0
 
 
@@ -346,7 +344,7 @@ def _edit(args: argparse.Namespace) -> int:
         check_prompt(args.target, "--to"),
     )
     names = [output_name(0, j) for j in range(args.num_images)]
-    out, _ = _prepare(args, names, [args.image])
+    folder, _ = _prepare(args, names, [args.image])
     (image,) = _square(input_images([args.image]), [args.image])
     pipe = _unclip(args)
     with _step_bar("edit", edit_steps(settings)) as bar:
@@ -359,8 +357,8 @@ def _edit(args: argparse.Namespace) -> int:
                          target_text=args.target, amount=args.amount,
                          decoder_captions=args.decoder_captions, image_index=j)  # fmt: skip
         files.append((output_name(0, j), result, {"edit": "text diff", **fields}))
-    _write(args, out, files)
-    print(f"wrote {len(drawn)} edited images to {out}/")
+    _write(folder, files)
+    print(f"wrote {len(drawn)} edited images to {folder.path}/")
     return 0
 
 
@@ -371,7 +369,7 @@ def _inpaint(args: argparse.Namespace) -> int:
     args.prompt = check_prompt(args.prompt)  # it describes the whole resulting image
     names = [output_name(0, j) for j in range(args.num_images)]
     kinds = ("UnclipPipeline", "DallePipeline")
-    out, kind = _prepare(args, names, [args.image, args.mask], kinds)
+    folder, kind = _prepare(args, names, [args.image, args.mask], kinds)
     (image,) = input_images([args.image])
     (mask_image,) = input_images([args.mask], "--mask", keep_alpha=True)
     region = read_mask(mask_image, image.size)
@@ -422,6 +420,6 @@ def _inpaint(args: argparse.Namespace) -> int:
                   "prompt": args.prompt, "image_index": j, "seed": args.seed, "model": args.model,
                   **described, "bf16": args.bf16, "software": f"dalle {__version__}"}  # fmt: skip
         files.append((output_name(0, j), result, fields))
-    _write(args, out, files)
-    print(f"wrote {len(drawn)} inpainted images to {out}/")
+    _write(folder, files)
+    print(f"wrote {len(drawn)} inpainted images to {folder.path}/")
     return 0

@@ -18,7 +18,6 @@ from dalle.cli.sampling_args import (
 from dalle.cli.validate import (
     add_replace_argument,
     check_candidates,
-    earlier_run,
     non_negative_int,
     output_folder,
     positive_int,
@@ -390,15 +389,14 @@ def _eval_generation(args: argparse.Namespace) -> int:
     for i, prompt in enumerate(prompts):  # the scorer reads them: before any image is drawn
         if try_parse_caption(prompt) is None:
             raise ValueError(f"{args.prompts}: prompt {i}, {prompt!r}, is not a shapes caption")
-    out = output_folder(args.out, replace=args.replace)
+    folder = output_folder(args.out, replace=args.replace)
     check_pipeline_args(args)
-    earlier = earlier_run(out) if args.replace else []  # deleted once the new ones are written
     pipe, sampling, settings = load_pipeline(args)
     drawn = len(prompts) * (args.candidates or args.num_images)
     with tqdm(total=drawn, desc="generate", unit="img") as bar:
         report = shapes_generation_report(
             pipe, prompts, args.out, args.num_images, args.seed, on_image=bar.update,
-            earlier=earlier, **sampling,
+            earlier=folder.earlier, **sampling,
         )  # fmt: skip
     summary = {
         **report.to_dict(), "settings": settings, "model": args.model,

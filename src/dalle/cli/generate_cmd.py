@@ -18,14 +18,12 @@ from dalle.cli.sampling_args import (
 )
 from dalle.cli.validate import (
     add_replace_argument,
-    earlier_run,
     input_images,
     output_folder,
     refuse_overwriting,
 )
 from dalle.text.prompts import check_prompt, check_prompts
 from dalle.utils.images import output_name, save_png
-from dalle.utils.io import remove_unwritten
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -100,10 +98,9 @@ def _fields(args, prompt: str, image_index: int, settings: dict) -> dict[str, ob
 
 def _generate(args: argparse.Namespace) -> int:
     prompts = _read_prompts(args)
-    out = output_folder(args.out, replace=args.replace)
+    folder = output_folder(args.out, replace=args.replace)
+    out = folder.path
     check_pipeline_args(args)
-    # with --replace, the earlier run's images the new ones do not overwrite go at the end
-    earlier = earlier_run(out) if args.replace else []
     pipe, sampling, settings = load_pipeline(args)
     total = len(prompts) * args.num_images
     drawn = len(prompts) * (args.candidates or args.num_images)
@@ -120,7 +117,7 @@ def _generate(args: argparse.Namespace) -> int:
                                   clip_score=f"{image.info['clip_score']:.4f}")  # fmt: skip
                 save_png(image, out / output_name(i, j), fields)
                 written.add(output_name(i, j))
-    remove_unwritten(earlier, written)
+    folder.finish(written)
     print(f"wrote {total} images ({len(prompts)} prompts x {args.num_images}) to {out}/")
     return 0
 
@@ -129,11 +126,11 @@ def _complete(args: argparse.Namespace) -> int:
     args.prompt = check_prompt(args.prompt)
     written = [Path(args.out) / output_name(0, j) for j in range(args.num_images)]
     refuse_overwriting(written, [args.image])
-    out = output_folder(args.out, replace=args.replace)
+    folder = output_folder(args.out, replace=args.replace)
+    out = folder.path
     if check_pipeline_args(args) != "DallePipeline":
         raise ValueError(f"--model {args.model}: `dalle complete` needs a DALL·E pipeline")
     (image,) = input_images([args.image])
-    earlier = earlier_run(out) if args.replace else []  # deleted once the new ones are written
     pipe, sampling, settings = load_pipeline(args)
     images = pipe.complete(
         image, args.rows, args.prompt, args.num_images, args.seed, sampling["settings"], args.bf16
@@ -141,6 +138,6 @@ def _complete(args: argparse.Namespace) -> int:
     for j, result in enumerate(images):
         fields = {**_fields(args, args.prompt, j, settings), "rows": args.rows, "image": args.image}
         save_png(result, out / output_name(0, j), fields)
-    remove_unwritten(earlier, {output_name(0, j) for j in range(len(images))})
+    folder.finish({output_name(0, j) for j in range(len(images))})
     print(f"wrote {len(images)} completions of {args.image} to {out}/")
     return 0

@@ -6,8 +6,11 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+
+from dalle.utils.io import remove_unwritten
 
 
 def positive_int(text: str) -> int:
@@ -85,17 +88,32 @@ def add_replace_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
+@dataclass(frozen=True)
+class OutputFolder:
+    """A checked output folder (``output_folder``). ``earlier``: with ``--replace``, the files
+    of an earlier run in it, listed before anything is written; ``finish`` deletes those the new
+    run did not overwrite, once every new file is on disk, so that a run that fails loses
+    neither its own files nor the earlier ones."""
+
+    path: Path
+    earlier: tuple[Path, ...] = ()
+
+    def finish(self, written: Collection[str]) -> None:
+        """Called with the names the new run wrote, after the last of them is written."""
+        remove_unwritten(self.earlier, written)
+
+
 def output_folder(
     path: str | os.PathLike,
     option: str = "--out",
     replace: bool = False,
     names: Callable[[str], bool] | None = None,
-) -> Path:
+) -> OutputFolder:
     """The folder generated images go to, checked and created before any model is loaded (so
     that no drawing is lost). A folder already holding generated images (``NNNN_NN.png``) is
     refused, since the new run's files would mix with the earlier run's and be scored together,
-    unless ``replace`` (then the command deletes those its new files do not overwrite, once
-    they are written: ``dalle.utils.io.remove_unwritten``). ``names`` says which file names a run writes (default ``NNNN_NN.png``)."""
+    unless ``replace`` (then ``OutputFolder.finish`` deletes those the new files do not
+    overwrite). ``names`` says which file names a run writes (default ``NNNN_NN.png``)."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{option} {path}: exists and is not a folder")
@@ -111,7 +129,7 @@ def output_folder(
             f"{option} {path} holds {len(earlier)} images of an earlier run ({earlier[0].name}, "
             "...): choose another folder, or pass --replace to delete them first"
         )
-    return out
+    return OutputFolder(out, tuple(earlier))
 
 
 def earlier_run(out: Path, names: Callable[[str], bool] | None = None) -> list[Path]:

@@ -7,11 +7,13 @@ pipeline's part); every subclass is a part class that pipeline folders can recor
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -21,6 +23,7 @@ from dalle.utils.io import atomic_path
 
 M = TypeVar("M", bound="PretrainedMixin")
 WEIGHTS_FILE = "model.safetensors"
+CONFIG_METADATA = "dalle_config"  # the model config, as JSON, in the weights file's metadata
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -34,6 +37,33 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except Exception as e:  # safetensors raises its own error type for every malformed file
         raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def check_saved_config(path: Path, config: Config, config_path: Path) -> None:
+    """An error if the weights file ``path`` was saved with a model config other than ``config``
+    (read from ``config_path``): a config.json edited or copied from another model can keep
+    every tensor's shape (4 heads of 64 against 8 of 32) and would load into a model that draws
+    nonsense. Files written before the config went into the metadata (2026-12-05) have none
+    and are not checked; fields only one side knows (another release) are ignored."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            text = (f.metadata() or {}).get(CONFIG_METADATA)
+    except Exception:  # unreadable: read_weights says so, with the file's name
+        return
+    if text is None:
+        return
+    try:
+        saved = json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError(f"{path}: its metadata's {CONFIG_METADATA} is not JSON") from None
+    given = config.to_dict()
+    differ = [k for k in sorted(saved.keys() & given.keys()) if saved[k] != given[k]]
+    if differ:
+        what = ", ".join(f"{k} {given[k]!r} (the weights: {saved[k]!r})" for k in differ)
+        raise ValueError(
+            f"{config_path} does not describe the weights in {path.name}, which were saved with "
+            f"another config: {what}. Restore the config.json saved with them"
+        )
 
 
 def checked_state(
@@ -100,7 +130,8 @@ class PretrainedMixin:
             for k, v in self.state_dict().items()
         }
         with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": "pt"})
+            metadata = {"format": "pt", CONFIG_METADATA: json.dumps(self.config.to_dict())}
+            save_file(tensors, str(tmp), metadata=metadata)
         self.config.save(directory / CONFIG_FILE)
         return directory
 
@@ -122,6 +153,7 @@ class PretrainedMixin:
                 f"{hint}"
             )
         config = cls.config_class.load(directory / CONFIG_FILE)
+        check_saved_config(directory / WEIGHTS_FILE, config, directory / CONFIG_FILE)
         model = cls(config)  # type: ignore[call-arg]
         model.load_state_dict(_checked_weights(directory / WEIGHTS_FILE, model))  # type: ignore[attr-defined]
         return model.to(device).eval()  # type: ignore[attr-defined]
