@@ -60,10 +60,10 @@ def cases(f):
     img, out = str(f.image), ["--out", "{out}"]
     return [
         # generate
-        (["generate", "a red circle", "--temperature", "nan", *out], "temperature"),
-        (["generate", "a red circle", "--guidance", "inf", *out], "guidance"),
-        (["generate", "a red circle", "--top-p", "2", *out], "top_p"),
-        (["generate", "a red circle", "--top-k", "-3", *out], "top_k"),
+        (["generate", "a red circle", "--temperature", "nan", *out], "argument --temperature: must be a finite"),
+        (["generate", "a red circle", "--guidance", "inf", *out], "argument --guidance: must be a finite"),
+        (["generate", "a red circle", "--top-p", "2", *out], "argument --top-p: must lie in (0, 1]"),
+        (["generate", "a red circle", "--top-k", "-3", *out], "argument --top-k: must be at least 0"),
         (["generate", "a red circle", "--num-images", "0", *out], "--num-images"),
         (["generate", "a red circle", "--candidates", "0", *out], "--candidates"),
         (["generate", "a red circle", "--threads", "-1", *out], "--threads"),
@@ -84,13 +84,13 @@ def cases(f):
         (["complete", img, "a red circle", "--rows", "99", *out], "rows"),
         # editing
         (["vary", str(f.corrupt), *out], str(f.corrupt)),
-        (["vary", img, "--eta", "2", *out], "eta"),
-        (["vary", img, "--eta-from", "1.5", *out], "eta_from"),
-        (["vary", img, "--decoder-guidance", "nan", *out], "guidance"),
+        (["vary", img, "--eta", "2", *out], "argument --eta: must lie in [0, 1]"),
+        (["vary", img, "--eta-from", "1.5", *out], "argument --eta-from:"),
+        (["vary", img, "--decoder-guidance", "nan", *out], "argument --decoder-guidance:"),
         (["interpolate", img, str(f.missing), *out], str(f.missing)),
         (["interpolate", img, img, "--steps", "0", *out], "--steps"),
         (["edit", img, "--from", "", "--to", "a blue circle", *out], "--from"),
-        (["edit", img, "--from", "a", "--to", "b", "--amount", "nan", *out], "--amount"),
+        (["edit", img, "--from", "a", "--to", "b", "--amount", "nan", *out], "argument --amount:"),
         (["inpaint", img, "a red circle", "--mask", str(f.corrupt), *out], "--mask"),
         (["inpaint", img, "a red circle", "--mask", img, *out], "marks nothing"),
         # data
@@ -131,7 +131,7 @@ def cases(f):
         (["eval", "reconstruction", "--n", "0"], "--n"),
         (["eval", "generation", "--n-prompts", "0", *out], "--n-prompts"),
         (["eval", "clip", "--n", "-5"], "--n"),
-        (["eval", "prior", "--prior-guidance", "nan"], "guidance"),
+        (["eval", "prior", "--prior-guidance", "nan"], "argument --prior-guidance:"),
         (["eval", "clipscore", str(f.missing)], str(f.missing)),
         (["eval", "editing", "--amount", "nan"], "--amount"),
         (["eval", "editing", "--eta", "1.5"], "--eta"),

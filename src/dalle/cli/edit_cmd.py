@@ -16,10 +16,12 @@ from dalle.cli.validate import (
     check_candidates,
     input_images,
     int_at_least,
+    non_negative_float,
     non_negative_int,
     output_folder,
     positive_int,
     refuse_overwriting,
+    unit_interval,
 )
 from dalle.config import replace_given
 from dalle.pipelines.editing import (
@@ -51,7 +53,7 @@ def _common(p: argparse.ArgumentParser, model: str = "shapes-unclip") -> None:
         "inpainting: the pipeline's decoder steps)",
     )  # fmt: skip
     p.add_argument(
-        "--decoder-guidance", type=float, default=None,
+        "--decoder-guidance", type=non_negative_float, default=None,
         help="decoder guidance on the CLIP embedding, 1 is off (default 1; inpainting: the "
         "pipeline's decoder guidance)",
     )  # fmt: skip
@@ -83,14 +85,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     vary.add_argument("images", nargs="+", metavar="IMAGE")
     vary.add_argument("--num-images", type=positive_int, default=4, help="per input (4)")
-    vary.add_argument("--eta", type=float, default=VARIATION_ETA,
+    vary.add_argument("--eta", type=unit_interval, default=VARIATION_ETA,
                       help=f"DDIM stochasticity in [0, 1] ({VARIATION_ETA:g})")  # fmt: skip
-    vary.add_argument("--eta-from", type=float, default=VARIATION_ETA_FROM, metavar="F",
+    vary.add_argument("--eta-from", type=unit_interval, default=VARIATION_ETA_FROM, metavar="F",
                       help="apply --eta from this fraction of the schedule down; above it the "
                       "decoding follows the inverted noise exactly, which keeps the image's "
                       f"layout (the noisiest steps decide it) (default {VARIATION_ETA_FROM:g}; 1: "
                       "every step, the paper's DDIM)")  # fmt: skip
-    vary.add_argument("--fresh-guidance", type=float, default=VARIATION_FRESH_GUIDANCE,
+    vary.add_argument("--fresh-guidance", type=non_negative_float, default=VARIATION_FRESH_GUIDANCE,
                       metavar="G", help="decoder guidance in the steps below --eta-from, which "
                       "draw the variation afresh (default "
                       f"{VARIATION_FRESH_GUIDANCE:g}; 1 is off)")  # fmt: skip
@@ -142,10 +144,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="a caption of the image as it is")  # fmt: skip
     edit.add_argument("--to", dest="target", required=True, metavar="TEXT",
                       help="the caption it should be edited towards")  # fmt: skip
-    edit.add_argument("--amount", type=float, default=0.5, help="slerp amount in [0, 1] (0.5)")
+    edit.add_argument(
+        "--amount", type=unit_interval, default=0.5, help="slerp amount in [0, 1] (0.5)"
+    )
     edit.add_argument("--num-images", type=positive_int, default=1, help="images (default 1)")
     edit.add_argument(
-        "--eta", type=float, default=0.0,
+        "--eta", type=unit_interval, default=0.0,
         help="DDIM stochasticity (0, the default: one decoding; > 0 varies the images)",
     )  # fmt: skip
     edit.add_argument(

@@ -18,9 +18,11 @@ from dalle.cli.sampling_args import (
 from dalle.cli.validate import (
     add_replace_argument,
     check_candidates,
+    non_negative_float,
     non_negative_int,
     output_folder,
     positive_int,
+    unit_interval,
 )
 from dalle.eval.shapes_report import failure_grid, score_folder
 from dalle.pipelines.editing import (
@@ -180,16 +182,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="0: the reported set; 1: validation")  # fmt: skip
     editing.add_argument("--num-variations", type=positive_int, default=2,
                          help="variations per scene (default 2)")  # fmt: skip
-    editing.add_argument("--amount", type=float, default=0.5,
+    editing.add_argument("--amount", type=unit_interval, default=0.5,
                          help="text-diff slerp amount in [0, 1] (default 0.5)")  # fmt: skip
-    editing.add_argument("--eta", type=float, default=VARIATION_ETA,
+    editing.add_argument("--eta", type=unit_interval, default=VARIATION_ETA,
                          help=f"the variations' DDIM eta in [0, 1] (default {VARIATION_ETA:g}, "
                          "as dalle vary)")  # fmt: skip
-    editing.add_argument("--eta-from", type=float, default=VARIATION_ETA_FROM, metavar="F",
+    editing.add_argument("--eta-from", type=unit_interval, default=VARIATION_ETA_FROM, metavar="F",
                          help="the variations' eta applies from this fraction of the schedule "
                          f"down, the steps above it deterministic (default {VARIATION_ETA_FROM:g}, "
                          "as dalle vary)")  # fmt: skip
-    editing.add_argument("--fresh-guidance", type=float, default=VARIATION_FRESH_GUIDANCE,
+    editing.add_argument("--fresh-guidance", type=non_negative_float, default=VARIATION_FRESH_GUIDANCE,
                          metavar="G", help="the variations' decoder guidance below --eta-from "
                          f"(default {VARIATION_FRESH_GUIDANCE:g}, as dalle vary)")  # fmt: skip
     editing.add_argument("--candidates", type=positive_int, default=None, metavar="M",
@@ -203,7 +205,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     editing.add_argument("--decoder-steps", type=positive_int, default=EditSettings.steps,
                          help="DDIM steps of every inversion and decoding (variations, text "
                          f"diffs, interpolations; default {EditSettings.steps}, as dalle vary)")  # fmt: skip
-    editing.add_argument("--decoder-guidance", type=float, default=EditSettings.guidance,
+    editing.add_argument("--decoder-guidance", type=non_negative_float, default=EditSettings.guidance,
                          help="decoder guidance on the CLIP embedding in those inversions and "
                          f"decodings, 1 is off (default {EditSettings.guidance:g}, as dalle vary)")  # fmt: skip
     editing.add_argument("--inpaint-method", choices=INPAINT_METHODS, default=None,

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from dalle.cli.validate import check_candidates, non_negative_int, positive_int
+from dalle.cli.validate import (
+    check_candidates,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    probability_mass,
+)
 
 # the machines whose bf16 matrix units make bf16 the default (dalle.utils.device.use_bf16), for
 # every --bf16 help text
@@ -44,20 +50,20 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
 def add_settings_arguments(p: argparse.ArgumentParser, default: str = "the model's") -> None:
     """--temperature, --top-k, --top-p and --guidance (None where not given)."""
     p.add_argument(
-        "--temperature", type=float, default=None,
+        "--temperature", type=non_negative_float, default=None,
         help=f"softmax temperature; 0 takes the most likely token (default: {default})",
     )  # fmt: skip
     p.add_argument(
-        "--top-k", type=int, default=None,
+        "--top-k", type=non_negative_int, default=None,
         help=f"sample among the K most likely tokens; 0 keeps all (default: {default})",
     )  # fmt: skip
     p.add_argument(
-        "--top-p", type=float, default=None,
+        "--top-p", type=probability_mass, default=None,
         help="sample from the smallest set of tokens holding probability P; 1 keeps all "
         f"(default: {default})",
     )  # fmt: skip
     p.add_argument(
-        "--guidance", type=float, default=None,
+        "--guidance", type=non_negative_float, default=None,
         help="classifier-free guidance scale g: uncond + g * (cond - uncond); 1 is off "
         f"(default: {default})",
     )  # fmt: skip
@@ -109,12 +115,12 @@ def add_unclip_arguments(
         )  # fmt: skip
         if "guidance" in names:
             g.add_argument(
-                f"--{stage}-guidance", type=float, default=None,
+                f"--{stage}-guidance", type=non_negative_float, default=None,
                 help=f"the {stage}'s classifier-free guidance scale; 1 is off (default: {default})",
             )  # fmt: skip
         if "caption_guidance" in names:
             g.add_argument(
-                f"--{stage}-caption-guidance", type=float, default=None,
+                f"--{stage}-caption-guidance", type=non_negative_float, default=None,
                 help=f"the caption's own guidance scale in the {stage} (a third prediction a "
                 "step): uncond + g (CLIP alone - uncond) + this (CLIP and caption - CLIP alone); "
                 f"default: {default} (the caption guided with the CLIP embedding, one scale)",
