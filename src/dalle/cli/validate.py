@@ -13,96 +13,57 @@ from pathlib import Path
 from dalle.utils.io import remove_unwritten
 
 
-def positive_int(text: str) -> int:
-    """A whole number of at least 1 (steps, batch sizes, threads, intervals, counts)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _number_type(kind: type, ok: Callable[[float], bool], must: str, doc: str):
+    """An argparse type: ``kind`` (int or float) parsed from the text, refused unless ``ok``
+    (``must`` says what it must be; nan fails every range check)."""
+    expected = "a whole number" if kind is int else "a number"
 
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must {must}, got {text.strip()}")
+        return value
 
-def non_negative_int(text: str) -> int:
-    """A whole number of at least 0 (0 meaning "off", e.g. no crops)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
+    parse.__doc__ = doc
+    return parse
 
 
 def int_at_least(minimum: int):
     """An argparse type: a whole number of at least ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
+    return _number_type(int, lambda v: v >= minimum, f"be at least {minimum}", f">= {minimum}")
 
 
-def positive_float(text: str) -> float:
-    """A finite number above 0 (learning rates)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """A finite number of at least 0 (temperatures, guidance scales)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, got {text}")
-    return value
-
-
-def probability_mass(text: str) -> float:
-    """A number in (0, 1] (top-p: the probability the kept tokens hold; 1 keeps all)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must lie in (0, 1], got {text}")
-    return value
-
-
-def unit_interval(text: str) -> float:
-    """A number in [0, 1] (DDIM's eta, where along the schedule, slerp amounts)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
-    return value
-
-
-def fraction(text: str) -> float:
-    """A number in [0, 1) (decays, probabilities that must leave something)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
-    return value
+positive_int = _number_type(
+    int, lambda v: v >= 1, "be at least 1",
+    "A whole number of at least 1 (steps, batch sizes, threads, intervals, counts).",
+)  # fmt: skip
+non_negative_int = _number_type(
+    int, lambda v: v >= 0, "be at least 0",
+    'A whole number of at least 0 (0 meaning "off", e.g. no crops).',
+)  # fmt: skip
+positive_float = _number_type(
+    float, lambda v: math.isfinite(v) and v > 0, "be a finite number above 0",
+    "A finite number above 0 (learning rates).",
+)  # fmt: skip
+non_negative_float = _number_type(
+    float, lambda v: math.isfinite(v) and v >= 0, "be a finite number of at least 0",
+    "A finite number of at least 0 (temperatures, guidance scales).",
+)  # fmt: skip
+probability_mass = _number_type(
+    float, lambda v: 0 < v <= 1, "lie in (0, 1]",
+    "A number in (0, 1] (top-p: the probability the kept tokens hold; 1 keeps all).",
+)  # fmt: skip
+unit_interval = _number_type(
+    float, lambda v: 0 <= v <= 1, "lie in [0, 1]",
+    "A number in [0, 1] (DDIM's eta, where along the schedule, slerp amounts).",
+)  # fmt: skip
+fraction = _number_type(
+    float, lambda v: 0 <= v < 1, "lie in [0, 1)",
+    "A number in [0, 1) (decays, probabilities that must leave something).",
+)  # fmt: skip
 
 
 def check_candidates(candidates: int | None, kept: int, kept_option: str = "--num-images") -> None:
