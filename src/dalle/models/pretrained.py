@@ -14,12 +14,13 @@ from typing import ClassVar, TypeVar
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from dalle.config import Config
 from dalle.folders import CONFIG_FILE, part_path, register_part
-from dalle.utils.io import atomic_path
+from dalle.utils.io import atomic_write_bytes
 
 M = TypeVar("M", bound="PretrainedMixin")
 WEIGHTS_FILE = "model.safetensors"
@@ -37,6 +38,17 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except Exception as e:  # safetensors raises its own error type for every malformed file
         raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def canonical(data: bytes) -> bytes:
+    """A safetensors file with its JSON header's keys sorted: the same weights and metadata
+    make the same bytes in every process (safetensors writes the metadata's keys in a hash
+    map's order, which changes between processes). The data and its offsets are unchanged."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8 : 8 + n]), separators=(",", ":"), sort_keys=True)
+    text = header.encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the format pads the header to 8 bytes with spaces
+    return len(text).to_bytes(8, "little") + text + data[8 + n :]
 
 
 def check_saved_config(path: Path, config: Config, config_path: Path) -> None:
@@ -129,9 +141,10 @@ class PretrainedMixin:
             k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
             for k, v in self.state_dict().items()
         }
-        with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            metadata = {"format": "pt", CONFIG_METADATA: json.dumps(self.config.to_dict())}
-            save_file(tensors, str(tmp), metadata=metadata)
+        metadata = {"format": "pt", CONFIG_METADATA: json.dumps(self.config.to_dict())}
+        atomic_write_bytes(
+            directory / WEIGHTS_FILE, canonical(safetensors_bytes(tensors, metadata))
+        )
         self.config.save(directory / CONFIG_FILE)
         return directory
 
