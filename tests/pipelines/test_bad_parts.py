@@ -79,7 +79,7 @@ CASES = {
     "config keeping every shape": (
         "transformer",
         _other_heads,
-        r"num_heads \d+ \(the weights: \d+\)",
+        r"head_dim \d+ -> \d+, num_heads \d+ -> \d+",
     ),
     "older file, config not matching": (
         "transformer",

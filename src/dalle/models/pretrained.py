@@ -14,11 +14,10 @@ from typing import ClassVar, TypeVar
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from dalle.config import Config
+from dalle.config import Config, dict_changes
 from dalle.folders import CONFIG_FILE, part_path, register_part
 from dalle.utils.io import atomic_write_bytes
 
@@ -27,17 +26,23 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_METADATA = "dalle_config"  # the model config, as JSON, in the weights file's metadata
 
 
-def read_weights(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors file, on the CPU (nothing is ever unpickled): one clear error
-    naming the file if it is missing or unreadable."""
+def read_weights_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors (on the CPU) and metadata of a safetensors file, read once (nothing is ever
+    unpickled): one clear error naming the file if it is missing or unreadable."""
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: missing (a model folder holds config.json and {path.name})"
         )
     try:
-        return load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
     except Exception as e:  # safetensors raises its own error type for every malformed file
         raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (:func:`read_weights_file` without the metadata)."""
+    return read_weights_file(path)[0]
 
 
 def canonical(data: bytes) -> bytes:
@@ -51,17 +56,16 @@ def canonical(data: bytes) -> bytes:
     return len(text).to_bytes(8, "little") + text + data[8 + n :]
 
 
-def check_saved_config(path: Path, config: Config, config_path: Path) -> None:
-    """An error if the weights file ``path`` was saved with a model config other than ``config``
-    (read from ``config_path``): a config.json edited or copied from another model can keep
-    every tensor's shape (4 heads of 64 against 8 of 32) and would load into a model that draws
-    nonsense. Files written before the config went into the metadata (2026-12-05) have none
-    and are not checked; fields only one side knows (another release) are ignored."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            text = (f.metadata() or {}).get(CONFIG_METADATA)
-    except Exception:  # unreadable: read_weights says so, with the file's name
-        return
+def check_saved_config(
+    metadata: dict[str, str], config: Config, path: Path, config_path: Path
+) -> None:
+    """An error if the weights file ``path`` (its ``metadata``) was saved with a model config
+    other than ``config`` (read from ``config_path``): a config.json edited or copied from
+    another model can keep every tensor's shape (4 heads of 64 against 8 of 32) and would load
+    into a model that draws nonsense. Files written before the config went into the metadata
+    (2026-12-05) have none and are not checked; fields only one side knows (another release)
+    are ignored."""
+    text = metadata.get(CONFIG_METADATA)
     if text is None:
         return
     try:
@@ -69,12 +73,13 @@ def check_saved_config(path: Path, config: Config, config_path: Path) -> None:
     except json.JSONDecodeError:
         raise ValueError(f"{path}: its metadata's {CONFIG_METADATA} is not JSON") from None
     given = config.to_dict()
-    differ = [k for k in sorted(saved.keys() & given.keys()) if saved[k] != given[k]]
-    if differ:
-        what = ", ".join(f"{k} {given[k]!r} (the weights: {saved[k]!r})" for k in differ)
+    shared = sorted(saved.keys() & given.keys())
+    changes = dict_changes({k: saved[k] for k in shared}, {k: given[k] for k in shared})
+    if changes:
         raise ValueError(
             f"{config_path} does not describe the weights in {path.name}, which were saved with "
-            f"another config: {what}. Restore the config.json saved with them"
+            f"another config (the weights' value -> config.json's): {changes}. Restore the "
+            "config.json saved with them"
         )
 
 
@@ -102,11 +107,6 @@ def checked_state(
     if problems:
         raise ValueError(f"{path}: the weights do not match {made_by}: {'; '.join(problems)}")
     return {k: v.to(expected[k].dtype) for k, v in state.items()}
-
-
-def _checked_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
-    """The tensors of ``path``, checked against the model its config.json builds."""
-    return checked_state(read_weights(path), model, path, str(path.parent / CONFIG_FILE))
 
 
 def weights_id(model: nn.Module) -> str:
@@ -166,9 +166,11 @@ class PretrainedMixin:
                 f"{hint}"
             )
         config = cls.config_class.load(directory / CONFIG_FILE)
-        check_saved_config(directory / WEIGHTS_FILE, config, directory / CONFIG_FILE)
+        weights, config_path = directory / WEIGHTS_FILE, directory / CONFIG_FILE
+        state, metadata = read_weights_file(weights)
+        check_saved_config(metadata, config, weights, config_path)
         model = cls(config)  # type: ignore[call-arg]
-        model.load_state_dict(_checked_weights(directory / WEIGHTS_FILE, model))  # type: ignore[attr-defined]
+        model.load_state_dict(checked_state(state, model, weights, str(config_path)))  # type: ignore[attr-defined]
         return model.to(device).eval()  # type: ignore[attr-defined]
 
     # -- as a pipeline part (dalle.folders) ------------------------------------------------------
