@@ -23,7 +23,7 @@ from dalle.cli.validate import (
     refuse_overwriting,
 )
 from dalle.text.prompts import check_prompt, check_prompts
-from dalle.utils.images import output_name, save_png
+from dalle.utils.images import output_name, save_png, save_prompt_images
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -104,19 +104,19 @@ def _generate(args: argparse.Namespace) -> int:
     pipe, sampling, settings = load_pipeline(args)
     total = len(prompts) * args.num_images
     drawn = len(prompts) * (args.candidates or args.num_images)
-    written = set()
+
+    def fields(i: int, j: int, image) -> dict:
+        found = _fields(args, prompts[i], j, settings)
+        if "clip_score" in image.info:  # reranked: the score and which candidate
+            found.update(candidates=args.candidates, candidate=image.info["candidate"],
+                         clip_score=f"{image.info['clip_score']:.4f}")  # fmt: skip
+        return found
+
     with tqdm(total=drawn, desc="generate", unit="img") as bar:
         found = pipe.iter_images(
             prompts, args.num_images, args.seed, on_image=bar.update, **sampling
         )
-        for i, images in found:  # each prompt's images are written as soon as they are final
-            for j, image in enumerate(images):
-                fields = _fields(args, prompts[i], j, settings)
-                if "clip_score" in image.info:  # reranked: the score and which candidate
-                    fields.update(candidates=args.candidates, candidate=image.info["candidate"],
-                                  clip_score=f"{image.info['clip_score']:.4f}")  # fmt: skip
-                save_png(image, out / output_name(i, j), fields)
-                written.add(output_name(i, j))
+        written = save_prompt_images(found, out, fields)  # each prompt's as soon as final
     folder.finish(written)
     print(f"wrote {total} images ({len(prompts)} prompts x {args.num_images}) to {out}/")
     return 0

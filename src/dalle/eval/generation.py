@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from dalle.eval.shapes_report import ShapesReport, score_folder
-from dalle.utils.images import output_name, save_png
+from dalle.utils.images import save_prompt_images
 from dalle.utils.io import atomic_write_text, remove_unwritten
 
 
@@ -30,10 +30,6 @@ def shapes_generation_report(
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "prompts.txt", "".join(p + "\n" for p in prompts))
     found = pipe.iter_images(prompts, num_images, seed, on_image=on_image, **sampling)
-    written = set()
-    for i, images in found:
-        for j, image in enumerate(images):
-            save_png(image, out / output_name(i, j), {"prompt": prompts[i], "seed": seed})
-            written.add(output_name(i, j))
+    written = save_prompt_images(found, out, lambda i, j, _: {"prompt": prompts[i], "seed": seed})
     remove_unwritten(earlier, written)
     return score_folder(out, prompts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +118,22 @@ def png_bytes(image: Image.Image, text: Mapping[str, object] | None = None) -> b
 def output_name(prompt_index: int, image_index: int) -> str:
     """The file name of image ``image_index`` drawn for prompt ``prompt_index``."""
     return f"{prompt_index:04d}_{image_index:02d}.png"
+
+
+def save_prompt_images(
+    found: Iterable[tuple[int, Sequence[Image.Image]]],
+    out: Path,
+    fields: Callable[[int, int, Image.Image], Mapping[str, object]],
+) -> set[str]:
+    """Write a pipeline's ``(prompt index, images)`` pairs (``iter_images``) as they come, so an
+    interrupted run keeps what it drew: ``out/{prompt:04d}_{image:02d}.png`` with the text
+    chunks ``fields(prompt, image, its PIL image)``. Returns the names written."""
+    written = set()
+    for i, images in found:
+        for j, image in enumerate(images):
+            save_png(image, out / output_name(i, j), fields(i, j, image))
+            written.add(output_name(i, j))
+    return written
 
 
 def parse_output_name(name: str) -> tuple[int, int] | None:
