@@ -14,7 +14,6 @@ import argparse
 import collections
 
 import numpy as np
-import torch
 from PIL import Image
 
 from dalle.eval.shapes_scorer import score_image
@@ -22,14 +21,9 @@ from dalle.pipelines.seeds import image_seed, seed_of
 from dalle.pipelines.unclip_pipeline import UnclipPipeline
 from dalle.shapes.prompts import evaluation_prompts
 from dalle.utils.device import use_bf16
+from dalle.utils.images import to_uint8
 
 RESAMPLERS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
-
-
-def to_uint8(images: torch.Tensor) -> list[np.ndarray]:
-    """(B, 3, S, S) in [0, 1] as the 8-bit (S, S, 3) arrays a PNG would hold."""
-    array = images.permute(0, 2, 3, 1).clamp(0, 1).float().numpy()
-    return list((array * 255).round().astype(np.uint8))
 
 
 def main() -> None:

@@ -131,8 +131,9 @@ def save_prompt_images(
     written = set()
     for i, images in found:
         for j, image in enumerate(images):
-            save_png(image, out / output_name(i, j), fields(i, j, image))
-            written.add(output_name(i, j))
+            name = output_name(i, j)
+            save_png(image, out / name, fields(i, j, image))
+            written.add(name)
     return written
 
 
