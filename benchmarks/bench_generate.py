@@ -49,6 +49,11 @@ CONFIGS = {
     "unclip_ddim25": "--model shapes-unclip --decoder-sampler ddim --decoder-steps 25".split(),
     "unclip_ddim16": "--model shapes-unclip --decoder-sampler ddim --decoder-steps 16".split(),
     "unclip_dpm12": "--model shapes-unclip --decoder-sampler dpm++2m --decoder-steps 12".split(),
+    # the decoder guided only where the noise level is at least 0.4 (the bundled default since
+    # 2026-12-05, the same as "unclip"), 0.2, or at every step (the default before; docs/unclip.md)
+    "unclip_gi04": "--model shapes-unclip --decoder-guidance-interval 0.4,1".split(),
+    "unclip_gi02": "--model shapes-unclip --decoder-guidance-interval 0.2,1".split(),
+    "unclip_gi00": "--model shapes-unclip --decoder-guidance-interval 0,1".split(),
     "unclip_8": ["--model", "shapes-unclip", "--batch-size", "8"],
     "unclip_32": ["--model", "shapes-unclip", "--batch-size", "32"],
     "unclip_64": ["--model", "shapes-unclip", "--batch-size", "64"],

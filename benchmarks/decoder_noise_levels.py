@@ -38,7 +38,8 @@ def finish_from(pipe, x0, embeddings, prompts, level: float, seeds, bf16: bool) 
     c = decoder.config
     ids, mask = caption_ids(pipe.tokenizer, prompts, c.text_seq_len)
     model_fn = autocast_fn(
-        guided_decoder(decoder, embeddings, ids, mask, settings.guidance), bf16
+        guided_decoder(decoder, embeddings, ids, mask, settings.guidance,
+                       interval=settings.guidance_interval), bf16,
     )  # fmt: skip
     sampler = make_sampler(settings.sampler, make_schedule(decoder), c.prediction, clip_x0=1.0)
     sampler.set_timesteps(settings.steps)

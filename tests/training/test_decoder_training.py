@@ -1,6 +1,7 @@
 """`dalle train decoder` / `dalle train upsampler`, and the unCLIP pipeline drawing images."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,6 +19,8 @@ from dalle.pipelines.unclip_pipeline import (
     UnclipPipeline,
     UpsamplerSettings,
     caption_ids,
+    make_sampler,
+    make_schedule,
 )
 from dalle.training.decoder_trainer import (
     DecoderTrainConfig,
@@ -381,6 +384,66 @@ def test_caption_guidance_scales_the_caption_s_own_difference():
         DecoderSettings(caption_guidance=-1.0)
 
 
+def test_the_guidance_interval_guides_only_the_steps_inside_it():
+    from types import SimpleNamespace
+
+    from dalle.pipelines.unclip_pipeline import guided_decoder
+
+    rows = []
+
+    class Stub(torch.nn.Module):  # cond: x + 1; uncond: x - 1 (as above); 11 timesteps
+        config = SimpleNamespace(num_timesteps=11)
+
+        def forward(self, x, t, clip, ids, mask, keep_clip=None, keep_text=None):
+            rows.append(len(x))
+            return x + torch.where(keep_clip, 1.0, -1.0)[:, None, None, None]
+
+    x = torch.zeros(2, 3, 4, 4)
+    e, ids, mask = torch.zeros(2, 5), torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3) > 0
+    fn = guided_decoder(Stub(), e, ids, mask, 3.0, interval=(0.2, 0.6))  # t 2 to 6 of 0-10
+    for t, want, batch in ((0, 1.0, 2), (1, 1.0, 2), (2, 5.0, 4), (6, 5.0, 4), (7, 1.0, 2),
+                           (10, 1.0, 2)):  # fmt: skip
+        rows.clear()
+        out = fn(x, torch.full((2,), t, dtype=torch.long))
+        torch.testing.assert_close(out, torch.full_like(x, want))
+        assert rows == [batch]  # unguided steps run the conditional half alone
+    # the caption's own scale follows the same interval: one batch of 2 outside, 6 inside
+    fn = guided_decoder(Stub(), e, ids, mask, 3.0, caption_guidance=5.0, interval=(0.5, 1.0))
+    for t, batch in ((4, 2), (5, 6)):
+        rows.clear()
+        fn(x, torch.full((2,), t, dtype=torch.long))
+        assert rows == [batch]
+    # settings: read back from JSON as a list, checked
+    assert DecoderSettings(guidance_interval=[0, 0.5]).guidance_interval == (0.0, 0.5)
+    assert DecoderSettings().guidance_interval == (0.0, 1.0)
+    for bad in ((0.6, 0.5), (-0.1, 1.0), (0.0, 1.5), (0.5,), (0.0, float("nan")), 0.4, None,
+                (False, True)):  # fmt: skip
+        with pytest.raises(ValueError, match="guidance_interval"):
+            DecoderSettings(guidance_interval=bad)
+
+
+def test_the_guidance_interval_saves_and_draws(tiny_unclip, tmp_path):
+    pipe = UnclipPipeline.from_pretrained(tiny_unclip)
+    embeds = pipe.text_embeddings(["a red circle"] * 2)
+    everywhere = pipe.decode(embeds, ["a red circle"] * 2, [1, 2])
+    sampler = make_sampler("ddim", make_schedule(pipe.decoder))
+    sampler.set_timesteps(pipe.decoder_defaults.steps)
+    levels = sorted(t / (pipe.decoder.config.num_timesteps - 1) for t in sampler.timesteps.tolist())
+    late = replace(pipe.decoder_defaults, guidance_interval=(0.0, 0.5))  # guides some steps only
+    assert pipe.decoder_defaults.guidance != 1 and levels[0] <= 0.5 < levels[-1]
+    assert not torch.allclose(everywhere, pipe.decode(embeds, ["a red circle"] * 2, [1, 2], late))
+    # an interval strictly between two of the sampler's steps guides none of them
+    nowhere = replace(late, guidance_interval=(levels[0] + 1e-6, levels[1] - 1e-6))
+    torch.testing.assert_close(pipe.decode(embeds, ["a red circle"] * 2, [1, 2], nowhere),
+                               pipe.decode(embeds, ["a red circle"] * 2, [1, 2],
+                                           replace(late, guidance=1.0)))  # fmt: skip
+    torch.testing.assert_close(everywhere, pipe.decode(embeds, ["a red circle"] * 2, [1, 2],
+                                                       replace(late, guidance_interval=(0, 1))))  # fmt: skip
+    pipe.decoder_defaults = late
+    pipe.save_pretrained(tmp_path / "p")
+    assert UnclipPipeline.from_pretrained(tmp_path / "p").decoder_defaults == late
+
+
 def test_guidance_and_steps_change_the_drawing(tiny_unclip):
     pipe = UnclipPipeline.from_pretrained(tiny_unclip)
     embeds = pipe.text_embeddings(["a red circle"] * 2)
@@ -397,16 +460,17 @@ def test_generate_with_an_unclip_pipeline(tiny_unclip, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["generate", "a red circle", "a white cross", "--model", str(tiny_unclip),
                  "--num-images", "2", "--out", str(out), "--decoder-guidance", "1.5",
-                 "--no-bf16", "--threads", "1"]) == 0  # fmt: skip
+                 "--decoder-guidance-interval", "0,0.7", "--no-bf16", "--threads", "1"]) == 0  # fmt: skip
     names = sorted(p.name for p in out.iterdir())
     assert names == ["0000_00.png", "0000_01.png", "0001_00.png", "0001_01.png"]
     image = Image.open(out / "0001_01.png")
     assert image.size == (16, 16)
     assert image.text["prompt"] == "a white cross" and image.text["decoder_guidance"] == "1.5"
     assert image.text["decoder_steps"] == "6" and image.text["upsampler_steps"] == "3"
+    assert image.text["decoder_guidance_interval"] == "0.0,0.7"
     pipe = UnclipPipeline.from_pretrained(tiny_unclip)
     want = pipe(["a red circle", "a white cross"], 2, seed=0, bf16=False,
-                decoder=DecoderSettings(steps=6, guidance=1.5),
+                decoder=DecoderSettings(steps=6, guidance=1.5, guidance_interval=(0, 0.7)),
                 upsampler=UpsamplerSettings(steps=3), prior=PriorSettings(steps=4))  # fmt: skip
     got = np.asarray(image).astype(int)
     assert np.abs(got - np.asarray(want[3]).astype(int)).max() <= 1

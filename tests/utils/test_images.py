@@ -50,9 +50,11 @@ def test_grid_lays_out_rows_and_scales_by_nearest_neighbour():
 
 def test_png_text_chunks_travel_with_the_file(tmp_path):
     path = save_png(Image.new("RGB", (4, 4)), tmp_path / "a.png", {"prompt": "a red circle",
-                                                                  "top_p": None, "seed": 3})  # fmt: skip
+                                                                  "top_p": None, "seed": 3,
+                                                                  "interval": (0.0, 0.6)})  # fmt: skip
     with Image.open(path) as im:
-        assert im.text == {"prompt": "a red circle", "top_p": "none", "seed": "3"}
+        assert im.text == {"prompt": "a red circle", "top_p": "none", "seed": "3",
+                           "interval": "0.0,0.6"}  # fmt: skip
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]  # no temporary file left
 
 

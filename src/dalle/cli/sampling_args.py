@@ -6,6 +6,7 @@ import argparse
 
 from dalle.cli.validate import (
     check_candidates,
+    noise_interval,
     non_negative_float,
     non_negative_int,
     positive_int,
@@ -90,7 +91,7 @@ def add_candidates_argument(p: argparse.ArgumentParser) -> None:
 
 UNCLIP_STAGES = {
     "prior": ("sampler", "steps", "guidance"),
-    "decoder": ("sampler", "steps", "guidance", "caption_guidance"),
+    "decoder": ("sampler", "steps", "guidance", "caption_guidance", "guidance_interval"),
     "upsampler": ("sampler", "steps"),
 }
 
@@ -124,6 +125,15 @@ def add_unclip_arguments(
                 help=f"the caption's own guidance scale in the {stage} (a third prediction a "
                 "step): uncond + g (CLIP alone - uncond) + this (CLIP and caption - CLIP alone); "
                 f"default: {default} (the caption guided with the CLIP embedding, one scale)",
+            )  # fmt: skip
+        if "guidance_interval" in names:
+            g.add_argument(
+                f"--{stage}-guidance-interval", type=noise_interval, default=None,
+                metavar="LOW,HIGH",
+                help=f"guide only the {stage}'s steps whose noise level t / (T - 1) lies in "
+                "[LOW, HIGH] (1 is pure noise; the other steps run unguided, one prediction "
+                "instead of two); "
+                f"0,1 guides every step (default: {default})",
             )  # fmt: skip
 
 

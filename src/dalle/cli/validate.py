@@ -66,6 +66,18 @@ fraction = _number_type(
 )  # fmt: skip
 
 
+def noise_interval(text: str) -> tuple[float, float]:
+    """An argparse type: ``LOW,HIGH``, two noise levels with 0 <= LOW <= HIGH <= 1."""
+    parts = text.split(",")
+    try:
+        low, high = (float(v) for v in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH (two numbers), got {text!r}") from None
+    if not 0 <= low <= high <= 1:
+        raise argparse.ArgumentTypeError(f"must satisfy 0 <= LOW <= HIGH <= 1, got {text.strip()}")
+    return low, high
+
+
 def check_candidates(candidates: int | None, kept: int, kept_option: str = "--num-images") -> None:
     """A ValueError naming both options unless ``--candidates`` (None: not given) is at least
     the number of images kept."""

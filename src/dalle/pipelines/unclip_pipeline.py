@@ -83,11 +83,29 @@ class DecoderSettings:
     # the caption's own scale: uncond + g (clip - uncond) + caption_guidance (clip and caption -
     # clip), a third prediction a step; None: the caption's scale is ``guidance`` (one pair)
     caption_guidance: float | None = None
+    # guide only the steps whose noise level t / (T - 1) lies in [low, high] (1: pure noise);
+    # the others run the conditional prediction alone: one prediction instead of two (three
+    # with caption guidance) (Kynkaanniemi et al. 2024). Text to image only: edits guide every step
+    guidance_interval: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self) -> None:
         _check_stage(self.sampler, self.steps, self.guidance)
         if self.caption_guidance is not None:
             _check_stage(self.sampler, self.steps, self.caption_guidance)
+        try:
+            interval = tuple(self.guidance_interval)  # a JSON list from model_index.json
+        except TypeError:
+            interval = ()
+        numbers = all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+            for v in interval
+        )
+        if not (len(interval) == 2 and numbers and 0 <= interval[0] <= interval[1] <= 1):
+            raise ValueError(
+                "guidance_interval must be two noise levels 0 <= low <= high <= 1, got "
+                f"{self.guidance_interval!r}"
+            )
+        object.__setattr__(self, "guidance_interval", tuple(float(v) for v in interval))
 
 
 @dataclass(frozen=True)
@@ -334,6 +352,7 @@ class UnclipPipeline:
                 read_caption=read_caption,
                 caption_guidance=settings.caption_guidance,
                 read_clip=read_clip,
+                interval=settings.guidance_interval,
             ),
             bf16,  # fmt: skip
         )
@@ -489,6 +508,7 @@ def guided_decoder(
     decoder: UNet, embeddings, ids, mask, guidance: float, read_caption: bool = True,
     known: torch.Tensor | None = None, draw: torch.Tensor | None = None,
     caption_guidance: float | None = None, read_clip: bool = True,
+    interval: tuple[float, float] = (0.0, 1.0),
 ):  # fmt: skip
     """The decoder's prediction, guided: uncond + g (cond - uncond), the unconditional half
     with the learned null CLIP embedding and null caption, both halves in one batch. With
@@ -498,9 +518,16 @@ def guided_decoder(
     inpainting decoder reads ``known`` and ``draw`` (see
     ``UNet.forward``) in both halves. ``caption_guidance`` g_c (with the caption read): a third
     prediction from the CLIP embedding alone, and uncond + g (clip - uncond) + g_c (cond - clip),
-    which is the pair's formula when g_c = g."""
+    which is the pair's formula when g_c = g. Steps whose noise level t / (T - 1) lies outside
+    ``interval`` run the conditional prediction alone (unguided, one prediction); each call's
+    rows share one timestep, as in :func:`dalle.diffusion.sample`."""
     if not read_caption or not read_clip or caption_guidance == guidance:
         caption_guidance = None
+    everywhere = tuple(interval) == (0.0, 1.0)
+    last_t = 1 if everywhere else max(decoder.config.num_timesteps - 1, 1)
+
+    def guided_at(t: torch.Tensor) -> bool:
+        return everywhere or interval[0] <= int(t[0]) / last_t <= interval[1]
 
     def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
@@ -508,7 +535,7 @@ def guided_decoder(
         text_on = on if read_caption else ~on
         clip_on = on if read_clip else ~on
         given = {} if known is None else {"known": known, "draw": draw}
-        if guidance == 1.0 and caption_guidance is None:
+        if (guidance == 1.0 and caption_guidance is None) or not guided_at(t):
             return decoder(x, t, embeddings, ids, mask, keep_clip=clip_on, keep_text=text_on,
                            **given)  # fmt: skip
         if caption_guidance is not None:  # cond, CLIP alone, uncond in one batch

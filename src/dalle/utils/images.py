@@ -88,10 +88,13 @@ def image_grid(
 
 
 def png_info(text: Mapping[str, object] | None) -> PngInfo:
-    """PNG text chunks for ``text`` (None written as 'none'; NUL bytes, which PNG text cannot
-    hold, replaced)."""
+    """PNG text chunks for ``text`` (None written as 'none', a tuple or list as its values
+    joined by commas, as the command line takes them; NUL bytes, which PNG text cannot hold,
+    replaced)."""
     info = PngInfo()
     for key, value in (text or {}).items():
+        if isinstance(value, (tuple, list)):
+            value = ",".join(str(v) for v in value)
         value = "none" if value is None else str(value)
         info.add_text(key, value.replace("\x00", "\ufffd"))
     return info
