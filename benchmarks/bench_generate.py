@@ -43,17 +43,27 @@ CONFIGS = {
     "bf16_128": ["--bf16", "--batch-size", "128"],
     "bundled": ["--model", "shapes"],  # the bundled DALL·E model, when --model names another
     "unclip": ["--model", "shapes-unclip"],  # the unCLIP pipeline at its defaults
-    # the decoder's default sampler named explicitly (DDIM 25; the same as "unclip" again since
-    # 2026-12-03), DDIM 16 (the fewest steps within 2 points of 250 on the 512-image set) and the
-    # fast setting (docs/unclip.md, "The decoder's fast setting")
-    "unclip_ddim25": "--model shapes-unclip --decoder-sampler ddim --decoder-steps 25".split(),
-    "unclip_ddim16": "--model shapes-unclip --decoder-sampler ddim --decoder-steps 16".split(),
-    "unclip_dpm12": "--model shapes-unclip --decoder-sampler dpm++2m --decoder-steps 12".split(),
-    # the decoder guided only where the noise level is at least 0.4 (the bundled default since
-    # 2026-12-05, the same as "unclip"), 0.2, or at every step (the default before; docs/unclip.md)
-    "unclip_gi04": "--model shapes-unclip --decoder-guidance-interval 0.4,1".split(),
-    "unclip_gi02": "--model shapes-unclip --decoder-guidance-interval 0.2,1".split(),
-    "unclip_gi00": "--model shapes-unclip --decoder-guidance-interval 0,1".split(),
+    # decoder samplers, evenly spaced: DDIM 25 (the default until 2026-12-05's fifteenth
+    # session), DDIM 16 and DPM-Solver++(2M) 12 (docs/unclip.md, "The decoder's fast setting");
+    # then the default since, DPM-Solver++(2M) 12 at spacing 0.5, named explicitly (the same as
+    # "unclip"; docs/unclip.md, "Steps where the layout is decided")
+    "unclip_ddim25": "--model shapes-unclip --decoder-sampler ddim --decoder-steps 25 "
+    "--decoder-spacing 1".split(),
+    "unclip_ddim16": "--model shapes-unclip --decoder-sampler ddim --decoder-steps 16 "
+    "--decoder-spacing 1".split(),
+    "unclip_dpm12": "--model shapes-unclip --decoder-sampler dpm++2m --decoder-steps 12 "
+    "--decoder-spacing 1".split(),
+    "unclip_dpm12_p05": "--model shapes-unclip --decoder-sampler dpm++2m --decoder-steps 12 "
+    "--decoder-spacing 0.5".split(),
+    # the decoder (DDIM 25, evenly spaced: the steps these were measured at) guided only where
+    # the noise level is at least 0.4 (the bundled interval since 2026-12-05), 0.2, or at every
+    # step (the interval before; docs/unclip.md)
+    "unclip_gi04": "--model shapes-unclip --decoder-guidance-interval 0.4,1 --decoder-sampler "
+    "ddim --decoder-steps 25 --decoder-spacing 1".split(),
+    "unclip_gi02": "--model shapes-unclip --decoder-guidance-interval 0.2,1 --decoder-sampler "
+    "ddim --decoder-steps 25 --decoder-spacing 1".split(),
+    "unclip_gi00": "--model shapes-unclip --decoder-guidance-interval 0,1 --decoder-sampler "
+    "ddim --decoder-steps 25 --decoder-spacing 1".split(),
     "unclip_8": ["--model", "shapes-unclip", "--batch-size", "8"],
     "unclip_32": ["--model", "shapes-unclip", "--batch-size", "32"],
     "unclip_64": ["--model", "shapes-unclip", "--batch-size", "64"],

@@ -65,7 +65,7 @@ def cases(f):
         (["generate", "a red circle", "--top-p", "2", *out], "argument --top-p: must lie in (0, 1]"),
         (["generate", "a red circle", "--top-k", "-3", *out], "argument --top-k: must be at least 0"),
         (["generate", "a red circle", "--decoder-guidance-interval", "0.8,0.2", *out],
-         "argument --decoder-guidance-interval: must satisfy 0 <= LOW <= HIGH <= 1"),
+         "argument --decoder-guidance-interval: must be two noise levels 0 <= low <= high <= 1, got 0.8,0.2"),
         (["generate", "a red circle", "--decoder-guidance-interval", "0.5", *out],
          "argument --decoder-guidance-interval: expected LOW,HIGH"),
         (["generate", "a red circle", "--num-images", "0", *out], "--num-images"),

@@ -49,6 +49,25 @@ def test_sampler_over_a_respaced_schedule_reports_original_timesteps(gaussian, m
     torch.testing.assert_close(out, sample(model, DDIMSampler(base.respace(seen)), x_T, 10))
 
 
+@pytest.mark.parametrize("name", ["ddim", "dpm_solver"])
+def test_spacing_walks_the_spaced_timesteps(name, gaussian, make_model):
+    base = NoiseSchedule.cosine()
+    make = {"ddim": DDIMSampler, "dpm_solver": DPMSolverPP2MSampler}[name]
+    sampler = make(base)
+    sampler.set_timesteps(6, spacing=0.5)
+    # (i / 5)^0.5 of 999: 0, 446.8, 631.8, 773.8, 893.5, 999
+    assert sampler.timesteps.tolist() == [999, 894, 774, 632, 447, 0]
+    model = make_model(gaussian, base, "epsilon")
+    x_T = torch.randn(8, 3, dtype=torch.float64)
+    seen = []
+    out = sample(lambda x, t: seen.append(t[0].item()) or model(x, t), make(base), x_T, 6,
+                 spacing=0.5)  # fmt: skip
+    assert seen == sampler.timesteps.tolist()
+    # the same walk as every step of the schedule respaced onto those timesteps
+    torch.testing.assert_close(out, sample(model, make(base.respace(seen)), x_T, 6))
+    assert not torch.allclose(out, sample(model, make(base), x_T, 6))  # evenly: another walk
+
+
 @pytest.mark.parametrize("name", list(SAMPLERS))
 def test_same_generator_same_samples(name, gaussian, make_model):
     schedule = NoiseSchedule.cosine()

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from dalle.diffusion import NoiseSchedule, evenly_spaced_timesteps
+from dalle.diffusion import NoiseSchedule, evenly_spaced_timesteps, spaced_timesteps
 
 F64 = torch.float64
 
@@ -39,6 +39,27 @@ def test_evenly_spaced_matches_guided_diffusion_and_keeps_ends():
         assert s[0] == 0 and s[-1] == 999 and len(set(s.tolist())) == n
     assert evenly_spaced_timesteps(1000, 1).tolist() == [999]
     assert evenly_spaced_timesteps(7, 7).tolist() == list(range(7))
+
+
+def test_power_spacing_by_hand_and_always_distinct():
+    # (i / 4)^0.5 of 999: 0, 499.5, 706.4, 865.2, 999 (halves rounded up)
+    assert spaced_timesteps(1000, 5, 0.5).tolist() == [0, 500, 706, 865, 999]
+    # (i / 4)^2 of 999: 0, 62.4, 249.75, 561.9, 999
+    assert spaced_timesteps(1000, 5, 2.0).tolist() == [0, 62, 250, 562, 999]
+    for n in (1, 2, 16, 250, 1000):
+        assert torch.equal(spaced_timesteps(1000, n, 1.0), evenly_spaced_timesteps(1000, n))
+    # where rounding would merge neighbours (the flat end of the curve) they are pushed apart
+    assert spaced_timesteps(10, 6, 0.1).tolist() == [0, 5, 6, 7, 8, 9]  # raw 0, 8, 8, 9, 9, 9
+    assert spaced_timesteps(10, 6, 4.0).tolist() == [0, 1, 2, 3, 4, 9]  # raw 0, 0, 0, 1, 4, 9
+    for total in (2, 7, 50, 1000):
+        for n in range(1, total + 1, max(total // 40, 1)):
+            for power in (0.05, 0.3, 0.7, 1.5, 3.0, 8.0):
+                s = spaced_timesteps(total, n, power)
+                assert len(s) == n and s[-1] == total - 1 and (n == 1 or s[0] == 0)
+                assert bool((s[1:] > s[:-1]).all()), (total, n, power)
+    # below 1 the steps crowd the noisy end: 16 at 0.7 put 10 above t = 500, evenly 8
+    assert (spaced_timesteps(1000, 16, 0.7) > 500).sum() == 10
+    assert (evenly_spaced_timesteps(1000, 16) > 500).sum() == 8
 
 
 def test_respace_keeps_alpha_bar_at_kept_steps_exactly():
@@ -126,6 +147,10 @@ def test_v_target_is_salimans_ho_velocity():
         (lambda: NoiseSchedule.cosine(10).respace([3, 10]), "not steps of this schedule"),
         (lambda: NoiseSchedule.cosine(10).respace([2, 5]).respace([3]), "not steps"),
         (lambda: NoiseSchedule.cosine(10).respace_evenly(0), "positive integer"),
+        (lambda: spaced_timesteps(10, 3, 0.0), "spacing must be a finite number above 0"),
+        (lambda: spaced_timesteps(10, 3, float("nan")), "spacing must be"),
+        (lambda: spaced_timesteps(10, 3, True), "spacing must be"),
+        (lambda: spaced_timesteps(10, 11, 0.5), "cannot choose 11 steps out of 10"),
     ],
 )
 def test_bad_schedule_arguments_raise(make, match):

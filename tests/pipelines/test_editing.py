@@ -197,12 +197,16 @@ def test_inpainting_with_a_decoder_trained_to_read_a_mask(tiny_unclip):
     region[3:9, 5:12] = True
     fast = E.InpaintSettings(steps=5, upsampler_steps=3, resample=2)
     assert fast.resolved_method(pipe) == "repaint"
+    # RePaint's own step count, not the pipeline's text-to-image sampling (6 DDIM steps here)
+    assert pipe.decoder_defaults.steps != E.REPAINT_STEPS
+    assert E.InpaintSettings().stages(pipe)[0].steps == E.REPAINT_STEPS
     with pytest.raises(ValueError, match="not trained to inpaint"):
         E.inpaint_unclip(pipe, picture(2), region, "x", settings=E.InpaintSettings(method="mask"))
     with pytest.raises(ValueError, match="method must be one of"):
         E.InpaintSettings(method="blend")
     pipe.decoder = UNet.inpainting_from(pipe.decoder)
     assert fast.resolved_method(pipe) == "mask"
+    assert E.InpaintSettings().stages(pipe)[0] == pipe.decoder_defaults  # sampled as it samples
     seen = []
     drawn = E.inpaint_unclip(pipe, picture(2), region, "a red circle", 2, settings=fast,
                              on_step=lambda i, x0: seen.append((i, tuple(x0.shape))))  # fmt: skip

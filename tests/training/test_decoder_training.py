@@ -444,6 +444,28 @@ def test_the_guidance_interval_saves_and_draws(tiny_unclip, tmp_path):
     assert UnclipPipeline.from_pretrained(tmp_path / "p").decoder_defaults == late
 
 
+def test_spacing_changes_the_drawing_and_saves(tiny_unclip, tmp_path):
+    pipe = UnclipPipeline.from_pretrained(tiny_unclip)
+    embeds = pipe.text_embeddings(["a red circle"] * 2)
+    steps = pipe.decoder_defaults.steps
+    assert steps >= 3  # else every spacing is the same two timesteps
+    even = pipe.decode(embeds, ["a red circle"] * 2, [1, 2])
+    packed = replace(pipe.decoder_defaults, spacing=0.5)
+    assert not torch.allclose(even, pipe.decode(embeds, ["a red circle"] * 2, [1, 2], packed))
+    torch.testing.assert_close(even, pipe.decode(embeds, ["a red circle"] * 2, [1, 2],
+                                                 replace(packed, spacing=1)))  # fmt: skip
+    pipe.decoder_defaults = packed
+    pipe.prior_defaults = replace(pipe.prior_defaults, spacing=2.0)
+    pipe.save_pretrained(tmp_path / "p")
+    loaded = UnclipPipeline.from_pretrained(tmp_path / "p")
+    assert loaded.decoder_defaults == packed and loaded.prior_defaults.spacing == 2.0
+    assert loaded.upsampler_defaults.spacing == 1.0
+    for make in (DecoderSettings, PriorSettings, UpsamplerSettings):
+        for bad in (0, -1.0, float("inf"), "0.5", None, False):
+            with pytest.raises(ValueError, match="spacing must be a finite number above 0"):
+                make(spacing=bad)
+
+
 def test_guidance_and_steps_change_the_drawing(tiny_unclip):
     pipe = UnclipPipeline.from_pretrained(tiny_unclip)
     embeds = pipe.text_embeddings(["a red circle"] * 2)
@@ -460,7 +482,8 @@ def test_generate_with_an_unclip_pipeline(tiny_unclip, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["generate", "a red circle", "a white cross", "--model", str(tiny_unclip),
                  "--num-images", "2", "--out", str(out), "--decoder-guidance", "1.5",
-                 "--decoder-guidance-interval", "0,0.7", "--no-bf16", "--threads", "1"]) == 0  # fmt: skip
+                 "--decoder-guidance-interval", "0,0.7", "--decoder-spacing", "0.5", "--no-bf16",
+                 "--threads", "1"]) == 0  # fmt: skip
     names = sorted(p.name for p in out.iterdir())
     assert names == ["0000_00.png", "0000_01.png", "0001_00.png", "0001_01.png"]
     image = Image.open(out / "0001_01.png")
@@ -468,9 +491,11 @@ def test_generate_with_an_unclip_pipeline(tiny_unclip, tmp_path, capsys):
     assert image.text["prompt"] == "a white cross" and image.text["decoder_guidance"] == "1.5"
     assert image.text["decoder_steps"] == "6" and image.text["upsampler_steps"] == "3"
     assert image.text["decoder_guidance_interval"] == "0.0,0.7"
+    assert image.text["decoder_spacing"] == "0.5" and image.text["upsampler_spacing"] == "1.0"
     pipe = UnclipPipeline.from_pretrained(tiny_unclip)
     want = pipe(["a red circle", "a white cross"], 2, seed=0, bf16=False,
-                decoder=DecoderSettings(steps=6, guidance=1.5, guidance_interval=(0, 0.7)),
+                decoder=DecoderSettings(steps=6, guidance=1.5, guidance_interval=(0, 0.7),
+                                        spacing=0.5),
                 upsampler=UpsamplerSettings(steps=3), prior=PriorSettings(steps=4))  # fmt: skip
     got = np.asarray(image).astype(int)
     assert np.abs(got - np.asarray(want[3]).astype(int)).max() <= 1
@@ -479,6 +504,7 @@ def test_generate_with_an_unclip_pipeline(tiny_unclip, tmp_path, capsys):
         (["--top-k", "3"], "DALL·E sampling options"),
         (["--decoder-guidance", "nan"], "guidance"),
         (["--decoder-steps", "0"], "--decoder-steps"),
+        (["--decoder-spacing", "0"], "--decoder-spacing"),
         (["--prior-sampler", "euler"], "--prior-sampler"),
     ]
     for extra, message in bad:

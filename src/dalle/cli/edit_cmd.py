@@ -27,6 +27,7 @@ from dalle.config import replace_given
 from dalle.pipelines.editing import (
     INPAINT_METHODS,
     INTERPOLATION_NOISE,
+    REPAINT_STEPS,
     TEXT_DIFF_CAPTIONS,
     VARIATION_CANDIDATES_PER_IMAGE,
     VARIATION_ETA,
@@ -50,7 +51,8 @@ def _common(p: argparse.ArgumentParser, model: str = "shapes-unclip") -> None:
     p.add_argument(
         "--decoder-steps", type=positive_int, default=None,
         help=f"DDIM steps of the inversion and the decoding (default {EditSettings.steps}; "
-        "inpainting: the pipeline's decoder steps)",
+        f"inpainting: {REPAINT_STEPS} with --method repaint, the pipeline's decoder steps with "
+        "mask)",
     )  # fmt: skip
     p.add_argument(
         "--decoder-guidance", type=non_negative_float, default=None,

@@ -9,6 +9,7 @@ from dalle.cli.validate import (
     noise_interval,
     non_negative_float,
     non_negative_int,
+    positive_float,
     positive_int,
     probability_mass,
 )
@@ -90,10 +91,12 @@ def add_candidates_argument(p: argparse.ArgumentParser) -> None:
 
 
 UNCLIP_STAGES = {
-    "prior": ("sampler", "steps", "guidance"),
-    "decoder": ("sampler", "steps", "guidance", "caption_guidance", "guidance_interval"),
-    "upsampler": ("sampler", "steps"),
-}
+    "prior": ("sampler", "steps", "spacing", "guidance"),
+    "decoder": (
+        "sampler", "steps", "spacing", "guidance", "caption_guidance", "guidance_interval"
+    ),
+    "upsampler": ("sampler", "steps", "spacing"),
+}  # fmt: skip
 
 
 def add_unclip_arguments(
@@ -113,6 +116,12 @@ def add_unclip_arguments(
         g.add_argument(
             f"--{stage}-steps", type=positive_int, default=None,
             help=f"the {stage}'s sampling steps (default: {default})",
+        )  # fmt: skip
+        g.add_argument(
+            f"--{stage}-spacing", type=positive_float, default=None, metavar="P",
+            help=f"where the {stage}'s steps fall: step i of n at timestep (T - 1) (i / (n - 1))^P; "
+            "1 spaces them evenly, below 1 packs them at the noisy end (where a decoder lays "
+            f"out the scene), above 1 at the clean end (default: {default})",
         )  # fmt: skip
         if "guidance" in names:
             g.add_argument(

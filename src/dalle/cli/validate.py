@@ -67,15 +67,19 @@ fraction = _number_type(
 
 
 def noise_interval(text: str) -> tuple[float, float]:
-    """An argparse type: ``LOW,HIGH``, two noise levels with 0 <= LOW <= HIGH <= 1."""
+    """An argparse type: ``LOW,HIGH``, two noise levels with 0 <= LOW <= HIGH <= 1 (the rule of
+    ``DecoderSettings.guidance_interval``)."""
     parts = text.split(",")
     try:
         low, high = (float(v) for v in parts)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected LOW,HIGH (two numbers), got {text!r}") from None
-    if not 0 <= low <= high <= 1:
-        raise argparse.ArgumentTypeError(f"must satisfy 0 <= LOW <= HIGH <= 1, got {text.strip()}")
-    return low, high
+    from dalle.pipelines.unclip_pipeline import noise_interval as checked  # the settings' rule
+
+    try:
+        return checked((low, high), text.strip())
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def check_candidates(candidates: int | None, kept: int, kept_option: str = "--num-images") -> None:

@@ -18,6 +18,7 @@ from dalle.diffusion.schedules import (
     cosine_betas,
     evenly_spaced_timesteps,
     linear_betas,
+    spaced_timesteps,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "linear_betas",
     "randn",
     "sample",
+    "spaced_timesteps",
 ]

@@ -14,7 +14,7 @@ import torch
 
 from dalle.diffusion.noise import Generators, randn
 from dalle.diffusion.predictions import Prediction, check_prediction, epsilon_from, x0_from
-from dalle.diffusion.schedules import NoiseSchedule, evenly_spaced_timesteps
+from dalle.diffusion.schedules import NoiseSchedule, spaced_timesteps
 
 
 class Sampler:
@@ -38,9 +38,11 @@ class Sampler:
         self._abar: list[float] = []  # abar at each of self.timesteps (float64 values)
         self.reset()
 
-    def set_timesteps(self, num_steps: int) -> None:
-        """Choose ``num_steps`` evenly spaced training timesteps (first and last included)."""
-        pos = evenly_spaced_timesteps(self.schedule.num_steps, num_steps)
+    def set_timesteps(self, num_steps: int, spacing: float = 1.0) -> None:
+        """Choose ``num_steps`` training timesteps, the first and last included: evenly spaced
+        (``spacing`` 1), or packed at the noisy end (below 1) or the clean end (above 1), as in
+        :func:`dalle.diffusion.schedules.spaced_timesteps`."""
+        pos = spaced_timesteps(self.schedule.num_steps, num_steps, spacing)
         if self.descending:
             pos = pos.flip(0)
         self.timesteps = self.schedule.timesteps[pos]  # (n,) long, training scale

@@ -83,6 +83,32 @@ def evenly_spaced_timesteps(num_timesteps: int, num_steps: int) -> torch.Tensor:
     return (2 * i * (num_timesteps - 1) + (num_steps - 1)) // (2 * (num_steps - 1))
 
 
+def check_spacing(power: float) -> float:
+    """``power`` as a float if it is a finite number above 0 (a ValueError otherwise)."""
+    ok = isinstance(power, (int, float)) and not isinstance(power, bool)
+    if not (ok and math.isfinite(power) and power > 0):
+        raise ValueError(f"spacing must be a finite number above 0, got {power!r}")
+    return float(power)
+
+
+def spaced_timesteps(num_timesteps: int, num_steps: int, power: float = 1.0) -> torch.Tensor:
+    """(num_steps,) ascending distinct long indices in [0, num_timesteps), step i near
+    (T-1) (i / (n-1))^power: 1 is :func:`evenly_spaced_timesteps`; below 1 packs the steps at the
+    noisy end (T-1), above 1 at the clean end. 0 and T-1 are always kept.
+    """
+    power = check_spacing(power)
+    if power == 1.0 or num_steps == 1:
+        return evenly_spaced_timesteps(num_timesteps, num_steps)
+    evenly_spaced_timesteps(num_timesteps, num_steps)  # the same checks of the counts
+    i = torch.arange(num_steps)
+    frac = (i.double() / (num_steps - 1)) ** power
+    raw = torch.floor(frac * (num_timesteps - 1) + 0.5).long()
+    # where the curve climbs less than one timestep a step (the noisy end below 1, the clean end
+    # above) rounding merges neighbours: step i keeps at least i steps below it and n - 1 - i
+    # above, which separates them (the curve is concave or convex, so they merge only at one end)
+    return torch.minimum(torch.maximum(raw, i), num_timesteps - num_steps + i)
+
+
 class NoiseSchedule:
     """A float64 noise schedule over some (or all) of a model's training timesteps.
 

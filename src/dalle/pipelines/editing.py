@@ -409,12 +409,19 @@ def text_diff(
 INPAINT_METHODS = ("mask", "repaint")
 
 
+# RePaint's decoder steps when not given: the count its figures were measured at
+# (docs/editing.md). Its sampler is its own (DDIM at eta 1, each step resampled), so it does not
+# follow the pipeline's text-to-image sampler and steps, which a faster sampler may cut.
+REPAINT_STEPS = 25
+
+
 @dataclass(frozen=True)
 class InpaintSettings:
     """unCLIP inpainting: how the decoder repaints (``method``: "mask", a decoder trained with
     the known pixels and a mask as input, GLIDE's way, sampled as the pipeline samples; or
     "repaint", any decoder, resampling with DDIM at eta 1; None: "mask" when the decoder was
-    trained for it), the decoder's steps and guidance (None: the pipeline's defaults), the
+    trained for it), the decoder's steps and guidance (None: the pipeline's defaults; RePaint's
+    steps: :data:`REPAINT_STEPS`), the
     upsampler's steps, and how many times RePaint does each step."""
 
     steps: int | None = None
@@ -445,7 +452,10 @@ class InpaintSettings:
         return self.method or ("mask" if trained else "repaint")
 
     def stages(self, pipe: UnclipPipeline) -> tuple[DecoderSettings, UpsamplerSettings]:
-        decoder = pipe.decoder_settings(steps=self.steps, guidance=self.guidance)
+        steps = self.steps
+        if steps is None and self.resolved_method(pipe) == "repaint":
+            steps = REPAINT_STEPS  # its own sampler: not the pipeline's text-to-image steps
+        decoder = pipe.decoder_settings(steps=steps, guidance=self.guidance)
         return decoder, pipe.upsampler_settings(steps=self.upsampler_steps)
 
 

@@ -24,6 +24,7 @@ from PIL import Image
 
 from dalle.config import replace_given
 from dalle.diffusion import DDIMSampler, DDPMSampler, DPMSolverPP2MSampler, NoiseSchedule, sample
+from dalle.diffusion.schedules import check_spacing
 from dalle.folders import load_parts, read_pipeline, write_pipeline
 from dalle.models.clip import CLIP
 from dalle.models.prior import DiffusionPrior
@@ -53,7 +54,8 @@ def default_batch_size(bf16: bool) -> int:
 SAMPLERS: tuple[str, ...] = get_args(SamplerName)
 
 
-def _check_stage(sampler: str, steps: int, guidance: float) -> None:
+def _check_stage(sampler: str, steps: int, guidance: float, spacing: float = 1.0) -> None:
+    check_spacing(spacing)
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r} (one of {', '.join(SAMPLERS)})")
     if not (isinstance(steps, int) and steps >= 1):
@@ -62,15 +64,32 @@ def _check_stage(sampler: str, steps: int, guidance: float) -> None:
         raise ValueError(f"guidance must be a finite number of at least 0, got {guidance}")
 
 
+def noise_interval(value, shown: str | None = None) -> tuple[float, float]:
+    """``value`` (two numbers: a tuple, or a list read from JSON) as floats (low, high) with
+    0 <= low <= high <= 1; else a ValueError saying so (``shown``: how to quote the value)."""
+    try:
+        interval = tuple(value)
+    except TypeError:
+        interval = ()
+    numbers = all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in interval
+    )
+    if not (len(interval) == 2 and numbers and 0 <= interval[0] <= interval[1] <= 1):
+        shown = repr(value) if shown is None else shown
+        raise ValueError(f"must be two noise levels 0 <= low <= high <= 1, got {shown}")
+    return float(interval[0]), float(interval[1])
+
+
 @dataclass(frozen=True)
 class PriorSettings:
     sampler: SamplerName = "dpm++2m"
     steps: int = 20
     guidance: float = 1.0  # classifier-free guidance scale of the prior; 1 is off
     best_of: int = 2  # draw this many per caption, keep the one closest to the text embedding
+    spacing: float = 1.0  # 1: evenly spaced steps; below 1 packed at the noisy end
 
     def __post_init__(self) -> None:
-        _check_stage(self.sampler, self.steps, self.guidance)
+        _check_stage(self.sampler, self.steps, self.guidance, self.spacing)
         if not (isinstance(self.best_of, int) and self.best_of >= 1):
             raise ValueError(f"best_of must be a whole number of at least 1, got {self.best_of}")
 
@@ -87,34 +106,27 @@ class DecoderSettings:
     # the others run the conditional prediction alone: one prediction instead of two (three
     # with caption guidance) (Kynkaanniemi et al. 2024). Text to image only: edits guide every step
     guidance_interval: tuple[float, float] = (0.0, 1.0)
+    spacing: float = 1.0  # 1: evenly spaced steps; below 1 packed at the noisy end
 
     def __post_init__(self) -> None:
-        _check_stage(self.sampler, self.steps, self.guidance)
+        _check_stage(self.sampler, self.steps, self.guidance, self.spacing)
         if self.caption_guidance is not None:
             _check_stage(self.sampler, self.steps, self.caption_guidance)
         try:
-            interval = tuple(self.guidance_interval)  # a JSON list from model_index.json
-        except TypeError:
-            interval = ()
-        numbers = all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-            for v in interval
-        )
-        if not (len(interval) == 2 and numbers and 0 <= interval[0] <= interval[1] <= 1):
-            raise ValueError(
-                "guidance_interval must be two noise levels 0 <= low <= high <= 1, got "
-                f"{self.guidance_interval!r}"
-            )
-        object.__setattr__(self, "guidance_interval", tuple(float(v) for v in interval))
+            interval = noise_interval(self.guidance_interval)  # a JSON list from model_index.json
+        except ValueError as e:
+            raise ValueError(f"guidance_interval {e}") from None
+        object.__setattr__(self, "guidance_interval", interval)
 
 
 @dataclass(frozen=True)
 class UpsamplerSettings:
     sampler: SamplerName = "ddim"
     steps: int = 15
+    spacing: float = 1.0  # 1: evenly spaced steps; below 1 packed at the noisy end
 
     def __post_init__(self) -> None:
-        _check_stage(self.sampler, self.steps, 1.0)
+        _check_stage(self.sampler, self.steps, 1.0, self.spacing)
 
 
 def make_schedule(model: DiffusionPrior | UNet) -> NoiseSchedule:
@@ -311,7 +323,8 @@ class UnclipPipeline:
         sampler = make_sampler(settings.sampler, make_schedule(prior))
         x = sampler.init_noise((len(generators), prior.config.embed_dim), generators)
         model_fn = guided_prior(prior, tokens, mask, text_rep, settings.guidance)
-        x = sample(model_fn, sampler, x.to(self.device), settings.steps, generators)
+        x = sample(model_fn, sampler, x.to(self.device), settings.steps, generators,
+                       spacing=settings.spacing)  # fmt: skip
         draws = prior.unstandardise(x).view(len(prompts), k, -1)
         best = (draws * text[:, None]).sum(-1).argmax(1)  # (B,)
         return draws[torch.arange(len(prompts)), best].cpu()
@@ -488,7 +501,8 @@ def draw_unet(unet: UNet, model_fn, settings, seeds: Sequence[int], on_step=None
     sampler = make_sampler(settings.sampler, make_schedule(unet), c.prediction, clip_x0=1.0)
     x = sampler.init_noise((len(seeds), c.out_channels, c.image_size, c.image_size), generators)
     device = next(unet.parameters()).device
-    x = sample(model_fn, sampler, x.to(device), settings.steps, generators, on_step)
+    x = sample(model_fn, sampler, x.to(device), settings.steps, generators, on_step,
+               settings.spacing)  # fmt: skip
     return ((x.float().clamp(-1, 1) + 1) / 2).cpu()
 
 
