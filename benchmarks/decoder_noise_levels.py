@@ -1,7 +1,8 @@
 """At which noise level does the unCLIP decoder lose a two-object scene? Render each validation
 prompt's scene, noise it (at the decoder's size) to the training timestep nearest a fraction f of
-the schedule, let the decoder finish the DDIM trajectory from there with the scene's true CLIP
-embedding and caption (guided, the pipeline's defaults), upsample and score. f = 1 is drawing
+the schedule, let the decoder finish the trajectory of the pipeline's default sampler (its steps
+and spacing) from there with the scene's true CLIP embedding and caption (guided, the pipeline's
+defaults), upsample and score. f = 1 is drawing
 from pure noise; small f keeps the layout of the true scene. Where accuracy falls as f grows is
 where the decoder decides what it gets wrong.
 
@@ -42,7 +43,7 @@ def finish_from(pipe, x0, embeddings, prompts, level: float, seeds, bf16: bool) 
                        interval=settings.guidance_interval), bf16,
     )  # fmt: skip
     sampler = make_sampler(settings.sampler, make_schedule(decoder), c.prediction, clip_x0=1.0)
-    sampler.set_timesteps(settings.steps)
+    sampler.set_timesteps(settings.steps, settings.spacing)
     steps = sampler.timesteps.tolist()
     first = next(i for i, t in enumerate(steps) if t <= level * (c.num_timesteps - 1))
     generators = [torch.Generator().manual_seed(s) for s in seeds]

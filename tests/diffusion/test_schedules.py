@@ -48,11 +48,15 @@ def test_power_spacing_by_hand_and_always_distinct():
     assert spaced_timesteps(1000, 5, 2.0).tolist() == [0, 62, 250, 562, 999]
     for n in (1, 2, 16, 250, 1000):
         assert torch.equal(spaced_timesteps(1000, n, 1.0), evenly_spaced_timesteps(1000, n))
+        # the power rule itself next to 1 (not the even rule's integer arithmetic): within a
+        # timestep of it (exact halves may round the other way)
+        near = spaced_timesteps(1000, n, 1 + 1e-9) - evenly_spaced_timesteps(1000, n)
+        assert near.abs().max() <= 1
     # where rounding would merge neighbours (the flat end of the curve) they are pushed apart
     assert spaced_timesteps(10, 6, 0.1).tolist() == [0, 5, 6, 7, 8, 9]  # raw 0, 8, 8, 9, 9, 9
     assert spaced_timesteps(10, 6, 4.0).tolist() == [0, 1, 2, 3, 4, 9]  # raw 0, 0, 0, 1, 4, 9
     for total in (2, 7, 50, 1000):
-        for n in range(1, total + 1, max(total // 40, 1)):
+        for n in [*range(1, total + 1, max(total // 40, 1)), total - 1, total]:
             for power in (0.05, 0.3, 0.7, 1.5, 3.0, 8.0):
                 s = spaced_timesteps(total, n, power)
                 assert len(s) == n and s[-1] == total - 1 and (n == 1 or s[0] == 0)

@@ -30,6 +30,21 @@ def test_model_index_records_small_half_precision_parts():
     assert sum(p.stat().st_size for p in BUNDLED.rglob("*") if p.is_file()) < 30_000_000
 
 
+def test_the_bundled_sampling_defaults_are_the_measured_ones():
+    from dalle.diffusion import spaced_timesteps
+    from dalle.pipelines.unclip_pipeline import DecoderSettings, PriorSettings, UpsamplerSettings
+
+    index = json.loads((BUNDLED / "model_index.json").read_text())
+    # docs/unclip.md: "Steps where the layout is decided", "Guidance only where the noise is high"
+    decoder = DecoderSettings(**index["decoder"])
+    assert (decoder.sampler, decoder.steps, decoder.spacing) == ("dpm++2m", 12, 0.5)
+    assert (decoder.guidance, decoder.guidance_interval) == (3.0, (0.4, 1.0))
+    assert spaced_timesteps(1000, 12, 0.5).flip(0).tolist()[:3] == [999, 953, 904]
+    prior = PriorSettings(**index["prior"])
+    assert (prior.sampler, prior.steps, prior.guidance, prior.spacing) == ("dpm++2m", 20, 1.5, 1.0)
+    assert UpsamplerSettings(**index["upsampler"]) == UpsamplerSettings("ddim", 15, 1.0)
+
+
 def test_prior_embeddings_find_the_described_images():
     torch.set_num_threads(2)
     pipe = UnclipPipeline.from_pretrained("shapes-unclip")

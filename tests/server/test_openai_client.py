@@ -519,3 +519,33 @@ def test_dalle_serve_starts_and_answers(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_inpainting_previews_spread_over_repaints_own_steps(tiny_unclip):
+    """RePaint keeps its own step count (not the pipeline's text-to-image steps): the previews
+    of a streamed unCLIP inpainting are spread over those steps."""
+    import torch
+
+    from dalle.pipelines.editing import REPAINT_STEPS
+    from dalle.pipelines.unclip_pipeline import UnclipPipeline
+    from dalle.server.app import ImageRequest, _previews
+    from dalle.server.models import ServedModel
+
+    pipe = UnclipPipeline.from_pretrained(tiny_unclip)
+    assert pipe.decoder_defaults.steps < REPAINT_STEPS
+    model = ServedModel("tiny", str(tiny_unclip), "UnclipPipeline", pipe, 16)
+    req = ImageRequest(model, "a red circle", 1, "b64_json", True, 2, 0, None, None, None)
+    sent = []
+    on_step, _ = _previews(req, lambda i, images: sent.append(i), Image.new("RGB", (16, 16)),
+                           torch.zeros(16, 16, dtype=torch.bool))  # fmt: skip
+    fired = []
+    for step in range(REPAINT_STEPS):
+        before = len(sent)
+        on_step(step, torch.zeros(1, 3, 8, 8))
+        if len(sent) > before:
+            fired.append(step)
+    # a third and two thirds of the way: round(25 / 3) - 1 and round(50 / 3) - 1
+    assert sent == [0, 1] and fired == [
+        round(REPAINT_STEPS / 3) - 1,
+        round(2 * REPAINT_STEPS / 3) - 1,
+    ]

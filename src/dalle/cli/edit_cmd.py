@@ -399,6 +399,8 @@ def _inpaint(args: argparse.Namespace) -> int:
                      "decoder_steps": decoder.steps, "decoder_guidance": decoder.guidance,
                      "upsampler_steps": upsampler.steps, "prior_sampler": prior.sampler,
                      "prior_steps": prior.steps, "prior_guidance": prior.guidance}  # fmt: skip
+        if described["method"] == "mask":  # sampled as the pipeline samples (RePaint: its own)
+            described |= {"decoder_sampler": decoder.sampler, "decoder_spacing": decoder.spacing}
         up_steps = upsampler.steps if pipe.upsampler is not None else 0
         bar = _step_bar("inpaint", decoder.steps + up_steps)
         # the upsampler's steps follow the decoder's on the same bar

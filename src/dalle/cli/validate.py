@@ -74,10 +74,10 @@ def noise_interval(text: str) -> tuple[float, float]:
         low, high = (float(v) for v in parts)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected LOW,HIGH (two numbers), got {text!r}") from None
-    from dalle.pipelines.unclip_pipeline import noise_interval as checked  # the settings' rule
+    from dalle.pipelines.unclip_pipeline import check_noise_interval  # the settings' rule
 
     try:
-        return checked((low, high), text.strip())
+        return check_noise_interval((low, high), text.strip())
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 

@@ -454,7 +454,8 @@ class InpaintSettings:
     def stages(self, pipe: UnclipPipeline) -> tuple[DecoderSettings, UpsamplerSettings]:
         steps = self.steps
         if steps is None and self.resolved_method(pipe) == "repaint":
-            steps = REPAINT_STEPS  # its own sampler: not the pipeline's text-to-image steps
+            # its own sampler, not the pipeline's text-to-image steps; no more than the decoder has
+            steps = min(REPAINT_STEPS, pipe.decoder.config.num_timesteps)  # type: ignore[union-attr]
         decoder = pipe.decoder_settings(steps=steps, guidance=self.guidance)
         return decoder, pipe.upsampler_settings(steps=self.upsampler_steps)
 

@@ -64,7 +64,7 @@ def _check_stage(sampler: str, steps: int, guidance: float, spacing: float = 1.0
         raise ValueError(f"guidance must be a finite number of at least 0, got {guidance}")
 
 
-def noise_interval(value, shown: str | None = None) -> tuple[float, float]:
+def check_noise_interval(value, shown: str | None = None) -> tuple[float, float]:
     """``value`` (two numbers: a tuple, or a list read from JSON) as floats (low, high) with
     0 <= low <= high <= 1; else a ValueError saying so (``shown``: how to quote the value)."""
     try:
@@ -90,6 +90,7 @@ class PriorSettings:
 
     def __post_init__(self) -> None:
         _check_stage(self.sampler, self.steps, self.guidance, self.spacing)
+        object.__setattr__(self, "spacing", float(self.spacing))  # 1 from JSON -> 1.0
         if not (isinstance(self.best_of, int) and self.best_of >= 1):
             raise ValueError(f"best_of must be a whole number of at least 1, got {self.best_of}")
 
@@ -110,10 +111,13 @@ class DecoderSettings:
 
     def __post_init__(self) -> None:
         _check_stage(self.sampler, self.steps, self.guidance, self.spacing)
+        object.__setattr__(self, "spacing", float(self.spacing))  # 1 from JSON -> 1.0
         if self.caption_guidance is not None:
             _check_stage(self.sampler, self.steps, self.caption_guidance)
         try:
-            interval = noise_interval(self.guidance_interval)  # a JSON list from model_index.json
+            interval = check_noise_interval(
+                self.guidance_interval
+            )  # a JSON list from model_index.json
         except ValueError as e:
             raise ValueError(f"guidance_interval {e}") from None
         object.__setattr__(self, "guidance_interval", interval)
@@ -127,6 +131,7 @@ class UpsamplerSettings:
 
     def __post_init__(self) -> None:
         _check_stage(self.sampler, self.steps, 1.0, self.spacing)
+        object.__setattr__(self, "spacing", float(self.spacing))  # 1 from JSON -> 1.0
 
 
 def make_schedule(model: DiffusionPrior | UNet) -> NoiseSchedule:

@@ -662,7 +662,12 @@ def _previews(
                 send(marks[k], pipe.decode_pixels(tokens.clone()).float().cpu(), todo)  # type: ignore[attr-defined]
 
         return on_token, None
-    steps = pipe.decoder_settings(steps=req.steps).steps  # type: ignore[attr-defined]
+    if source is None:
+        steps = pipe.decoder_settings(steps=req.steps).steps  # type: ignore[attr-defined]
+    else:  # an inpainting's decoder steps (RePaint keeps its own count)
+        from dalle.pipelines.editing import InpaintSettings
+
+        steps = InpaintSettings(steps=req.steps).stages(pipe)[0].steps  # type: ignore[arg-type]
     up_steps = 0
     if upsampler and pipe.upsampler is not None:  # type: ignore[attr-defined]
         up_steps = pipe.upsampler_settings().steps  # type: ignore[attr-defined]

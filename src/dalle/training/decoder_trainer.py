@@ -57,7 +57,8 @@ class DecoderTrainConfig(RunConfig):
     beta2: float = 0.999
     ema_decay: float = 0.9995
     sample_images: int = 8  # images of the first batch redrawn in each sample grid
-    sample_steps: int = 25  # DDIM steps of the sample grids (the bundled pipeline's default)
+    sample_steps: int = 25  # DDIM steps of the sample grids (evenly spaced; the pipeline default
+    # until 2026-12-05, within 2 points of 250 steps: docs/unclip.md)
     # > 0 trains an inpainting decoder (GLIDE): this fraction of the samples is given the image
     # outside a random rectangle and the rectangle to draw; the rest everything to draw
     inpaint_prob: float = 0.0
