@@ -43,18 +43,20 @@ CONFIGS = {
     "bf16_128": ["--bf16", "--batch-size", "128"],
     "bundled": ["--model", "shapes"],  # the bundled DALL·E model, when --model names another
     "unclip": ["--model", "shapes-unclip"],  # the unCLIP pipeline at its defaults
-    # decoder samplers, evenly spaced: DDIM 25 (the default until 2026-12-05's fifteenth
-    # session), DDIM 16 and DPM-Solver++(2M) 12 (docs/unclip.md, "The decoder's fast setting");
-    # then the default since, DPM-Solver++(2M) 12 at spacing 0.5, named explicitly (the same as
-    # "unclip"; docs/unclip.md, "Steps where the layout is decided")
+    # decoder samplers, evenly spaced: DDIM 25 (with the upsampler's DDIM 15: the defaults until
+    # 2026-12-05's fifteenth session), DDIM 16 and DPM-Solver++(2M) 12 (docs/unclip.md, "The
+    # decoder's fast setting"); then the decoder's default since, DPM-Solver++(2M) 12 at spacing
+    # 0.5, named explicitly (docs/unclip.md, "Steps where the layout is decided"), and with the
+    # upsampler's DDIM 15 evenly spaced (its default before; "The upsampler's steps")
     "unclip_ddim25": "--model shapes-unclip --decoder-sampler ddim --decoder-steps 25 "
-    "--decoder-spacing 1".split(),
+    "--decoder-spacing 1 --upsampler-steps 15 --upsampler-spacing 1".split(),
     "unclip_ddim16": "--model shapes-unclip --decoder-sampler ddim --decoder-steps 16 "
     "--decoder-spacing 1".split(),
     "unclip_dpm12": "--model shapes-unclip --decoder-sampler dpm++2m --decoder-steps 12 "
     "--decoder-spacing 1".split(),
     "unclip_dpm12_p05": "--model shapes-unclip --decoder-sampler dpm++2m --decoder-steps 12 "
     "--decoder-spacing 0.5".split(),
+    "unclip_up15": "--model shapes-unclip --upsampler-steps 15 --upsampler-spacing 1".split(),
     # the decoder (DDIM 25, evenly spaced: the steps these were measured at) guided only where
     # the noise level is at least 0.4 (the bundled interval since 2026-12-05), 0.2, or at every
     # step (the interval before; docs/unclip.md)

@@ -199,7 +199,9 @@ def test_inpainting_with_a_decoder_trained_to_read_a_mask(tiny_unclip):
     assert fast.resolved_method(pipe) == "repaint"
     # RePaint's own step count, not the pipeline's text-to-image sampling (6 DDIM steps here)
     assert pipe.decoder_defaults.steps != E.REPAINT_STEPS
-    assert E.InpaintSettings().stages(pipe)[0].steps == E.REPAINT_STEPS
+    decoder, upsampler = E.InpaintSettings().stages(pipe)
+    assert decoder.steps == E.REPAINT_STEPS and upsampler.steps == E.REPAINT_UPSAMPLER_STEPS
+    assert E.InpaintSettings(upsampler_steps=3).stages(pipe)[1].steps == 3
     with pytest.raises(ValueError, match="not trained to inpaint"):
         E.inpaint_unclip(pipe, picture(2), region, "x", settings=E.InpaintSettings(method="mask"))
     with pytest.raises(ValueError, match="method must be one of"):
@@ -207,6 +209,7 @@ def test_inpainting_with_a_decoder_trained_to_read_a_mask(tiny_unclip):
     pipe.decoder = UNet.inpainting_from(pipe.decoder)
     assert fast.resolved_method(pipe) == "mask"
     assert E.InpaintSettings().stages(pipe)[0] == pipe.decoder_defaults  # sampled as it samples
+    assert E.InpaintSettings().stages(pipe)[1].steps == E.REPAINT_UPSAMPLER_STEPS  # repaints
     seen = []
     drawn = E.inpaint_unclip(pipe, picture(2), region, "a red circle", 2, settings=fast,
                              on_step=lambda i, x0: seen.append((i, tuple(x0.shape))))  # fmt: skip
@@ -393,4 +396,5 @@ def test_the_editing_commands_replace_whole_runs_show_progress_and_describe_the_
     assert "edit" in (err := capsys.readouterr().err) and "8/8" in err
     assert main(["inpaint", str(a), "a red circle", "--mask", str(tmp_path / "mask.png"),
                  "--resample", "1", "--out", str(tmp_path / "inpaint"), *model]) == 0  # fmt: skip
-    assert "inpaint" in (err := capsys.readouterr().err) and "7/7" in err  # decoder 4, upsampler 3
+    # the decoder's 4, then the upsampler's REPAINT_UPSAMPLER_STEPS (15; not the pipeline's 3)
+    assert "inpaint" in (err := capsys.readouterr().err) and "19/19" in err

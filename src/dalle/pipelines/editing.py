@@ -409,10 +409,12 @@ def text_diff(
 INPAINT_METHODS = ("mask", "repaint")
 
 
-# RePaint's decoder steps when not given: the count its figures were measured at
-# (docs/editing.md). Its sampler is its own (DDIM at eta 1, each step resampled), so it does not
-# follow the pipeline's text-to-image sampler and steps, which a faster sampler may cut.
+# RePaint's decoder and upsampler steps when not given: the counts its figures were measured at
+# (docs/editing.md). Its sampler is its own (DDIM at eta 1, each step resampled, evenly spaced),
+# so it does not follow the pipeline's text-to-image samplers and steps, which a faster sampler
+# or a spacing may cut.
 REPAINT_STEPS = 25
+REPAINT_UPSAMPLER_STEPS = 15
 
 
 @dataclass(frozen=True)
@@ -421,8 +423,8 @@ class InpaintSettings:
     the known pixels and a mask as input, GLIDE's way, sampled as the pipeline samples; or
     "repaint", any decoder, resampling with DDIM at eta 1; None: "mask" when the decoder was
     trained for it), the decoder's steps and guidance (None: the pipeline's defaults; RePaint's
-    steps: :data:`REPAINT_STEPS`), the
-    upsampler's steps, and how many times RePaint does each step."""
+    steps: :data:`REPAINT_STEPS`), the upsampler's steps (None:
+    :data:`REPAINT_UPSAMPLER_STEPS`), and how many times RePaint does each step."""
 
     steps: int | None = None
     guidance: float | None = None
@@ -457,7 +459,10 @@ class InpaintSettings:
             # its own sampler, not the pipeline's text-to-image steps; no more than the decoder has
             steps = min(REPAINT_STEPS, pipe.decoder.config.num_timesteps)  # type: ignore[union-attr]
         decoder = pipe.decoder_settings(steps=steps, guidance=self.guidance)
-        return decoder, pipe.upsampler_settings(steps=self.upsampler_steps)
+        up_steps = self.upsampler_steps  # the upsampler always repaints
+        if up_steps is None and pipe.upsampler is not None:
+            up_steps = min(REPAINT_UPSAMPLER_STEPS, pipe.upsampler.config.num_timesteps)
+        return decoder, pipe.upsampler_settings(steps=up_steps, spacing=1.0)
 
 
 def _repaint(
