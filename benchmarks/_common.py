@@ -67,6 +67,18 @@ def rendered_prompt_scenes(n: int, prompts_seed: int):
     return prompts, parsed, images
 
 
+def scene_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options of a script that runs an unCLIP pipeline on rendered scenes of evaluation
+    prompts (:func:`rendered_prompt_scenes`): ``--model``, ``--n`` and ``--prompts-seed``."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="shapes-unclip")
+    parser.add_argument("--n", type=int, default=64)
+    parser.add_argument("--prompts-seed", type=int, default=1, help="1: the validation prompts")
+    return parser
+
+
 def right_by_count(images, parsed) -> dict:
     """How many of ``images`` (PIL) the shapes scorer reads as their ``parsed`` prompts, one- and
     two-object prompts apart: ``{"one_object": {"right": r, "of": n}, "two_objects": ...}``."""

@@ -12,12 +12,11 @@ where the decoder decides what it gets wrong.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 import torch
-from _common import rendered_prompt_scenes, right_by_count
+from _common import rendered_prompt_scenes, right_by_count, scene_parser
 
 from dalle.pipelines.unclip_pipeline import (
     UnclipPipeline,
@@ -57,12 +56,7 @@ def finish_from(pipe, x0, embeddings, prompts, level: float, seeds, bf16: bool) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", default="shapes-unclip")
-    parser.add_argument("--n", type=int, default=64)
-    parser.add_argument("--prompts-seed", type=int, default=1, help="1: the validation prompts")
+    parser = scene_parser(__doc__)
     parser.add_argument("--levels", default="1,0.9,0.8,0.7,0.6,0.5,0.3")
     args = parser.parse_args()
     levels = [float(x) for x in args.levels.split(",")]

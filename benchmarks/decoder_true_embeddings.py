@@ -12,11 +12,10 @@ one: what the caption alone carries) and ``clip`` (the null caption).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
-from _common import rendered_prompt_scenes, right_by_count
+from _common import rendered_prompt_scenes, right_by_count, scene_parser
 
 from dalle.pipelines.unclip_pipeline import UnclipPipeline
 from dalle.utils.device import use_bf16
@@ -24,12 +23,7 @@ from dalle.utils.images import to_pil
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", default="shapes-unclip")
-    parser.add_argument("--n", type=int, default=64)
-    parser.add_argument("--prompts-seed", type=int, default=1, help="1: the validation prompts")
+    parser = scene_parser(__doc__)
     parser.add_argument("--guidance", type=float, default=3.0)
     parser.add_argument("--reads", default="both", help="comma-separated: both, caption, clip")
     args = parser.parse_args()

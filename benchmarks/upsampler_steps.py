@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 import torch
-from _common import rendered_prompt_scenes, right_by_count
+from _common import rendered_prompt_scenes, right_by_count, scene_parser
 
 from dalle.eval.editing import psnr
 from dalle.pipelines.unclip_pipeline import UnclipPipeline, UpsamplerSettings
@@ -32,11 +32,16 @@ from dalle.utils.images import area_resize, to_pil
 
 def parse_setting(text: str) -> UpsamplerSettings:
     parts = text.split(":")
-    if len(parts) not in (2, 3):
-        raise argparse.ArgumentTypeError(f"expected SAMPLER:STEPS[:SPACING], got {text!r}")
-    spacing = float(parts[2]) if len(parts) == 3 else 1.0
     try:
-        return UpsamplerSettings(parts[0], int(parts[1]), spacing)
+        if len(parts) not in (2, 3):
+            raise ValueError
+        steps, spacing = int(parts[1]), float(parts[2]) if len(parts) == 3 else 1.0
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected SAMPLER:STEPS[:SPACING], got {text!r}"
+        ) from None
+    try:
+        return UpsamplerSettings(parts[0], steps, spacing)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -46,19 +51,17 @@ def uint8(images: torch.Tensor) -> list[np.ndarray]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", default="shapes-unclip")
-    parser.add_argument("--n", type=int, default=64)
-    parser.add_argument("--prompts-seed", type=int, default=1, help="1: the validation prompts")
+    parser = scene_parser(__doc__)
     parser.add_argument(
         "--settings", default="ddim:250,ddim:15,ddim:10,ddim:8,dpm++2m:8,dpm++2m:6",
         help="comma-separated SAMPLER:STEPS[:SPACING]; the first is the reference",
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
-    settings = [parse_setting(s) for s in args.settings.split(",")]
+    try:
+        settings = [parse_setting(s) for s in args.settings.split(",")]
+    except argparse.ArgumentTypeError as e:
+        parser.error(f"--settings: {e}")
 
     torch.set_num_threads(2)
     pipe = UnclipPipeline.from_pretrained(args.model)
