@@ -521,31 +521,37 @@ def test_dalle_serve_starts_and_answers(tmp_path):
         proc.wait(10)
 
 
-def test_inpainting_previews_spread_over_repaints_own_steps(tiny_unclip):
+def test_inpainting_previews_spread_over_repaints_own_steps(tiny_unclip, monkeypatch):
     """RePaint keeps its own step count (not the pipeline's text-to-image steps): the previews
     of a streamed unCLIP inpainting are spread over those steps."""
     import torch
 
+    import dalle.server.app as app
     from dalle.pipelines.editing import REPAINT_STEPS
     from dalle.pipelines.unclip_pipeline import UnclipPipeline
-    from dalle.server.app import ImageRequest, _previews
     from dalle.server.models import ServedModel
 
     pipe = UnclipPipeline.from_pretrained(tiny_unclip)
     assert pipe.decoder_defaults.steps < REPAINT_STEPS
     model = ServedModel("tiny", str(tiny_unclip), "UnclipPipeline", pipe, 16)
-    req = ImageRequest(model, "a red circle", 1, "b64_json", True, 2, 0, None, None, None)
-    sent = []
-    on_step, _ = _previews(req, lambda i, images: sent.append(i), Image.new("RGB", (16, 16)),
-                           torch.zeros(16, 16, dtype=torch.bool))  # fmt: skip
-    fired = []
-    for step in range(REPAINT_STEPS):
-        before = len(sent)
-        on_step(step, torch.zeros(1, 3, 8, 8))
-        if len(sent) > before:
-            fired.append(step)
+    req = app.ImageRequest(model, "a red circle", 1, "b64_json", True, 2, 0, None, None, None)
+    decoder_steps, fired = [], []  # the decoder steps seen, and those at which a preview went out
+    real = app._previews
+
+    def spy(*args, **kwargs):
+        on_step, on_upsampler_step = real(*args, **kwargs)
+
+        def counted(i, x0):
+            decoder_steps.append(i)
+            on_step(i, x0)
+
+        return counted, on_upsampler_step
+
+    monkeypatch.setattr(app, "_previews", spy)
+    region = torch.zeros(16, 16, dtype=torch.bool)
+    region[4:12, 4:12] = True
+    images = app._inpaint(req, Image.new("RGB", (16, 16)), region,
+                          on_partial=lambda i, _: fired.append((i, decoder_steps[-1])))  # fmt: skip
+    assert len(images) == 1 and sorted(set(decoder_steps)) == list(range(REPAINT_STEPS))
     # a third and two thirds of the way: round(25 / 3) - 1 and round(50 / 3) - 1
-    assert sent == [0, 1] and fired == [
-        round(REPAINT_STEPS / 3) - 1,
-        round(2 * REPAINT_STEPS / 3) - 1,
-    ]
+    assert fired == [(0, round(REPAINT_STEPS / 3) - 1), (1, round(2 * REPAINT_STEPS / 3) - 1)]

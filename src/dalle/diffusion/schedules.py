@@ -65,6 +65,14 @@ def check_positive(n: int, name: str) -> int:
     return n
 
 
+def _check_step_counts(num_timesteps: int, num_steps: int) -> None:
+    """A ValueError unless both are positive whole numbers and the steps fit in the timesteps."""
+    check_positive(num_timesteps, "num_timesteps")
+    check_positive(num_steps, "num_steps")
+    if num_steps > num_timesteps:
+        raise ValueError(f"cannot choose {num_steps} steps out of {num_timesteps}")
+
+
 def evenly_spaced_timesteps(num_timesteps: int, num_steps: int) -> torch.Tensor:
     """(num_steps,) ascending long indices in [0, num_timesteps), evenly spread.
 
@@ -72,10 +80,7 @@ def evenly_spaced_timesteps(num_timesteps: int, num_steps: int) -> torch.Tensor:
     round(i (T-1) / (n-1)) (halves rounded up), so 0 and T-1 are always kept. A single step keeps
     only T-1 (sampling then goes from pure noise straight to the predicted x0).
     """
-    check_positive(num_timesteps, "num_timesteps")
-    check_positive(num_steps, "num_steps")
-    if num_steps > num_timesteps:
-        raise ValueError(f"cannot choose {num_steps} steps out of {num_timesteps}")
+    _check_step_counts(num_timesteps, num_steps)
     if num_steps == 1:
         return torch.tensor([num_timesteps - 1])
     i = torch.arange(num_steps)
@@ -99,7 +104,7 @@ def spaced_timesteps(num_timesteps: int, num_steps: int, power: float = 1.0) -> 
     power = check_spacing(power)
     if power == 1.0 or num_steps == 1:
         return evenly_spaced_timesteps(num_timesteps, num_steps)
-    evenly_spaced_timesteps(num_timesteps, num_steps)  # the same checks of the counts
+    _check_step_counts(num_timesteps, num_steps)
     i = torch.arange(num_steps)
     frac = (i.double() / (num_steps - 1)) ** power
     raw = torch.floor(frac * (num_timesteps - 1) + 0.5).long()

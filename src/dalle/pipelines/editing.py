@@ -454,14 +454,19 @@ class InpaintSettings:
         return self.method or ("mask" if trained else "repaint")
 
     def stages(self, pipe: UnclipPipeline) -> tuple[DecoderSettings, UpsamplerSettings]:
+        """The decoder's and the upsampler's sampler settings for an inpainting with ``pipe``."""
+
+        def repaint_steps(count: int, unet) -> int:  # no more than the model has timesteps
+            return min(count, unet.config.num_timesteps)
+
         steps = self.steps
         if steps is None and self.resolved_method(pipe) == "repaint":
-            # its own sampler, not the pipeline's text-to-image steps; no more than the decoder has
-            steps = min(REPAINT_STEPS, pipe.decoder.config.num_timesteps)  # type: ignore[union-attr]
+            # its own sampler, not the pipeline's text-to-image steps
+            steps = repaint_steps(REPAINT_STEPS, pipe.decoder)
         decoder = pipe.decoder_settings(steps=steps, guidance=self.guidance)
         up_steps = self.upsampler_steps  # the upsampler always repaints
         if up_steps is None and pipe.upsampler is not None:
-            up_steps = min(REPAINT_UPSAMPLER_STEPS, pipe.upsampler.config.num_timesteps)
+            up_steps = repaint_steps(REPAINT_UPSAMPLER_STEPS, pipe.upsampler)
         return decoder, pipe.upsampler_settings(steps=up_steps, spacing=1.0)
 
 

@@ -54,14 +54,16 @@ def default_batch_size(bf16: bool) -> int:
 SAMPLERS: tuple[str, ...] = get_args(SamplerName)
 
 
-def _check_stage(sampler: str, steps: int, guidance: float, spacing: float = 1.0) -> None:
-    check_spacing(spacing)
+def _check_stage(sampler: str, steps: int, guidance: float, spacing: float = 1.0) -> float:
+    """Raise a ValueError for a bad stage setting; the spacing as a float (1 from JSON -> 1.0)."""
+    spacing = check_spacing(spacing)
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r} (one of {', '.join(SAMPLERS)})")
     if not (isinstance(steps, int) and steps >= 1):
         raise ValueError(f"steps must be a whole number of at least 1, got {steps}")
     if not (np.isfinite(guidance) and guidance >= 0):
         raise ValueError(f"guidance must be a finite number of at least 0, got {guidance}")
+    return spacing
 
 
 def check_noise_interval(value, shown: str | None = None) -> tuple[float, float]:
@@ -89,8 +91,8 @@ class PriorSettings:
     spacing: float = 1.0  # 1: evenly spaced steps; below 1 packed at the noisy end
 
     def __post_init__(self) -> None:
-        _check_stage(self.sampler, self.steps, self.guidance, self.spacing)
-        object.__setattr__(self, "spacing", float(self.spacing))  # 1 from JSON -> 1.0
+        spacing = _check_stage(self.sampler, self.steps, self.guidance, self.spacing)
+        object.__setattr__(self, "spacing", spacing)
         if not (isinstance(self.best_of, int) and self.best_of >= 1):
             raise ValueError(f"best_of must be a whole number of at least 1, got {self.best_of}")
 
@@ -110,8 +112,8 @@ class DecoderSettings:
     spacing: float = 1.0  # 1: evenly spaced steps; below 1 packed at the noisy end
 
     def __post_init__(self) -> None:
-        _check_stage(self.sampler, self.steps, self.guidance, self.spacing)
-        object.__setattr__(self, "spacing", float(self.spacing))  # 1 from JSON -> 1.0
+        spacing = _check_stage(self.sampler, self.steps, self.guidance, self.spacing)
+        object.__setattr__(self, "spacing", spacing)
         if self.caption_guidance is not None:
             _check_stage(self.sampler, self.steps, self.caption_guidance)
         try:
@@ -130,8 +132,8 @@ class UpsamplerSettings:
     spacing: float = 1.0  # 1: evenly spaced steps; below 1 packed at the noisy end
 
     def __post_init__(self) -> None:
-        _check_stage(self.sampler, self.steps, 1.0, self.spacing)
-        object.__setattr__(self, "spacing", float(self.spacing))  # 1 from JSON -> 1.0
+        spacing = _check_stage(self.sampler, self.steps, 1.0, self.spacing)
+        object.__setattr__(self, "spacing", spacing)
 
 
 def make_schedule(model: DiffusionPrior | UNet) -> NoiseSchedule:

@@ -616,14 +616,15 @@ def _marks(total: int, count: int) -> dict[int, int]:
 
 def _previews(
     req: ImageRequest, on_partial, source: Image.Image | None = None, region=None,
-    upsampler: bool = False,
+    upsampler: bool = False, steps: int | None = None,
 ):  # fmt: skip
     """Pipeline callbacks that hand ``req.partial_images`` previews to ``on_partial``: for
     DALL·E the rows of tokens drawn so far (decoded; rows to come black), for unCLIP the
     decoder's estimate of the image at that step. For an edit (``source`` and its ``region``,
     True = repainted) the source's pixels stand outside the region, as in the result. A pair:
     the sampler's callback and, for unCLIP with ``upsampler`` (generation), the upsampler's,
-    the previews spread over both stages' steps (else None)."""
+    the previews spread over both stages' steps (else None). ``steps``: the decoder's step count
+    when it is not the pipeline's for ``req.steps`` (an inpainting's RePaint keeps its own)."""
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -662,12 +663,8 @@ def _previews(
                 send(marks[k], pipe.decode_pixels(tokens.clone()).float().cpu(), todo)  # type: ignore[attr-defined]
 
         return on_token, None
-    if source is None:
+    if steps is None:
         steps = pipe.decoder_settings(steps=req.steps).steps  # type: ignore[attr-defined]
-    else:  # an inpainting's decoder steps (RePaint keeps its own count)
-        from dalle.pipelines.editing import InpaintSettings
-
-        steps = InpaintSettings(steps=req.steps).stages(pipe)[0].steps  # type: ignore[arg-type]
     up_steps = 0
     if upsampler and pipe.upsampler is not None:  # type: ignore[attr-defined]
         up_steps = pipe.upsampler_settings().steps  # type: ignore[attr-defined]
@@ -726,12 +723,13 @@ async def _mask_region(form: dict[str, Any], image: Image.Image, model: ServedMo
 def _inpaint(req: ImageRequest, image: Image.Image, region, on_partial=None) -> list[Image.Image]:
     from dalle.pipelines import editing
 
-    previews = _previews(req, on_partial, image, region)[0] if on_partial else None
-    settings, sampling = None, None
+    settings, sampling, steps = None, None, None
     if req.model.kind == "UnclipPipeline":
         settings = editing.InpaintSettings(steps=req.steps, guidance=req.guidance)
+        steps = settings.stages(req.model.pipeline)[0].steps  # type: ignore[arg-type]
     else:
         sampling = req.model.pipeline.settings(guidance=req.guidance)  # type: ignore[attr-defined]
+    previews = _previews(req, on_partial, image, region, steps=steps)[0] if on_partial else None
     return editing.inpaint(req.model.pipeline, to_rgb(image), region, req.prompt,  # type: ignore[arg-type]
                            req.n, req.seed, settings, sampling=sampling,
                            on_progress=previews)  # fmt: skip
