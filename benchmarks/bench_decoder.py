@@ -12,19 +12,25 @@ and up levels as well as the middle (more work than the anchor); fp32 like the a
 autocast where the machine has bf16 units. dalle2-pytorch samples with its DDIM loop at 50 steps;
 ours with --sampler at --steps (the steps chosen in docs/unclip.md by the shapes accuracy).
 Both in this run, 2 threads; prints a Markdown table and, last, one JSON line.
+
+The work behind the training-step ratio: each side's FLOPs per step (``FlopCounterMode`` over a
+forward and backward at batch 16; the anchor's counted in its venv on the same configuration),
+the rate each side reaches, and the machine's fp32 matrix-product peak (2048^3) in the same run:
+what rate a 2x faster step at our work would need.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from _common import benchmark_parser, median_time, run_anchor  # noqa: E402
-from bench_generate import cpu_name  # noqa: E402
+from bench_generate import cpu_name, matmul_peak  # noqa: E402
 
 from dalle.models.unet import UNet, UNetConfig  # noqa: E402
 from dalle.pipelines.unclip_pipeline import (  # noqa: E402
@@ -61,6 +67,44 @@ def train_step_time(bf16: bool, reps: int, warmup: int, batch: int = 16) -> floa
         opt.step()
 
     return median_time(step, reps, warmup)
+
+
+def train_step_flops(batch: int = 16) -> float:
+    """FLOPs of our training step's forward and backward at ``batch`` (``FlopCounterMode``)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    model = UNet(CONFIG).train()
+    x = torch.randn(batch, 3, 32, 32)
+    t = torch.randint(0, 1000, (batch,))
+    embed = F.normalize(torch.randn(batch, CONFIG.embed_dim), dim=-1)
+    with FlopCounterMode(display=False) as counter:
+        model(x, t, embed).square().mean().backward()
+    return float(counter.get_total_flops())
+
+
+# dalle2-pytorch's case-D decoder as shared/anchors/README.md configures it, its FLOPs counted
+# in the anchors venv the same way (forward with its loss, backward, batch 16)
+ANCHOR_FLOPS = """
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from dalle2_pytorch import Decoder, Unet
+torch.manual_seed(0)
+unet = Unet(dim=64, image_embed_dim=256, cond_dim=128, channels=3, dim_mults=(1, 2, 4))
+decoder = Decoder(unet=unet, image_size=32, timesteps=1000)
+with FlopCounterMode(display=False) as counter:
+    decoder(torch.rand(16, 3, 32, 32), image_embed=torch.randn(16, 256)).backward()
+print(counter.get_total_flops())
+"""
+
+
+def anchor_train_step_flops(venv) -> float | None:
+    python = venv / "bin" / "python"
+    if not python.exists():
+        return None
+    out = subprocess.run([str(python), "-c", ANCHOR_FLOPS], capture_output=True, text=True,
+                         check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})  # fmt: skip
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def sample_time(bf16: bool, sampler: str, steps: int, reps: int, warmup: int) -> float:
@@ -118,8 +162,25 @@ def main() -> None:
         ratio = f"{theirs / ours[ours_key]:.1f}x" if theirs else "-"
         print(f"| {name} | {'-' if theirs is None else f'{theirs * 1e3:.0f} ms'} | "
               f"{ours[ours_key] * 1e3:.1f} ms | {ratio} |")  # fmt: skip
+    work = {"ours_gflop": train_step_flops() / 1e9, "fp32_peak_gflops": matmul_peak(torch.float32)}
+    if anchor is not None:
+        work["anchor_gflop"] = anchor_train_step_flops(args.anchors_venv) / 1e9
+    print("\n| fp32 train step, batch 16 | dalle2-pytorch | ours |\n|---|---|---|")
+    theirs = anchor["train_s"] if anchor else None
+    for key, secs in (("anchor_gflop", theirs), ("ours_gflop", ours["train_fp32_s"])):
+        if key in work and secs:
+            work[f"{key}_per_s"] = work[key] / secs
+    for row, key in (("GFLOP per step", "gflop"), ("GFLOP/s reached", "gflop_per_s")):
+        cells = [f"{work[k]:.0f}" if k in work else "-" for k in (f"anchor_{key}", f"ours_{key}")]
+        print(f"| {row} | {' | '.join(cells)} |")
+    if theirs:  # the rate our step would need to take half the anchor's time
+        work["needed_for_2x_gflops"] = work["ours_gflop"] / (theirs / 2)
+        print(f"\nfp32 matrix-product peak (2048^3): {work['fp32_peak_gflops']:.0f} GFLOP/s; a "
+              f"step 2x faster than the anchor's at our work needs "
+              f"{work['needed_for_2x_gflops']:.0f} GFLOP/s "
+              f"({work['needed_for_2x_gflops'] / work['fp32_peak_gflops']:.0%} of it)")  # fmt: skip
     print(json.dumps({"cpu": cpu_name(), "sampler": args.sampler, "steps": args.steps,
-                      "ours": ours, "dalle2_pytorch": anchor}))  # fmt: skip
+                      "ours": ours, "dalle2_pytorch": anchor, "train_work": work}))  # fmt: skip
 
 
 if __name__ == "__main__":
