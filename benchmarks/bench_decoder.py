@@ -35,9 +35,9 @@ from bench_generate import cpu_name, matmul_peak  # noqa: E402
 from dalle.models.unet import UNet, UNetConfig  # noqa: E402
 from dalle.pipelines.unclip_pipeline import (  # noqa: E402
     DecoderSettings,
-    autocast_fn,
     draw_unet,
     make_schedule,
+    sampling_fn,
 )
 from dalle.utils.device import bf16_is_fast  # noqa: E402
 
@@ -117,7 +117,7 @@ def sample_time(bf16: bool, sampler: str, steps: int, reps: int, warmup: int) ->
     def unguided(x, t):  # no caption: the anchor's case has none
         return model(x, t, embed)
 
-    fn = autocast_fn(unguided, bf16)
+    fn = sampling_fn(model, unguided, bf16)
     return median_time(lambda: draw_unet(model, fn, settings, [0, 1, 2, 3]), reps, warmup)
 
 

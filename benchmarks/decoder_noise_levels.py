@@ -20,11 +20,11 @@ from _common import rendered_prompt_scenes, right_by_count, scene_parser
 
 from dalle.pipelines.unclip_pipeline import (
     UnclipPipeline,
-    autocast_fn,
     caption_ids,
     guided_decoder,
     make_sampler,
     make_schedule,
+    sampling_fn,
 )
 from dalle.utils.device import use_bf16
 from dalle.utils.images import area_resize, to_pil
@@ -37,7 +37,8 @@ def finish_from(pipe, x0, embeddings, prompts, level: float, seeds, bf16: bool) 
     decoder, settings = pipe.decoder, pipe.decoder_settings()
     c = decoder.config
     ids, mask = caption_ids(pipe.tokenizer, prompts, c.text_seq_len)
-    model_fn = autocast_fn(
+    model_fn = sampling_fn(
+        decoder,
         guided_decoder(decoder, embeddings, ids, mask, settings.guidance,
                        interval=settings.guidance_interval), bf16,
     )  # fmt: skip

@@ -31,7 +31,7 @@ from dalle.diffusion import DDIMInverter, DDIMSampler, sample
 from dalle.eval.editing import PSNR_COPY_DB, editing_sources, psnr, reads_as
 from dalle.pipelines import editing
 from dalle.pipelines.seeds import image_seed
-from dalle.pipelines.unclip_pipeline import UnclipPipeline, autocast_fn, make_schedule
+from dalle.pipelines.unclip_pipeline import UnclipPipeline, make_schedule, sampling_fn
 from dalle.utils.device import use_bf16
 from dalle.utils.images import area_resize, to_pil
 
@@ -47,11 +47,13 @@ def upsample_from_source_noise(pipe, source: torch.Tensor, small: torch.Tensor, 
     low_source = area_resize(source.float(), c.low_res_size) * 2 - 1
     inverter = DDIMInverter(schedule, prediction=c.prediction)
     x_t = inverter.invert(
-        autocast_fn(lambda x, t: up(x, t, low_res=low_source), bf16), source.float() * 2 - 1, steps
+        sampling_fn(up, lambda x, t: up(x, t, low_res=low_source), bf16),
+        source.float() * 2 - 1,
+        steps,
     )
     low = small.float() * 2 - 1
     sampler = DDIMSampler(schedule, c.prediction, 0.0, clip_x0=1.0)
-    x = sample(autocast_fn(lambda x, t: up(x, t, low_res=low), bf16), sampler,
+    x = sample(sampling_fn(up, lambda x, t: up(x, t, low_res=low), bf16), sampler,
                x_t.expand(len(small), -1, -1, -1).clone(), steps)  # fmt: skip
     return (x.float().clamp(-1, 1) + 1) / 2
 

@@ -120,3 +120,45 @@ def test_unclip_draws_in_batches_sized_for_the_dtype(cpu, tiny_unclip, monkeypat
         batches.clear()
         drawn = list(pipe.iter_images(["a red circle"], 16, batch_size=batch_size))
         assert len(drawn[0][1]) == 16 and batches == expected
+
+
+def test_convolutions_sample_channels_last_in_fp32_on_a_cpu():
+    assert device.conv_memory_format("cpu", bf16=False) == torch.channels_last
+    assert device.conv_memory_format("cpu", bf16=True) == torch.contiguous_format
+    assert device.conv_memory_format("cuda", bf16=False) == torch.contiguous_format
+
+
+def test_unclip_samples_its_unets_in_the_layout_of_the_dtype(cpu, tiny_unclip, tmp_path):
+    """The pipeline's U-Nets take the layout of the dtype each call samples in (channels-last
+    for fp32 on a CPU, contiguous for bf16), draw the same images in either, and still save."""
+    from dalle.pipelines.unclip_pipeline import UnclipPipeline
+
+    pipe = UnclipPipeline.from_pretrained(tiny_unclip)
+
+    def layouts():
+        return {
+            fmt: all(p.is_contiguous(memory_format=fmt) for m in (pipe.decoder, pipe.upsampler)
+                     for p in m.parameters() if p.dim() == 4)
+            for fmt in (torch.channels_last, torch.contiguous_format)
+        }  # fmt: skip
+
+    assert layouts() == {torch.channels_last: False, torch.contiguous_format: True}  # as loaded
+    pipe.draw_pixels(["a red circle", "a blue square"], [0, 1], bf16=True)
+    assert layouts()[torch.contiguous_format]
+    fp32 = pipe.draw_pixels(["a red circle", "a blue square"], [0, 1], bf16=False)
+    assert layouts() == {torch.channels_last: True, torch.contiguous_format: False}
+    pipe.decoder.to(memory_format=torch.contiguous_format)
+    pipe.upsampler.to(memory_format=torch.contiguous_format)
+    import dalle.pipelines.unclip_pipeline as unclip
+
+    chosen = unclip.conv_memory_format
+    try:  # the same fp32 draw, the layout held contiguous
+        unclip.conv_memory_format = lambda device, bf16: torch.contiguous_format
+        same = pipe.draw_pixels(["a red circle", "a blue square"], [0, 1], bf16=False)
+    finally:
+        unclip.conv_memory_format = chosen
+    assert torch.allclose(fp32, same, atol=1e-4)
+    pipe.draw_pixels(["a red circle"], [0], bf16=False)  # channels-last again
+    saved = UnclipPipeline.from_pretrained(pipe.save_pretrained(tmp_path / "pipe"))
+    for a, b in zip(pipe.decoder.parameters(), saved.decoder.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -41,11 +41,11 @@ from dalle.pipelines.unclip_pipeline import (
     DecoderSettings,
     UnclipPipeline,
     UpsamplerSettings,
-    autocast_fn,
     caption_ids,
     draw_unet,
     guided_decoder,
     make_schedule,
+    sampling_fn,
 )
 from dalle.utils.images import area_resize, pil_to_tensor, to_pil
 
@@ -173,7 +173,7 @@ def _decoder_fn(pipe: UnclipPipeline, z: torch.Tensor, guidance: float, bf16: bo
         decoder, z.to(pipe.device).float(), ids.to(pipe.device), mask.to(pipe.device), guidance,
         read_caption=captions is not None, known=known, draw=draw,
     )  # fmt: skip
-    return autocast_fn(model_fn, bf16)
+    return sampling_fn(decoder, model_fn, bf16)
 
 
 @torch.no_grad()
@@ -570,7 +570,7 @@ def inpaint_unclip(
 
         known_up = (source * 2 - 1).expand(num_images, -1, -1, -1).to(pipe.device)
         up_steps = upsampler_settings.steps
-        big = _repaint(up, autocast_fn(up_fn, bf16), known_up, region, up_steps, settings.resample,
+        big = _repaint(up, sampling_fn(up, up_fn, bf16), known_up, region, up_steps, settings.resample,
                        [seed_of(s, 3) for s in seeds],
                        on_upsampler_step and (lambda i, _: on_upsampler_step(i)))  # fmt: skip
         drawn = (big.float().clamp(-1, 1) + 1) / 2

@@ -34,7 +34,7 @@ from dalle.pipelines.sampling import guide
 from dalle.pipelines.seeds import seed_of
 from dalle.pipelines.text_to_image import images_by_prompt
 from dalle.text.tokenizer import TextTokenizer
-from dalle.utils.device import use_bf16
+from dalle.utils.device import conv_memory_format, use_bf16
 from dalle.utils.images import area_resize
 
 SamplerName = Literal["dpm++2m", "ddim", "ddpm"]
@@ -362,7 +362,8 @@ class UnclipPipeline:
         ids, mask = (
             x.to(self.device) for x in caption_ids(self.tokenizer, prompts, c.text_seq_len)
         )
-        model_fn = autocast_fn(
+        model_fn = sampling_fn(
+            decoder,
             guided_decoder(
                 decoder,
                 embeddings,
@@ -496,7 +497,7 @@ def upsample_images(
     """(B, 3, S, S) images in [0, 1] an upsampler draws from (B, 3, s, s) ones in [0, 1]
     (``on_step`` as in :func:`draw_unet`)."""
     low_res = images.to(next(upsampler.parameters()).device).float() * 2 - 1
-    model_fn = autocast_fn(lambda x, t: upsampler(x, t, low_res=low_res), bf16)
+    model_fn = sampling_fn(upsampler, lambda x, t: upsampler(x, t, low_res=low_res), bf16)
     return draw_unet(upsampler, model_fn, settings, seeds, on_step)
 
 
@@ -513,8 +514,15 @@ def draw_unet(unet: UNet, model_fn, settings, seeds: Sequence[int], on_step=None
     return ((x.float().clamp(-1, 1) + 1) / 2).cpu()
 
 
-def autocast_fn(model_fn, bf16: bool):
-    """``model_fn`` run under bf16 autocast if asked, its output back in float32."""
+def sampling_fn(unet: UNet, model_fn, bf16: bool):
+    """``model_fn`` (a prediction of ``unet``) as it samples fastest: under bf16 autocast if
+    asked, its output back in float32, with ``unet``'s convolution weights in the memory format
+    :func:`~dalle.utils.device.conv_memory_format` gives for that dtype on its device (converted
+    in place when they are not: a later call in the same dtype finds them so)."""
+    layout = conv_memory_format(next(unet.parameters()).device, bf16)
+    weights = [p for p in unet.parameters() if p.dim() == 4]
+    if not all(w.is_contiguous(memory_format=layout) for w in weights):
+        unet.to(memory_format=layout)
     if not bf16:
         return model_fn
 
