@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -37,16 +38,29 @@ def benchmark_parser(doc: str | None) -> argparse.ArgumentParser:
     return parser
 
 
-def run_anchor(venv: Path, script: str, *args: str) -> dict | None:
-    """The JSON line an anchors benchmark script prints last, run in the anchors venv (2 threads);
-    None, with a note, if the venv is missing."""
+def _anchors_last_line(venv: Path, *args: str) -> str | None:
+    """The last line the anchors venv's python prints when run with ``args`` in the anchors
+    folder (so that its scripts import), 2 threads; None, with a note, if the venv is missing."""
     python = venv / "bin" / "python"
     if not python.exists():
         print(f"no anchors venv at {venv}: run shared/anchors/install.sh {venv}", file=sys.stderr)
         return None
-    cmd = [str(python), str(ANCHORS / script), *args, "--threads", "2"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    out = subprocess.run([str(python), *args], capture_output=True, text=True, check=True,
+                         cwd=ANCHORS, env={**os.environ, "OMP_NUM_THREADS": "2"})  # fmt: skip
+    return out.stdout.strip().splitlines()[-1]
+
+
+def run_anchor(venv: Path, script: str, *args: str) -> dict | None:
+    """The JSON line an anchors benchmark script prints last, run in the anchors venv (2 threads);
+    None, with a note, if the venv is missing."""
+    line = _anchors_last_line(venv, str(ANCHORS / script), *args, "--threads", "2")
+    return None if line is None else json.loads(line)
+
+
+def run_in_anchors(venv: Path, code: str) -> str | None:
+    """The last line ``code`` prints, run by the anchors venv's python beside the anchors'
+    scripts (``import bench_dalle2_pytorch`` works), 2 threads; None if the venv is missing."""
+    return _anchors_last_line(venv, "-c", code)
 
 
 def rendered_prompt_scenes(n: int, prompts_seed: int):

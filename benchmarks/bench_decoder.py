@@ -15,7 +15,7 @@ Both in this run, 2 threads; prints a Markdown table and, last, one JSON line.
 
 The work behind the training-step ratio: each side's FLOPs per step (``FlopCounterMode`` over a
 forward and backward at batch 16; the anchor's counted in its venv on the same configuration),
-the rate each side reaches, and the machine's fp32 matrix-product peak (2048^3) in the same run:
+the rate each side reaches, and the fp32 matrix-product rate (2048^3) measured in the same run:
 what rate a 2x faster step at our work would need.
 """
 
@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from _common import benchmark_parser, median_time, run_anchor  # noqa: E402
+from _common import benchmark_parser, median_time, run_anchor, run_in_anchors  # noqa: E402
 from bench_generate import cpu_name, matmul_peak  # noqa: E402
 
 from dalle.models.unet import UNet, UNetConfig  # noqa: E402
@@ -45,14 +44,20 @@ CONFIG = UNetConfig(image_size=32, base_channels=64, channel_mults=(1, 2, 4), nu
                     attention_resolutions=(8,), embed_dim=256, clip_tokens=4, text_dim=128)  # fmt: skip
 
 
-def train_step_time(bf16: bool, reps: int, warmup: int, batch: int = 16) -> float:
+def train_inputs(batch: int) -> tuple[UNet, torch.Tensor, torch.Tensor, torch.Generator]:
+    """Case D's model in training mode, x0 in [-1, 1], unit embeddings, and the generator."""
     torch.manual_seed(0)
     model = UNet(CONFIG).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1.2e-4)
-    schedule = make_schedule(model)
     g = torch.Generator().manual_seed(0)
     x0 = torch.rand(batch, 3, 32, 32, generator=g) * 2 - 1
     embed = F.normalize(torch.randn(batch, CONFIG.embed_dim, generator=g), dim=-1)
+    return model, x0, embed, g
+
+
+def train_step_time(bf16: bool, reps: int, warmup: int, batch: int = 16) -> float:
+    model, x0, embed, g = train_inputs(batch)
+    opt = torch.optim.AdamW(model.parameters(), lr=1.2e-4)
+    schedule = make_schedule(model)
 
     def step() -> None:
         t = torch.randint(0, 1000, (batch,), generator=g)
@@ -70,41 +75,29 @@ def train_step_time(bf16: bool, reps: int, warmup: int, batch: int = 16) -> floa
 
 
 def train_step_flops(batch: int = 16) -> float:
-    """FLOPs of our training step's forward and backward at ``batch`` (``FlopCounterMode``)."""
+    """FLOPs of our training step's forward and backward at ``batch`` (``FlopCounterMode``;
+    it counts no FLOPs for the CPU's fused attention kernel, about 1 GFLOP of the step here)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    torch.manual_seed(0)
-    model = UNet(CONFIG).train()
-    x = torch.randn(batch, 3, 32, 32)
-    t = torch.randint(0, 1000, (batch,))
-    embed = F.normalize(torch.randn(batch, CONFIG.embed_dim), dim=-1)
+    model, x0, embed, g = train_inputs(batch)
+    t = torch.randint(0, 1000, (batch,), generator=g)
     with FlopCounterMode(display=False) as counter:
-        model(x, t, embed).square().mean().backward()
+        model(x0, t, embed).square().mean().backward()
     return float(counter.get_total_flops())
 
 
-# dalle2-pytorch's case-D decoder as shared/anchors/README.md configures it, its FLOPs counted
-# in the anchors venv the same way (forward with its loss, backward, batch 16)
+# dalle2-pytorch's case-D decoder built by the anchors' own script, its FLOPs counted in the
+# anchors venv the same way (forward with its loss, backward, batch 16)
 ANCHOR_FLOPS = """
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from dalle2_pytorch import Decoder, Unet
+from bench_dalle2_pytorch import EMBED_DIM, build_decoder
 torch.manual_seed(0)
-unet = Unet(dim=64, image_embed_dim=256, cond_dim=128, channels=3, dim_mults=(1, 2, 4))
-decoder = Decoder(unet=unet, image_size=32, timesteps=1000)
+decoder = build_decoder()
 with FlopCounterMode(display=False) as counter:
-    decoder(torch.rand(16, 3, 32, 32), image_embed=torch.randn(16, 256)).backward()
+    decoder(torch.rand(16, 3, 32, 32), image_embed=torch.randn(16, EMBED_DIM)).backward()
 print(counter.get_total_flops())
 """
-
-
-def anchor_train_step_flops(venv) -> float | None:
-    python = venv / "bin" / "python"
-    if not python.exists():
-        return None
-    out = subprocess.run([str(python), "-c", ANCHOR_FLOPS], capture_output=True, text=True,
-                         check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})  # fmt: skip
-    return float(out.stdout.strip().splitlines()[-1])
 
 
 def sample_time(bf16: bool, sampler: str, steps: int, reps: int, warmup: int) -> float:
@@ -163,8 +156,9 @@ def main() -> None:
         print(f"| {name} | {'-' if theirs is None else f'{theirs * 1e3:.0f} ms'} | "
               f"{ours[ours_key] * 1e3:.1f} ms | {ratio} |")  # fmt: skip
     work = {"ours_gflop": train_step_flops() / 1e9, "fp32_peak_gflops": matmul_peak(torch.float32)}
-    if anchor is not None:
-        work["anchor_gflop"] = anchor_train_step_flops(args.anchors_venv) / 1e9
+    found = run_in_anchors(args.anchors_venv, ANCHOR_FLOPS) if anchor is not None else None
+    if found is not None:
+        work["anchor_gflop"] = float(found) / 1e9
     print("\n| fp32 train step, batch 16 | dalle2-pytorch | ours |\n|---|---|---|")
     theirs = anchor["train_s"] if anchor else None
     for key, secs in (("anchor_gflop", theirs), ("ours_gflop", ours["train_fp32_s"])):
@@ -175,7 +169,7 @@ def main() -> None:
         print(f"| {row} | {' | '.join(cells)} |")
     if theirs:  # the rate our step would need to take half the anchor's time
         work["needed_for_2x_gflops"] = work["ours_gflop"] / (theirs / 2)
-        print(f"\nfp32 matrix-product peak (2048^3): {work['fp32_peak_gflops']:.0f} GFLOP/s; a "
+        print(f"\nfp32 matrix-product rate (2048^3): {work['fp32_peak_gflops']:.0f} GFLOP/s; a "
               f"step 2x faster than the anchor's at our work needs "
               f"{work['needed_for_2x_gflops']:.0f} GFLOP/s "
               f"({work['needed_for_2x_gflops'] / work['fp32_peak_gflops']:.0%} of it)")  # fmt: skip

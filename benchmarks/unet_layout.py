@@ -34,8 +34,8 @@ chosen = unclip.conv_memory_format  # the library's choice, put back after each 
 
 
 def stage_times(pipe: UnclipPipeline, batch: int, bf16: bool, reps: int) -> dict:
-    prompts = evaluation_prompts(max(1, batch // 4), 2, "users")
-    prompts = [p for p in prompts for _ in range(4)][:batch] or prompts[:1]
+    prompts = evaluation_prompts(-(-batch // 4), 2, "users")  # 4 images a prompt
+    prompts = [p for p in prompts for _ in range(4)][:batch]
     seeds = list(range(batch))
     embeds = pipe._prior_draws(prompts, [(s, 1) for s in seeds], pipe.prior_defaults)
     parts = {"decoder": pipe.decoder, "upsampler": pipe.upsampler}
@@ -56,19 +56,21 @@ def stage_times(pipe: UnclipPipeline, batch: int, bf16: bool, reps: int) -> dict
     small = pipe.decode(embeds, prompts, [seed_of(s, 2) for s in seeds], pipe.decoder_defaults,
                         bf16)  # fmt: skip
     result = {}
-    for stage in parts:
-        times: dict[str, list[float]] = {name: [] for name in LAYOUTS}
-        outs = {}
-        for fmt in LAYOUTS.values():
-            draw(stage, fmt)  # warm-up
-        for _ in range(reps):
-            for name, fmt in LAYOUTS.items():
-                seconds, outs[name] = draw(stage, fmt)
-                times[name].append(seconds / batch)
-        diff = (outs["contiguous"] - outs["channels-last"]).abs().max().item() * 255
-        result[stage] = {name: statistics.median(t) for name, t in times.items()}
-        result[stage]["max_diff_levels"] = diff
-    unclip.conv_memory_format = chosen
+    try:
+        for stage in parts:
+            times: dict[str, list[float]] = {name: [] for name in LAYOUTS}
+            outs = {}
+            for fmt in LAYOUTS.values():
+                draw(stage, fmt)  # warm-up
+            for _ in range(reps):
+                for name, fmt in LAYOUTS.items():
+                    seconds, outs[name] = draw(stage, fmt)
+                    times[name].append(seconds / batch)
+            diff = (outs["contiguous"] - outs["channels-last"]).abs().max().item() * 255
+            result[stage] = {name: statistics.median(t) for name, t in times.items()}
+            result[stage]["max_diff_levels"] = diff
+    finally:
+        unclip.conv_memory_format = chosen
     return result
 
 

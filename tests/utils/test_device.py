@@ -128,37 +128,45 @@ def test_convolutions_sample_channels_last_in_fp32_on_a_cpu():
     assert device.conv_memory_format("cuda", bf16=False) == torch.contiguous_format
 
 
-def test_unclip_samples_its_unets_in_the_layout_of_the_dtype(cpu, tiny_unclip, tmp_path):
+def test_unclip_samples_its_unets_in_the_layout_of_the_dtype(tiny_unclip, tmp_path, monkeypatch):
     """The pipeline's U-Nets take the layout of the dtype each call samples in (channels-last
-    for fp32 on a CPU, contiguous for bf16), draw the same images in either, and still save."""
-    from dalle.pipelines.unclip_pipeline import UnclipPipeline
+    for fp32 on a CPU, contiguous for bf16, both ways), draw the same images in either, still
+    save as they were, and a model in training keeps its layout."""
+    import dalle.pipelines.unclip_pipeline as unclip
+    from dalle.pipelines.unclip_pipeline import UnclipPipeline, sampling_fn
 
     pipe = UnclipPipeline.from_pretrained(tiny_unclip)
+    unets = (pipe.decoder, pipe.upsampler)
+    prompts, seeds = ["a red circle", "a blue square"], [0, 1]
 
-    def layouts():
-        return {
-            fmt: all(p.is_contiguous(memory_format=fmt) for m in (pipe.decoder, pipe.upsampler)
-                     for p in m.parameters() if p.dim() == 4)
-            for fmt in (torch.channels_last, torch.contiguous_format)
-        }  # fmt: skip
+    def layout():  # the layout every 3 x 3 weight is in (1 x 1 ones are both)
+        weights = [p for m in unets for p in m.parameters() if p.dim() == 4 and p.shape[-1] > 1]
+        found = [f for f in (torch.channels_last, torch.contiguous_format)
+                 if all(w.is_contiguous(memory_format=f) for w in weights)]  # fmt: skip
+        assert len(found) == 1, "the weights are in mixed layouts"
+        return found[0]
 
-    assert layouts() == {torch.channels_last: False, torch.contiguous_format: True}  # as loaded
-    pipe.draw_pixels(["a red circle", "a blue square"], [0, 1], bf16=True)
-    assert layouts()[torch.contiguous_format]
-    fp32 = pipe.draw_pixels(["a red circle", "a blue square"], [0, 1], bf16=False)
-    assert layouts() == {torch.channels_last: True, torch.contiguous_format: False}
-    pipe.decoder.to(memory_format=torch.contiguous_format)
-    pipe.upsampler.to(memory_format=torch.contiguous_format)
-    import dalle.pipelines.unclip_pipeline as unclip
-
-    chosen = unclip.conv_memory_format
-    try:  # the same fp32 draw, the layout held contiguous
-        unclip.conv_memory_format = lambda device, bf16: torch.contiguous_format
-        same = pipe.draw_pixels(["a red circle", "a blue square"], [0, 1], bf16=False)
-    finally:
-        unclip.conv_memory_format = chosen
+    assert layout() == torch.contiguous_format  # as loaded
+    fp32 = pipe.draw_pixels(prompts, seeds, bf16=False)
+    assert layout() == torch.channels_last
+    pipe.draw_pixels(prompts[:1], seeds[:1], bf16=True)
+    assert layout() == torch.contiguous_format  # and back for bf16
+    monkeypatch.setattr(unclip, "conv_memory_format", lambda device, bf16: torch.contiguous_format)
+    same = pipe.draw_pixels(prompts, seeds, bf16=False)  # fp32, the layout held contiguous
+    assert layout() == torch.contiguous_format
     assert torch.allclose(fp32, same, atol=1e-4)
-    pipe.draw_pixels(["a red circle"], [0], bf16=False)  # channels-last again
+    monkeypatch.undo()
+    pipe.draw_pixels(prompts[:1], seeds[:1], bf16=False)
+    assert layout() == torch.channels_last
     saved = UnclipPipeline.from_pretrained(pipe.save_pretrained(tmp_path / "pipe"))
-    for a, b in zip(pipe.decoder.parameters(), saved.decoder.parameters(), strict=True):
-        assert torch.equal(a, b)
+    for mine, theirs in ((pipe.decoder, saved.decoder), (pipe.upsampler, saved.upsampler)):
+        for a, b in zip(mine.parameters(), theirs.parameters(), strict=True):
+            assert torch.equal(a, b)
+    training = saved.decoder.train()
+    with torch.inference_mode():
+        sampling_fn(training, lambda x, t: x, bf16=False)
+        sampling_fn(saved.upsampler, lambda x, t: x, bf16=False)  # an eval model converts
+    assert all(p.is_contiguous() for p in training.parameters())
+    converted = [p for p in saved.upsampler.parameters() if p.dim() == 4 and p.shape[-1] > 1]
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in converted)
+    assert not any(p.is_inference() for p in saved.upsampler.parameters())  # it can still train

@@ -518,11 +518,14 @@ def sampling_fn(unet: UNet, model_fn, bf16: bool):
     """``model_fn`` (a prediction of ``unet``) as it samples fastest: under bf16 autocast if
     asked, its output back in float32, with ``unet``'s convolution weights in the memory format
     :func:`~dalle.utils.device.conv_memory_format` gives for that dtype on its device (converted
-    in place when they are not: a later call in the same dtype finds them so)."""
+    in place when they are not, so a later call in the same dtype finds them so; the values do
+    not change). A model in training mode keeps its layout (its optimizer holds its tensors)."""
     layout = conv_memory_format(next(unet.parameters()).device, bf16)
     weights = [p for p in unet.parameters() if p.dim() == 4]
-    if not all(w.is_contiguous(memory_format=layout) for w in weights):
-        unet.to(memory_format=layout)
+    if not unet.training and not all(w.is_contiguous(memory_format=layout) for w in weights):
+        # normal tensors even when called under inference mode, so the model can still train
+        with torch.inference_mode(False), torch.no_grad():
+            unet.to(memory_format=layout)
     if not bf16:
         return model_fn
 

@@ -54,11 +54,12 @@ def use_bf16(requested: bool | None, device: str | torch.device = "cpu") -> bool
 
 
 def conv_memory_format(device: str | torch.device, bf16: bool) -> torch.memory_format:
-    """The memory format a convolutional network samples fastest in on ``device`` in the dtype
-    ``bf16`` says: channels-last for fp32 on a CPU (oneDNN's channels-last convolutions; the
-    unCLIP U-Nets drew 1.1-1.2x faster so on an AMD Zen 3, ``benchmarks/unet_layout.py``),
-    contiguous otherwise (bf16 under autocast ran slower channels-last on Intel AMX; GPUs are not
-    measured here)."""
+    """The memory format a convolutional network samples in on ``device`` in the dtype ``bf16``
+    says: channels-last for fp32 on a CPU (the unCLIP U-Nets sampled 1.10-1.30x faster so on an
+    AMD Zen 3, ``benchmarks/unet_layout.py``; on Intel, fp32 training steps were faster
+    channels-last too), contiguous otherwise (bf16 training ran slower channels-last on Intel
+    AMX; bf16 sampling by layout, other CPUs and GPUs are not measured: that script times bf16
+    where the machine has the units)."""
     if torch.device(device).type == "cpu" and not bf16:
         return torch.channels_last
     return torch.contiguous_format
